@@ -1,0 +1,80 @@
+"""Checks a config before anything runs: every user mistake becomes one `UserError` line."""
+from __future__ import annotations
+
+import math
+
+import ml_collections
+
+from ae_jax.errors import UserError
+from ae_jax.metrics import LOSSES
+from ae_jax.models import MODELS
+
+PIPELINES = ("auto", "device", "stream")
+# Fields that may change when a run is resumed (train longer); all others must match.
+RESUMABLE_CHANGES = ("num_epochs", "progress_bar")
+
+
+def _default_keys() -> set[str]:
+  from configs import default  # pylint: disable=import-outside-toplevel
+  return set(default.get_config().keys())
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `UserError` naming the field and the fix for the first bad value found."""
+  unknown = set(config.keys()) - _default_keys()
+  if unknown:
+    raise UserError(f"unknown config field(s) {sorted(unknown)}: see configs/default.py "
+                    "for the fields there are")
+
+  def need(ok: bool, field: str, what: str):
+    if not ok:
+      raise UserError(f"bad config value {field}={config_get(config, field)!r}: "
+                      f"it must be {what} (--config.{field}=...)")
+
+  def positive_int(field: str, allow_none: bool = False):
+    v = config_get(config, field)
+    if v is None and allow_none:
+      return
+    need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, field,
+         "a positive integer" + (" or None" if allow_none else ""))
+
+  need(config.model in MODELS, "model", f"one of {MODELS}")
+  need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
+  need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
+  need(isinstance(config.dataset, str) and bool(config.dataset), "dataset",
+       "a tfds dataset name")
+  for field in ("latent_dim", "num_epochs", "batch_size", "eval_batch_size", "num_images",
+                "device_data_mb", "checkpoints_to_keep"):
+    positive_int(field)
+  for field in ("steps_per_epoch", "eval_examples"):
+    positive_int(field, allow_none=True)
+  need(isinstance(config.steps_per_call, int) and config.steps_per_call >= 0,
+       "steps_per_call", "an integer >= 0 (0 = automatic)")
+  lr = config.learning_rate
+  need(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "learning_rate",
+       "a positive number")
+  loc, scale = config.noise.loc, config.noise.scale
+  need(isinstance(loc, (int, float)) and math.isfinite(loc), "noise.loc", "a finite number")
+  need(isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0, "noise.scale",
+       "a number >= 0 (0 turns noise off)")
+  need(isinstance(config.seed, int) and config.seed >= 0, "seed", "an integer >= 0")
+
+
+def config_get(config: ml_collections.ConfigDict, dotted: str):
+  value = config
+  for part in dotted.split("."):
+    value = value[part]
+  return value
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+  """Dotted names of the fields whose values differ (ignoring RESUMABLE_CHANGES)."""
+  out = []
+  for key in sorted(set(old) | set(new)):
+    name = prefix + key
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += differences(a, b, name + ".")
+    elif a != b and name not in RESUMABLE_CHANGES:
+      out.append(name)
+  return out

@@ -1,0 +1,196 @@
+"""Input pipelines: tfds sources (with an offline IDX fallback), on-the-fly noise, batching.
+
+Two ways to feed the train step, both deterministic functions of (seed, epoch, step):
+* `stream_epoch`: tf.data streams an epoch of batches (shuffle, batch, noise in the pipeline).
+* on device: `load_images` holds the whole split in memory; `device_batch` gathers a batch
+  by a permutation inside jit and `add_noise` draws its noise there (see train.py).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+from typing import Iterator
+from urllib.parse import urlparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from ae_jax import idx_builder
+from ae_jax.errors import UserError
+
+# TensorFlow only feeds data: it must never take accelerator memory from JAX.
+tf.config.set_visible_devices([], "GPU")
+
+DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
+_PROBE_SECONDS = 3.0
+
+
+# ---------------------------------------------------------------------------- sources
+
+def network_reachable(hosts: list[str], timeout: float = _PROBE_SECONDS) -> bool:
+  """True if a TCP connection to port 443 of any host opens within `timeout` seconds."""
+  def probe(host):
+    try:
+      socket.create_connection((host, 443), timeout=timeout).close()
+      return True
+    except OSError:
+      return False
+  pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(len(hosts), 1))
+  futures = [pool.submit(probe, h) for h in hosts]
+  try:
+    done, _ = concurrent.futures.wait(futures, timeout=timeout + 1)
+    return any(f.result() for f in done)
+  finally:
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _download_hosts(builder) -> list[str]:
+  hosts = {"storage.googleapis.com"}  # tfds' own mirror of prepared datasets
+  try:
+    hosts.update(urlparse(url).hostname for url in (builder.url_infos or {}))
+  except Exception:  # builders without a checksums file: the mirror is all we know
+    pass
+  return sorted(h for h in hosts if h)[:4]
+
+
+def get_builder(dataset: str, data_dir: str | None = None,
+                idx_dir: str | None = DEFAULT_IDX_DIR) -> tfds.core.DatasetBuilder:
+  """A prepared tfds builder for `dataset`, preparing it if it can be done here.
+
+  Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
+  MNIST-format datasets from the IDX files in `idx_dir`; a tfds download when the
+  network answers. Otherwise raises `UserError` within seconds (tfds alone retries
+  for minutes when offline).
+  """
+  data_dir = os.path.expanduser(data_dir) if data_dir else None
+  try:
+    builder = tfds.builder(dataset, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
+                    "fashion_mnist or mnist (--config.dataset=...)") from None
+  except Exception as e:  # e.g. a tfds builder whose module fails to import
+    raise UserError(f"cannot open dataset {dataset!r} ({type(e).__name__}: {e})") from None
+  if builder.is_prepared():
+    return builder
+  if dataset in {c.name for c in idx_builder.IdxImages.BUILDER_CONFIGS}:
+    ours = idx_builder.IdxImages(config=dataset, data_dir=data_dir)
+    if ours.is_prepared():
+      return ours
+    if idx_builder.has_idx_files(idx_dir):
+      ours.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
+      return ours
+  if not network_reachable(_download_hosts(builder)):
+    hint = (f" or put its four IDX files in a folder and set --config.idx_dir "
+            f"(now {idx_dir!r}; Debian: apt-get install dataset-fashion-mnist)"
+            if dataset in ("mnist", "fashion_mnist") else "")
+    raise UserError(
+        f"dataset {dataset!r} is not prepared in {builder.data_dir_root} and cannot be "
+        f"downloaded (no network): prepare it where there is network and copy it there, "
+        f"or set --config.data_dir{hint}")
+  builder.download_and_prepare()
+  return builder
+
+
+def image_shape(builder) -> tuple[int, int, int]:
+  """(H, W, C) of the dataset's uint8 `image` feature; `UserError` if it has none."""
+  try:
+    feature = builder.info.features["image"]
+  except (KeyError, TypeError):
+    feature = None
+  shape = tuple(getattr(feature, "shape", ()) or ())
+  if feature is None or len(shape) != 3 or None in shape or feature.np_dtype != np.uint8:
+    raise UserError(f"dataset {builder.name!r} has no fixed-size uint8 'image' feature "
+                    f"(got {feature!r}): choose an image dataset such as fashion_mnist")
+  return shape
+
+
+def num_examples(builder, split: str) -> int:
+  try:
+    return builder.info.splits[split].num_examples
+  except (KeyError, ValueError):
+    raise UserError(f"dataset {builder.name!r} has no split {split!r}; it has "
+                    f"{sorted(builder.info.splits)}") from None
+
+
+def load_images(builder, split: str, max_examples: int | None = None) -> np.ndarray:
+  """The split's images as one uint8 array [N, H, W, C], in the dataset's order."""
+  if max_examples:
+    split = f"{split}[:{max_examples}]"
+  ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
+  return tfds.as_numpy(ds)["image"]
+
+
+# ---------------------------------------------------------------------------- noise
+
+def add_noise(key: jax.Array, clean: jax.Array, loc: float, scale: float) -> jax.Array:
+  """clean + N(loc, scale^2), clipped to [0, 1]. Identity when scale == 0."""
+  if scale == 0:
+    return clean
+  noise = loc + scale * jax.random.normal(key, clean.shape, clean.dtype)
+  return jnp.clip(clean + noise, 0.0, 1.0)
+
+
+def _add_noise_tf(clean, step, seed: int, loc: float, scale: float):
+  if scale == 0:
+    return clean
+  noise = tf.random.stateless_normal(tf.shape(clean), seed=tf.stack([seed, step]),
+                                     mean=loc, stddev=scale)
+  return tf.clip_by_value(clean + noise, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------- batches
+
+def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
+                 batch_size: int) -> jax.Array:
+  """Batch `i` of an epoch whose order is `perm`, as float32 in [0, 1] (for use in jit)."""
+  idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+  return images_u8[idx].astype(jnp.float32) / 255.0
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> jax.Array:
+  """The example order of `epoch`: a function of (seed, epoch) only, for exact resumes."""
+  key = jax.random.fold_in(jax.random.key(seed), epoch)
+  return jax.random.permutation(key, n)
+
+
+def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int, seed: int,
+                 loc: float, scale: float, first_step: int,
+                 start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Streams (noisy, clean) float32 batches of one epoch through tf.data.
+
+  The order comes from a shuffle seeded by (seed, epoch), the noise of batch i from
+  (seed, first_step + i); `start` skips the batches already trained on (resume).
+  """
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
+              num_parallel_calls=tf.data.AUTOTUNE)
+  n = num_examples(builder, split)
+  ds = ds.shuffle(min(n, 60_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+  ds = ds.batch(batch_size, drop_remainder=True).take(steps).enumerate().skip(start)
+  ds = ds.map(lambda i, x: (_add_noise_tf(x, first_step + tf.cast(i, tf.int32), seed, loc, scale),
+                            x), num_parallel_calls=tf.data.AUTOTUNE)
+  return tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def eval_batches(images_u8: np.ndarray, *, batch_size: int, seed: int, loc: float,
+                 scale: float) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
+  """(noisy, clean, mask) batches over a whole split, the last one padded (mask 0).
+
+  The evaluation noise is fixed by the seed, so every epoch is judged on the same inputs.
+  """
+  key = jax.random.fold_in(jax.random.key(seed), 2**31 - 1)
+  n = len(images_u8)
+  for b, start in enumerate(range(0, n, batch_size)):
+    chunk = images_u8[start:start + batch_size]
+    mask = np.ones(batch_size, np.float32)
+    if len(chunk) < batch_size:
+      mask[len(chunk):] = 0
+      chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:],
+                                              chunk.dtype)])
+    clean = jnp.asarray(chunk, jnp.float32) / 255.0
+    yield add_noise(jax.random.fold_in(key, b), clean, loc, scale), clean, jnp.asarray(mask)

@@ -1,0 +1,98 @@
+"""A tfds builder that prepares MNIST-format datasets from a local folder of IDX files.
+
+Debian's `dataset-fashion-mnist` installs the four original IDX `.gz` files in
+/usr/share/datasets/fashion-mnist, but re-gzipped, so tfds' own `fashion_mnist` builder
+rejects their checksums as manual downloads. This builder reads such a folder (its
+`manual_dir`) and writes an ordinary prepared tfds dataset to `data_dir`, reused afterwards.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+MNIST_CLASSES = tuple(str(i) for i in range(10))
+
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class IdxConfig(tfds.core.BuilderConfig):
+  """One MNIST-format dataset: its name is the tfds dataset it stands in for."""
+
+  def __init__(self, *, class_names: tuple[str, ...], **kwargs):
+    super().__init__(version="1.0.0", **kwargs)
+    self.class_names = class_names
+
+
+def find_idx_file(folder: str, stem: str) -> str | None:
+  """Path of `stem` or `stem.gz` in `folder`, or None."""
+  for name in (stem + ".gz", stem):
+    path = os.path.join(folder, name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def has_idx_files(folder: str | None) -> bool:
+  return bool(folder) and all(
+      find_idx_file(folder, stem) for pair in _FILES.values() for stem in pair)
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an IDX file (gzipped or not) into a uint8 array of the shape its header gives."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rb") as f:
+    data = f.read()
+  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+    raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+  ndim = data[3]
+  dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+  offset = 4 + 4 * ndim
+  expected = int(np.prod(dims))
+  if len(data) - offset != expected:
+    raise ValueError(f"{path}: header says {dims} but holds {len(data) - offset} bytes")
+  return np.frombuffer(data, np.uint8, offset=offset).reshape(dims)
+
+
+class IdxImages(tfds.core.GeneratorBasedBuilder):
+  """28x28x1 uint8 images with labels, read from a folder of IDX files (manual_dir)."""
+
+  BUILDER_CONFIGS = [
+      IdxConfig(name="fashion_mnist", class_names=FASHION_MNIST_CLASSES,
+                description="Fashion-MNIST from local IDX files."),
+      IdxConfig(name="mnist", class_names=MNIST_CLASSES,
+                description="MNIST from local IDX files."),
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
+      "and t10k-labels-idx1-ubyte.gz in the manual folder (Debian: apt-get install "
+      "dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist).")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 28, 1)),
+            "label": tfds.features.ClassLabel(names=list(self.builder_config.class_names)),
+        }),
+        supervised_keys=("image", "label"),
+    )
+
+  def _split_generators(self, dl_manager):
+    folder = os.fspath(dl_manager.manual_dir)
+    return {split: self._generate_examples(folder, *stems) for split, stems in _FILES.items()}
+
+  def _generate_examples(self, folder: str, images_stem: str, labels_stem: str):
+    images = read_idx(find_idx_file(folder, images_stem))
+    labels = read_idx(find_idx_file(folder, labels_stem))
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+      raise ValueError(f"{folder}: expected N x 28 x 28 images and N labels, got "
+                       f"{images.shape} and {labels.shape}")
+    for i, (image, label) in enumerate(zip(images, labels)):
+      yield i, {"image": image[:, :, None], "label": int(label)}

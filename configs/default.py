@@ -1,0 +1,39 @@
+"""Defaults shared by every experiment; each configs/<name>.py starts from these."""
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.model = "dense"  # 'dense' (784 -> latent_dim -> 784) or 'conv' (code 4x4x8)
+  config.latent_dim = 64  # the dense model's code size K
+  config.loss = "bce"  # 'bce' (from logits) or 'mse'
+
+  config.dataset = "fashion_mnist"  # any tfds dataset of fixed-size uint8 images
+  config.data_dir = config_dict.placeholder(str)  # tfds data_dir; None = tfds' default
+  config.idx_dir = "/usr/share/datasets/fashion-mnist"  # local IDX files for (fashion_)mnist
+  config.train_split = "train"
+  config.eval_split = "test"
+  # 'device': the split held in memory, batches gathered and noised inside jit;
+  # 'stream': tf.data streams batches; 'auto': device when the split fits in device_data_mb.
+  config.input_pipeline = "auto"
+  config.device_data_mb = 2048
+  # Train steps per jit call on the device pipeline (lax.scan); 0 = per model (see train.py).
+  config.steps_per_call = 0
+
+  config.learning_rate = 1e-3
+  config.num_epochs = 10
+  config.batch_size = 128
+  config.eval_batch_size = 1000
+  config.steps_per_epoch = config_dict.placeholder(int)  # None = the whole split
+  config.eval_examples = config_dict.placeholder(int)  # None = the whole eval split
+  config.seed = 0
+
+  config.noise = ml_collections.ConfigDict()
+  config.noise.loc = 0.5  # mean of the Gaussian noise added to the input
+  config.noise.scale = 0.0  # its std; 0 = no noise
+
+  config.checkpoints_to_keep = 3  # newest checkpoints kept in WORKDIR/checkpoints
+  config.num_images = 10  # columns of the picture grids
+  config.progress_bar = True
+  return config

@@ -1,0 +1,78 @@
+"""Trains an autoencoder: python launch.py --config configs/denoise.py [--config.x=y ...].
+
+Kept short on purpose (as in the Flax examples): all the work is in
+`ae_jax.train.train_and_evaluate`, which notebooks and tests call directly. Mistakes a
+user can make (bad flags, config file or values, data, workdir) end in one line, exit 2.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data: keep it quiet
+
+from absl import app, flags, logging  # pylint: disable=wrong-import-position
+from ml_collections import config_flags  # pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go "
+                    "(default: runs/<config name>).")
+flags.mark_flags_as_required(["config"])
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _config_path(argv) -> str:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return "?"
+
+
+def _explain(e: Exception, path: str) -> str:
+  """One line for an error raised while loading the config file or applying overrides."""
+  if isinstance(e, flags.Error):
+    return f"{e} (see python launch.py --helpshort)"
+  if isinstance(e, SyntaxError):
+    return f"config file {path} has a syntax error at line {e.lineno}: {e.msg}"
+  if isinstance(e, OSError):
+    return f"config file {path} cannot be read: give a path such as configs/denoise.py"
+  if isinstance(e, (AttributeError, KeyError)):
+    field = str(e).strip("\"'")
+    return f"unknown config field {field!r}: see configs/default.py for the fields there are"
+  return f"cannot load config file {path} ({type(e).__name__}: {e})"
+
+
+def parse_flags(argv):
+  """absl's parsing, with every bad flag, config file or override reported as one line."""
+  try:
+    args = FLAGS(argv)
+    FLAGS.config.keys()  # a file that failed to load raises here, inside the try
+    return args
+  except Exception as e:  # pylint: disable=broad-except
+    _fail(_explain(e, _config_path(argv)))
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
+  logging.set_verbosity(logging.WARNING)
+  from ae_jax import train  # pylint: disable=import-outside-toplevel
+  from ae_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+
+  workdir = FLAGS.workdir or os.path.join(
+      "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
+  try:
+    train.train_and_evaluate(FLAGS.config, workdir)
+  except UserError as e:
+    _fail(str(e))
+  print(f"done: outputs in {workdir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)

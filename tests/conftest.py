@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny real IDX dataset prepared by the project's own tfds builder."""
+import gzip
+import os
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=wrong-import-position
+
+# Small models compile much faster without XLA's heavier passes; results are unchanged.
+jax.config.update("jax_disable_most_optimizations", True)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes a uint8 array as a gzipped IDX file (the MNIST format)."""
+  header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + b"".join(
+      struct.pack(">I", d) for d in array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """n 28x28 images of bright rectangles (learnable structure), and labels."""
+  rng = np.random.default_rng(seed)
+  images = np.zeros((n, 28, 28), np.uint8)
+  for img in images:
+    r0, c0 = rng.integers(2, 14, size=2)
+    h, w = rng.integers(6, 13, size=2)
+    img[r0:r0 + h, c0:c0 + w] = rng.integers(150, 256)
+  return images, rng.integers(0, 10, size=n).astype(np.uint8)
+
+
+def write_idx_folder(folder: str, n_train: int = 512, n_test: int = 128) -> str:
+  os.makedirs(folder, exist_ok=True)
+  for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+    images, labels = make_images(n, seed)
+    write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
+    write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+  return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+  """(idx_dir, data_dir) of a 512/128-image dataset prepared as 'fashion_mnist'."""
+  root = tmp_path_factory.mktemp("tiny")
+  idx_dir = write_idx_folder(str(root / "idx"))
+  data_dir = str(root / "tfds")
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  data.get_builder("fashion_mnist", data_dir, idx_dir)  # prepare once for the session
+  return idx_dir, data_dir
+
+
+@pytest.fixture
+def tiny_config(tiny_data):
+  """A dense config on the tiny dataset: 2 epochs of 4 steps, batch 32."""
+  from configs import dense  # pylint: disable=import-outside-toplevel
+  config = dense.get_config()
+  config.idx_dir, config.data_dir = tiny_data
+  config.batch_size = 32
+  config.steps_per_epoch = 4
+  config.num_epochs = 2
+  config.eval_batch_size = 50
+  config.num_images = 4
+  config.progress_bar = False
+  return config

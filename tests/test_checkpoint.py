@@ -1,0 +1,66 @@
+"""Checkpoint round trip: encoder and decoder restored apart, the whole autoencoder, errors."""
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, train
+from ae_jax.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data):
+  from configs import conv  # pylint: disable=import-outside-toplevel
+  config = conv.get_config()
+  config.idx_dir, config.data_dir = tiny_data
+  config.batch_size, config.steps_per_epoch, config.num_epochs = 32, 3, 1
+  config.progress_bar = False
+  workdir = str(tmp_path_factory.mktemp("ckpt") / "run")
+  state = train.train_and_evaluate(config, workdir)
+  return workdir, state
+
+
+def test_encoder_alone_gives_the_live_models_codes(trained):
+  workdir, state = trained
+  x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1))
+  live = state.apply_fn({"params": state.params}, x, method="encode")
+  encoder, variables = checkpoint.restore_encoder(workdir)
+  assert set(variables) == {"params"} and "decoder" not in variables["params"]
+  np.testing.assert_array_equal(encoder.apply(variables, x), live)
+  assert live.shape == (5, 4, 4, 8)
+
+
+def test_decoder_alone_restores_images_from_codes(trained):
+  workdir, state = trained
+  x = jax.random.uniform(jax.random.key(1), (5, 28, 28, 1))
+  codes = state.apply_fn({"params": state.params}, x, method="encode")
+  live = state.apply_fn({"params": state.params}, codes, method="decode")
+  decoder, variables = checkpoint.restore_decoder(workdir)
+  restored = jax.nn.sigmoid(decoder.apply(variables, codes))
+  np.testing.assert_array_equal(restored, live)
+  assert float(restored.min()) >= 0 and float(restored.max()) <= 1
+
+
+def test_whole_autoencoder_and_full_state(trained):
+  workdir, state = trained
+  model, variables = checkpoint.restore_autoencoder(workdir)
+  x = jax.random.uniform(jax.random.key(2), (3, 28, 28, 1))
+  np.testing.assert_array_equal(model.apply(variables, x, method="reconstruct"),
+                                jax.nn.sigmoid(state.apply_fn({"params": state.params}, x)))
+  manager = checkpoint.make_manager(workdir)
+  restored = checkpoint.restore_state(manager, state)
+  assert int(restored.step) == int(state.step) == 3
+  for a, b in zip(jax.tree.leaves(restored.opt_state), jax.tree.leaves(state.opt_state)):
+    np.testing.assert_array_equal(a, b)
+  manager.close()
+
+
+def test_restore_from_a_workdir_without_a_run_or_checkpoint(tmp_path, trained):
+  with pytest.raises(UserError, match="no config.json"):
+    checkpoint.restore_encoder(str(tmp_path))
+  empty = tmp_path / "empty"
+  os.makedirs(empty)
+  (empty / "config.json").write_text(open(os.path.join(trained[0], "config.json")).read())
+  with pytest.raises(UserError, match="no checkpoint yet"):
+    checkpoint.restore_decoder(str(empty))

@@ -1,0 +1,116 @@
+"""Data sources (IDX builder, tfds, offline fast-fail), noise and both pipelines."""
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax import data, idx_builder
+from ae_jax.errors import UserError
+from conftest import make_images, write_idx
+
+
+def test_idx_reader_round_trip(tmp_path):
+  images, _ = make_images(5, seed=3)
+  write_idx(str(tmp_path / "x.gz"), images)
+  np.testing.assert_array_equal(idx_builder.read_idx(str(tmp_path / "x.gz")), images)
+  (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05garbage")
+  with pytest.raises(ValueError, match="header says"):
+    idx_builder.read_idx(str(tmp_path / "bad"))
+
+
+def test_builder_prepares_from_idx_files_and_reuses_them(tiny_data):
+  idx_dir, data_dir = tiny_data
+  builder = data.get_builder("fashion_mnist", data_dir, idx_dir=None)  # prepared: no files needed
+  assert isinstance(builder, idx_builder.IdxImages)
+  assert data.image_shape(builder) == (28, 28, 1)
+  assert data.num_examples(builder, "train") == 512
+  train = data.load_images(builder, "train")
+  expected, _ = make_images(512, seed=0)
+  # The same images (tfds' writer stores them in its own fixed, shuffled order).
+  as_set = lambda a: sorted(x.tobytes() for x in a.reshape(len(a), -1))
+  assert as_set(train) == as_set(expected)
+  np.testing.assert_array_equal(data.load_images(builder, "train"), train)  # stable order
+  assert data.load_images(builder, "test", max_examples=7).shape == (7, 28, 28, 1)
+  with pytest.raises(UserError, match="no split 'validation'"):
+    data.num_examples(builder, "validation")
+
+
+def test_unknown_dataset_is_refused(tmp_path):
+  with pytest.raises(UserError, match="unknown dataset 'no_such_set'"):
+    data.get_builder("no_such_set", str(tmp_path))
+
+
+def test_offline_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):
+  # The network cannot exist here; on a machine where it does, the probe is forced to
+  # report it unreachable so tfds never starts its ~200 s of retries.
+  monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
+  t0 = time.perf_counter()
+  with pytest.raises(UserError, match="cannot be downloaded.*data_dir.*idx_dir"):
+    data.get_builder("mnist", str(tmp_path), idx_dir=str(tmp_path / "missing"))
+  assert time.perf_counter() - t0 < 10
+
+
+def test_network_probe_gives_up_quickly():
+  t0 = time.perf_counter()
+  assert data.network_reachable(["host.invalid"], timeout=1.0) is False
+  assert time.perf_counter() - t0 < 3
+
+
+def test_noise_statistics_and_determinism():
+  clean = jnp.zeros((64, 28, 28, 1))
+  key = jax.random.key(0)
+  raw = data.add_noise(key, clean - 10.0, 0.5, 0.1)  # far below 0: all clipped to 0
+  assert float(raw.max()) == 0.0
+  # Before clipping (values of a mid-grey image stay inside [0, 1]): mean 0.5, std 0.1.
+  grey = jnp.full((64, 28, 28, 1), 0.2)
+  noisy = data.add_noise(key, grey, 0.5, 0.1)
+  noise = np.asarray(noisy - grey)
+  assert abs(noise.mean() - 0.5) < 0.005 and abs(noise.std() - 0.1) < 0.005
+  bright = data.add_noise(key, jnp.full((64, 28, 28, 1), 0.9), 0.5, 0.1)
+  assert float(bright.min()) >= 0.0 and float(bright.max()) == 1.0
+  np.testing.assert_array_equal(data.add_noise(key, grey, 0.5, 0.1), noisy)
+  assert not np.array_equal(data.add_noise(jax.random.fold_in(key, 1), grey, 0.5, 0.1), noisy)
+  assert data.add_noise(key, grey, 0.5, 0.0) is grey  # scale 0: noise off
+
+
+def test_device_batches_follow_a_seeded_permutation():
+  images = jnp.arange(10, dtype=jnp.uint8).reshape(10, 1, 1, 1)
+  perm = data.epoch_permutation(seed=0, epoch=0, n=10)
+  np.testing.assert_array_equal(data.epoch_permutation(0, 0, 10), perm)
+  assert not np.array_equal(data.epoch_permutation(0, 1, 10), perm)
+  batch = data.device_batch(images, perm, jnp.int32(1), 4)
+  np.testing.assert_allclose(batch.ravel() * 255, perm[4:8], atol=1e-4)
+
+
+def _stream(builder, epoch, scale=0.1, start=0):
+  return list(data.stream_epoch(builder, "train", batch_size=32, steps=3, epoch=epoch, seed=7,
+                                loc=0.5, scale=scale, first_step=epoch * 3, start=start))
+
+
+def test_stream_pipeline_noise_fresh_per_epoch_identical_on_rerun(tiny_data):
+  builder = data.get_builder("fashion_mnist", tiny_data[1])
+  e0, again, e1 = _stream(builder, 0), _stream(builder, 0), _stream(builder, 1)
+  assert len(e0) == 3 and e0[0][0].shape == (32, 28, 28, 1) and e0[0][0].dtype == np.float32
+  for (n0, c0), (n1, c1) in zip(e0, again):
+    np.testing.assert_array_equal(n0, n1)
+    np.testing.assert_array_equal(c0, c1)
+  assert not np.array_equal(e0[0][1], e1[0][1])  # another order in another epoch
+  noisy, clean = e0[0]
+  assert noisy.min() >= 0 and noisy.max() <= 1
+  dark = clean == 0  # background pixels: noise mean 0.5 std 0.1 survives the clipping
+  assert abs((noisy - clean)[dark].mean() - 0.5) < 0.01
+  assert abs((noisy - clean)[dark].std() - 0.1) < 0.01
+  resumed = _stream(builder, 0, start=1)  # a resume skips the batches already seen
+  np.testing.assert_array_equal(resumed[0][0], e0[1][0])
+  plain = _stream(builder, 0, scale=0.0)
+  np.testing.assert_array_equal(plain[0][0], plain[0][1])
+
+
+def test_eval_batches_pad_and_mask():
+  images = np.full((5, 28, 28, 1), 255, np.uint8)
+  batches = list(data.eval_batches(images, batch_size=4, seed=0, loc=0.5, scale=0.0))
+  assert [b[2].tolist() for b in batches] == [[1, 1, 1, 1], [1, 0, 0, 0]]
+  np.testing.assert_allclose(batches[1][1][0], 1.0)

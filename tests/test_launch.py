@@ -1,0 +1,94 @@
+"""launch.py as a user runs it: overrides, and every mistake as one line with exit code 2."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ae_jax import config_lib
+from ae_jax.errors import UserError
+from conftest import REPO
+from configs import default, dense
+
+
+def run_launch(*args, cwd=REPO, timeout=120):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=cwd,
+                        env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_defaults_reproduce_the_lecture():
+  from configs import conv, denoise  # pylint: disable=import-outside-toplevel
+  d, c, n = dense.get_config(), conv.get_config(), denoise.get_config()
+  assert (d.model, d.latent_dim, d.loss, d.learning_rate, d.num_epochs, d.batch_size) == (
+      "dense", 64, "bce", 1e-3, 10, 128)
+  assert (c.model, c.num_epochs, c.noise.scale) == ("conv", 10, 0.0)
+  assert (n.model, n.noise.loc, n.noise.scale, n.num_epochs, n.batch_size) == (
+      "conv", 0.5, 0.1, 30, 128)
+  for config in (d, c, n):
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("loss", "hinge", "loss='hinge'"), ("batch_size", 0, "batch_size=0"),
+    ("latent_dim", 0, "latent_dim=0"), ("learning_rate", -1.0, "learning_rate"),
+    ("model", "vae", "model='vae'"), ("input_pipeline", "magic", "input_pipeline"),
+    ("steps_per_epoch", 0, "steps_per_epoch=0"), ("num_epochs", 0, "num_epochs=0"),
+])
+def test_validate_names_the_bad_field(field, value, match):
+  config = default.get_config()
+  config[field] = value
+  with pytest.raises(UserError, match=match):
+    config_lib.validate(config)
+
+
+def test_validate_refuses_unknown_fields_and_negative_noise():
+  config = default.get_config()
+  config.noise.scale = -0.1
+  with pytest.raises(UserError, match="noise.scale"):
+    config_lib.validate(config)
+  config = default.get_config()
+  config.latnet_dim = 3
+  with pytest.raises(UserError, match="unknown config field.*latnet_dim"):
+    config_lib.validate(config)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.loss=hinge"], "bad config value loss='hinge'"),
+    (["--config.batch_size=0"], "batch_size=0"),
+    (["--config.foo=1"], "unknown config field 'foo'"),
+    (["--config.batch_size=abc"], "--config.batch_size=abc"),
+    (["--config.dataset=no_such_set"], "unknown dataset 'no_such_set'"),
+])
+def test_launch_reports_user_errors_in_one_line(tmp_path, args, message):
+  result = run_launch("--config", "configs/dense.py", "--workdir", str(tmp_path / "w"), *args)
+  assert result.returncode == 2, result.stderr[-2000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and message in last
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "w")  # nothing written for a refused run
+
+
+def test_launch_reports_bad_config_files(tmp_path):
+  (tmp_path / "broken.py").write_text("def get_config(:\n")
+  for path, message in ((str(tmp_path / "broken.py"), "syntax error at line 1"),
+                        ("configs/missing.py", "cannot be read")):
+    result = run_launch("--config", path)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
+  idx_dir, data_dir = tiny_data
+  common = ["--config", "configs/denoise.py", "--workdir", str(tmp_path / "w"),
+            f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
+            "--config.batch_size=32", "--config.steps_per_epoch=2", "--config.eval_examples=64",
+            "--config.progress_bar=False"]
+  result = run_launch(*common, "--config.num_epochs=1")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "epoch 1/1" in result.stderr
+  result = run_launch(*common, "--config.num_epochs=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Resuming" in result.stderr and "epoch 2/2" in result.stderr
+  result = run_launch(*common, "--config.num_epochs=2", "--config.seed=1")
+  assert result.returncode == 2 and "another config (differs in seed)" in result.stderr

@@ -1,0 +1,44 @@
+"""Losses and metrics against values computed by hand."""
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax import metrics
+
+
+def test_bce_from_logits_matches_hand_computation():
+  logits = jnp.array([[0.0, 2.0], [-1.0, 3.0]]).reshape(2, 1, 2, 1)
+  target = jnp.array([[1.0, 0.0], [0.25, 1.0]]).reshape(2, 1, 2, 1)
+  sig = lambda v: 1 / (1 + math.exp(-v))
+  bce = lambda p, t: -(t * math.log(p) + (1 - t) * math.log(1 - p))
+  expected = [(bce(sig(0.0), 1.0) + bce(sig(2.0), 0.0)) / 2,
+              (bce(sig(-1.0), 0.25) + bce(sig(3.0), 1.0)) / 2]
+  np.testing.assert_allclose(metrics.bce_from_logits(logits, target), expected, rtol=1e-6)
+
+
+def test_bce_is_stable_for_large_logits():
+  logits = jnp.array([[100.0, -100.0]]).reshape(1, 2)
+  target = jnp.array([[1.0, 0.0]])
+  value = metrics.bce_from_logits(logits, target)
+  assert np.isfinite(value).all() and float(value[0]) < 1e-6
+
+
+def test_mse_psnr_by_hand():
+  a = jnp.zeros((2, 2, 2, 1))
+  b = a.at[0].set(0.5).at[1, 0, 0, 0].set(1.0)
+  np.testing.assert_allclose(metrics.mse(a, b), [0.25, 0.25])
+  np.testing.assert_allclose(metrics.psnr(a, b), [10 * math.log10(4)] * 2, rtol=1e-6)
+
+
+def test_reconstruction_loss_kinds():
+  logits = jnp.array([[0.3, -0.7]])
+  target = jnp.array([[0.2, 0.9]])
+  p = 1 / (1 + np.exp(-np.array([0.3, -0.7])))
+  np.testing.assert_allclose(metrics.reconstruction_loss("mse", logits, target),
+                             [np.mean((p - [0.2, 0.9]) ** 2)], rtol=1e-6)
+  np.testing.assert_allclose(metrics.reconstruction_loss("bce", logits, target),
+                             metrics.bce_from_logits(logits, target))
+  with pytest.raises(ValueError, match="unknown loss"):
+    metrics.reconstruction_loss("hinge", logits, target)

@@ -1,0 +1,67 @@
+"""Module shapes, the lecture's parameter counts, and the fast pool/upsample forms."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax import models
+
+
+def n_params(tree) -> int:
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("kind,count,code", [("dense", 101_200, (64,)), ("conv", 4_385, (4, 4, 8))])
+def test_shapes_and_parameter_counts(kind, count, code):
+  ae = models.make_autoencoder(kind)
+  x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+  variables = ae.init(jax.random.key(1), x)
+  assert n_params(variables) == count
+  assert set(variables["params"]) == {"encoder", "decoder"}
+  z = ae.apply(variables, x, method="encode")
+  assert z.shape == (3, *code) == (3, *models.code_shape(kind))
+  restored = ae.apply(variables, z, method="decode")
+  assert restored.shape == (3, 28, 28, 1)
+  assert float(restored.min()) >= 0.0 and float(restored.max()) <= 1.0
+  # The halves work apart: encoder and decoder applied with their own subtrees.
+  enc, dec = models.make_encoder(kind), models.make_decoder(kind)
+  z2 = enc.apply({"params": variables["params"]["encoder"]}, x)
+  np.testing.assert_allclose(z2, z, rtol=1e-6)
+  logits = dec.apply({"params": variables["params"]["decoder"]}, z2)
+  np.testing.assert_allclose(jax.nn.sigmoid(logits), restored, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ae.apply(variables, x, method="reconstruct"), restored, atol=1e-6)
+
+
+def test_dense_latent_dim_and_layer_names():
+  ae = models.make_autoencoder("dense", latent_dim=8)
+  variables = ae.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  assert variables["params"]["encoder"]["latent_vector"]["kernel"].shape == (784, 8)
+  assert variables["params"]["decoder"]["output"]["kernel"].shape == (8, 784)
+
+
+def test_conv_encoder_rejects_other_image_shapes():
+  with pytest.raises(ValueError, match="28x28x1"):
+    models.ConvEncoder().init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+@pytest.mark.parametrize("hw", [28, 14, 7])
+def test_max_pool_matches_flax_values_and_gradients(hw):
+  x = jax.random.normal(jax.random.key(hw), (2, hw, hw, 3))
+  ref = lambda v: nn.max_pool(v, (2, 2), (2, 2), "SAME")
+  np.testing.assert_array_equal(models.max_pool_2x2(x), ref(x))
+  w = jax.random.normal(jax.random.key(1), ref(x).shape)
+  g = jax.grad(lambda v: (models.max_pool_2x2(v) * w).sum())(x)
+  g_ref = jax.grad(lambda v: (ref(v) * w).sum())(x)
+  np.testing.assert_allclose(g, g_ref, atol=1e-6)
+
+
+def test_upsample_matches_repeat():
+  x = jax.random.normal(jax.random.key(0), (2, 4, 5, 3))
+  np.testing.assert_array_equal(models.upsample_2x(x),
+                                jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+
+
+def test_unknown_model_is_refused():
+  with pytest.raises(ValueError, match="unknown model"):
+    models.make_autoencoder("vae")

@@ -1,0 +1,27 @@
+"""A few steps on Debian's real Fashion-MNIST (apt-get install dataset-fashion-mnist)."""
+import json
+import os
+
+import pytest
+
+from ae_jax import data, train
+from conftest import FASHION_DIR
+
+
+@pytest.mark.slow
+def test_denoise_smoke_run_on_real_fashion_mnist(tmp_path):
+  assert data.idx_builder.has_idx_files(FASHION_DIR), (
+      f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
+  from configs import denoise  # pylint: disable=import-outside-toplevel
+  config = denoise.get_config()
+  config.data_dir = str(tmp_path / "tfds")
+  config.num_epochs, config.steps_per_epoch, config.eval_examples = 2, 5, 500
+  config.progress_bar = False
+  builder = data.get_builder(config.dataset, config.data_dir, FASHION_DIR)
+  assert data.num_examples(builder, "train") == 60_000
+  assert data.num_examples(builder, "test") == 10_000
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [5, 10]
+  assert rows[1]["val_loss"] < rows[0]["val_loss"]
+  assert os.path.exists(tmp_path / "run" / "images" / "reconstructions.png")

@@ -1,0 +1,104 @@
+"""Train steps, both pipelines end to end, resume and workdir refusal."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from ae_jax import models, train
+from ae_jax.errors import UserError
+
+METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_mse", "val_psnr",
+               "images_per_sec", "seconds"}
+
+
+@pytest.mark.parametrize("kind,loss", [("dense", "bce"), ("conv", "mse")])
+def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_config, kind, loss):
+  config = tiny_config
+  config.model, config.loss = kind, loss
+  state = train.create_train_state(models.make_autoencoder(kind), config, (28, 28, 1))
+  clean = jax.random.uniform(jax.random.key(3), (16, 28, 28, 1))
+  losses = []
+  for _ in range(3):
+    state, loss_value = train.train_step_jit(state, clean, clean, loss)
+    losses.append(float(loss_value))
+  assert int(state.step) == 3
+  assert losses[2] < losses[1] < losses[0]
+
+
+def _images_differ(path_a, path_b) -> bool:
+  return not np.array_equal(np.asarray(Image.open(path_a)), np.asarray(Image.open(path_b)))
+
+
+@pytest.mark.parametrize("pipeline", ["device", "stream"])
+def test_train_and_evaluate_writes_every_output(tiny_config, tmp_path, pipeline):
+  config = tiny_config
+  config.model, config.input_pipeline = "conv", pipeline
+  config.noise.scale = 0.1
+  workdir = str(tmp_path / "run")
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 8
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [4, 8]
+  for r in rows:
+    assert set(r) == METRIC_KEYS and all(np.isfinite(v) for v in r.values())
+  assert rows[1]["train_loss"] < rows[0]["train_loss"]
+  saved = json.load(open(os.path.join(workdir, "config.json")))
+  assert saved["model"] == "conv" and saved["image_shape"] == [28, 28, 1]
+  grid = np.asarray(Image.open(os.path.join(workdir, "images", "reconstructions.png")))
+  assert grid.ndim == 3 and grid.shape[0] > 100  # three rows: originals, noisy, restored
+  assert os.path.getsize(os.path.join(workdir, "images", "loss.png")) > 1000
+  events = os.listdir(os.path.join(workdir, "tensorboard"))
+  assert any(e.startswith("events.out.tfevents") for e in events)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
+
+
+def test_device_and_stream_pipelines_train_equally_well(tiny_config, tmp_path):
+  finals = {}
+  for pipeline in ("device", "stream"):
+    config = tiny_config
+    config.input_pipeline, config.num_epochs, config.steps_per_epoch = pipeline, 3, None
+    train.train_and_evaluate(config, str(tmp_path / pipeline))
+    rows = [json.loads(l) for l in open(tmp_path / pipeline / "metrics.jsonl")]
+    finals[pipeline] = rows[-1]["val_loss"]
+  # Different shuffles and noise streams, same model and data: the same loss within 5%.
+  assert abs(finals["device"] - finals["stream"]) < 0.05 * finals["device"]
+
+
+def test_resume_continues_from_the_checkpoint_without_duplicating_epochs(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 1
+  train.train_and_evaluate(tiny_config, workdir)
+  tiny_config.num_epochs = 3  # train longer in the same workdir
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 12
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["epoch"] for r in rows] == [1, 2, 3]
+  # A rerun of a finished run trains nothing more and leaves the metrics alone.
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 12
+  assert [json.loads(l)["epoch"] for l in open(os.path.join(workdir, "metrics.jsonl"))] == [1, 2, 3]
+
+
+def test_a_workdir_of_another_config_is_refused(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 1
+  train.train_and_evaluate(tiny_config, workdir)
+  before = open(os.path.join(workdir, "config.json")).read()
+  tiny_config.learning_rate = 0.01
+  with pytest.raises(UserError, match="another config.*learning_rate"):
+    train.train_and_evaluate(tiny_config, workdir)
+  assert open(os.path.join(workdir, "config.json")).read() == before
+
+
+def test_diverging_loss_stops_without_saving(tiny_config, tmp_path):
+  tiny_config.learning_rate = 1e9
+  tiny_config.loss = "mse"
+  tiny_config.model = "conv"
+  workdir = str(tmp_path / "run")
+  with pytest.raises(UserError, match="loss became nan.*epoch 1.*learning_rate"):
+    train.train_and_evaluate(tiny_config, workdir)
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == []
