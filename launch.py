@@ -17,6 +17,8 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (configs
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go "
                     "(default: runs/<config name>).")
+flags.DEFINE_bool("restart", False, "Move an existing run in --workdir aside (renamed, not "
+                  "deleted) and start over.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -68,9 +70,12 @@ def main(argv):
   workdir = FLAGS.workdir or os.path.join(
       "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
   try:
-    train.train_and_evaluate(FLAGS.config, workdir)
+    train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:
     _fail(str(e))
+  except train.Interrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
   print(f"done: outputs in {workdir}", file=sys.stderr)
 
 

@@ -1,5 +1,6 @@
 """Orbax checkpoints of a run: `encoder`, `decoder` (each the variables dict its module's
-`apply` takes) and `state` (the whole TrainState, for resuming), one step per save.
+`apply` takes), `state` (the whole TrainState, for resuming) and `progress` (JSON: the
+running train-loss sum of the current epoch, so a resumed epoch logs the same numbers).
 
 The restore helpers read WORKDIR/config.json to rebuild the module, and restore only the
 item they need: `restore_encoder` never builds or reads the decoder, and vice versa.
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
+import time
 from typing import Any
 
 import flax.linen as nn
@@ -18,7 +22,7 @@ import orbax.checkpoint as ocp
 from ae_jax import models
 from ae_jax.errors import UserError
 
-ITEMS = ("encoder", "decoder", "state")
+ITEMS = ("encoder", "decoder", "state", "progress")
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -26,17 +30,21 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def make_manager(workdir: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+  # Orbax writes each step to a temporary folder and renames it when complete; folders
+  # left by a killed save are removed on the next start.
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         cleanup_tmp_directories=True)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
 
 
-def save(manager: ocp.CheckpointManager, state) -> None:
+def save(manager: ocp.CheckpointManager, state, progress: dict | None = None) -> None:
   """Saves `state` at `state.step` (asynchronously: call `manager.wait_until_finished()`)."""
   params = state.params
   manager.save(int(state.step), args=ocp.args.Composite(
       encoder=ocp.args.StandardSave({"params": params["encoder"]}),
       decoder=ocp.args.StandardSave({"params": params["decoder"]}),
-      state=ocp.args.StandardSave(state)))
+      state=ocp.args.StandardSave(state),
+      progress=ocp.args.JsonSave(progress or {})))
 
 
 def restore_state(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
@@ -45,6 +53,50 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state, step: int | No
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state)))
   return restored["state"]
+
+
+def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_state):
+  """(state, progress) of the newest readable step, or None when there is no checkpoint.
+
+  A step that fails to restore (truncated or deleted files) is never used: it is moved to
+  WORKDIR/damaged_checkpoints/ with a warning and the previous step is tried. When no step
+  can be read, nothing is moved and `UserError` says how to start over.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  damaged = []
+  for step in steps:
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except  (any damage: fall back)
+      reason = (str(e).splitlines() or [""])[0][:200]
+      print(f"warning: checkpoint step {step} cannot be restored ({type(e).__name__}: "
+            f"{reason})", file=sys.stderr)
+      damaged.append(step)
+      continue
+    if int(restored["state"].step) != step:
+      damaged.append(step)
+      continue
+    _move_aside(manager, workdir, damaged)
+    return restored["state"], dict(restored["progress"] or {})
+  if steps:
+    raise UserError(f"no checkpoint in {checkpoint_dir(workdir)} can be read (steps "
+                    f"{steps} are damaged): start over with --restart, which moves this "
+                    "run aside")
+  return None
+
+
+def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) -> None:
+  if not steps:
+    return
+  target = os.path.join(workdir, "damaged_checkpoints")
+  os.makedirs(target, exist_ok=True)
+  for step in steps:
+    dest = os.path.join(target, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    shutil.move(os.path.join(checkpoint_dir(workdir), str(step)), dest)
+    print(f"warning: checkpoint step {step} is damaged; moved to {dest}, resuming from an "
+          "earlier step", file=sys.stderr)
+  manager.reload()
 
 
 # ----------------------------------------------------------------- library helpers

@@ -11,7 +11,8 @@ from ae_jax.models import MODELS
 
 PIPELINES = ("auto", "device", "stream")
 # Fields that may change when a run is resumed (train longer); all others must match.
-RESUMABLE_CHANGES = ("num_epochs", "progress_bar")
+RESUMABLE_CHANGES = ("num_epochs", "progress_bar", "checkpoint_every_steps",
+                     "checkpoints_to_keep", "learning_rate")
 
 
 def _default_keys() -> set[str]:
@@ -50,6 +51,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     positive_int(field, allow_none=True)
   need(isinstance(config.steps_per_call, int) and config.steps_per_call >= 0,
        "steps_per_call", "an integer >= 0 (0 = automatic)")
+  need(isinstance(config.checkpoint_every_steps, int) and config.checkpoint_every_steps >= 0,
+       "checkpoint_every_steps", "an integer >= 0 (0 = at epoch ends only)")
   lr = config.learning_rate
   need(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0, "learning_rate",
        "a positive number")

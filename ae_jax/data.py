@@ -170,7 +170,7 @@ def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int
   ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
               num_parallel_calls=tf.data.AUTOTUNE)
   n = num_examples(builder, split)
-  ds = ds.shuffle(min(n, 60_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+  ds = ds.shuffle(min(n, 10_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.batch(batch_size, drop_remainder=True).take(steps).enumerate().skip(start)
   ds = ds.map(lambda i, x: (_add_noise_tf(x, first_step + tf.cast(i, tf.int32), seed, loc, scale),
                             x), num_parallel_calls=tf.data.AUTOTUNE)

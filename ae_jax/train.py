@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 import time
 
 import jax
@@ -99,6 +101,36 @@ def evaluate(state, eval_images, config) -> tuple[dict, dict]:
 
 # ------------------------------------------------------------------------ the loop
 
+class Interrupted(Exception):
+  """SIGTERM/SIGINT arrived: a checkpoint of the current step was saved and waited for."""
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f"stopped by signal {signum} at step {step}; the checkpoint is saved: "
+                     "rerun the same command to resume")
+    self.signum, self.step = signum, step
+
+
+class _StopRequests:
+  """Turns SIGTERM and SIGINT into a flag the loop checks between jit calls."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, handler in self._old.items():
+      signal.signal(sig, handler)
+
+
 def _choose_pipeline(config, n_train: int, image_shape) -> str:
   if config.input_pipeline != "auto":
     return config.input_pipeline
@@ -110,8 +142,26 @@ def _steps_per_call(config) -> int:
   if config.steps_per_call:
     return config.steps_per_call
   # Measured on XLA:CPU (benchmarks/pipeline.py): the dense step gains from a scan over
-  # many steps, the conv step runs slower inside a scan than one jit call per batch.
-  return 32 if config.model == "dense" else 1
+  # several steps, the conv step runs slower inside a scan than one jit call per batch.
+  return 8 if config.model == "dense" else 1
+
+
+def _call_bounds(start: int, steps_per_epoch: int, first_step: int, per_call: int,
+                 every: int) -> list[tuple[int, int]]:
+  """[begin, end) of each jit call in an epoch (indices within the epoch).
+
+  Calls end on multiples of `per_call` and on checkpoint steps, counted from fixed
+  origins, so a run resumed at a checkpoint makes exactly the calls an unbroken run makes.
+  """
+  cuts = set(range(per_call, steps_per_epoch, per_call)) | {steps_per_epoch}
+  if every:
+    cuts |= {s - first_step for s in range(first_step + 1, first_step + steps_per_epoch)
+             if s % every == 0}
+  bounds, begin = [], start
+  for end in sorted(c for c in cuts if c > start):
+    bounds.append((begin, end))
+    begin = end
+  return bounds
 
 
 def _grid_rows(shown: dict, noisy: bool) -> list[tuple[str, np.ndarray]]:
@@ -121,22 +171,32 @@ def _grid_rows(shown: dict, noisy: bool) -> list[tuple[str, np.ndarray]]:
   return rows + [("restored", shown["restored"])]
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       restart: bool = False) -> TrainState:
   """Trains the autoencoder `config` describes, evaluating and checkpointing each epoch.
+
+  Data order and noise are functions of (seed, epoch, step) and the checkpoint holds the
+  optimizer state, so a run killed at any moment and resumed ends bit-identical (on CPU)
+  to an unbroken one. SIGTERM/SIGINT save a checkpoint of the current step, then raise
+  `Interrupted`.
 
   Args:
     config: an experiment config (see configs/default.py for its fields).
     workdir: where config.json, metrics.jsonl, checkpoints/, images/ and tensorboard/
       go. A workdir holding a checkpoint of the same config is resumed; one holding
       another config is refused.
+    restart: move an existing run in `workdir` aside (renamed, not deleted) and start over.
 
   Returns:
     The final TrainState.
 
   Raises:
-    UserError: a mistake the user can fix (bad config, missing data, unusable workdir).
+    UserError: a mistake the user can fix (bad config, missing data, unusable workdir,
+      a diverging loss).
+    Interrupted: a stop signal arrived; the run can be resumed.
   """
   config_lib.validate(config)
+  workdir_lib.check_writable(workdir)
   builder = data.get_builder(config.dataset, config.data_dir, config.idx_dir)
   image_shape = data.image_shape(builder)
   if config.model == "conv" and image_shape != models.IMAGE_SHAPE:
@@ -148,17 +208,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     f"examples of {config.train_split}: lower --config.batch_size")
   steps_per_epoch = min(config.steps_per_epoch or n_train // config.batch_size,
                         n_train // config.batch_size)
-  num_steps = steps_per_epoch * config.num_epochs
   eval_images = data.load_images(builder, config.eval_split, config.eval_examples)
 
+  if restart:
+    workdir_lib.move_aside(workdir)
   workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape))
   log = workdir_lib.MetricsLog(workdir)
   manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
+  try:
+    with _StopRequests() as stop:
+      return _train(config, workdir, builder, image_shape, n_train, steps_per_epoch,
+                    eval_images, log, manager, stop)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    log.close()
 
+
+def _train(config, workdir, builder, image_shape, n_train, steps_per_epoch, eval_images,
+           log, manager, stop) -> TrainState:
   model = models.make_autoencoder(config.model, config.latent_dim, image_shape)
   state = create_train_state(model, config, image_shape)
-  if manager.latest_step() is not None:
-    state = checkpoint.restore_state(manager, state)
+  progress = {}
+  restored = checkpoint.restore_latest_good(manager, workdir, state)
+  if restored is not None:
+    state, progress = restored
     print(f"Resuming {workdir} from step {int(state.step)}.", file=sys.stderr)
   history = log.truncate_after(int(state.step))
 
@@ -166,51 +240,73 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if pipeline == "device":
     train_images = jax.device_put(data.load_images(builder, config.train_split))
   noise_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-  chunk = _steps_per_call(config)
-  loss_plot = os.path.join(workdir, "images", "loss.png")
+  per_call, every = _steps_per_call(config), config.checkpoint_every_steps
 
-  start_epoch = int(state.step) // steps_per_epoch
-  for epoch in range(start_epoch, config.num_epochs):
+  for epoch in range(int(state.step) // steps_per_epoch, config.num_epochs):
     first_step = epoch * steps_per_epoch
     start = int(state.step) - first_step
-    bar = tqdm.tqdm(total=steps_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{config.num_epochs}",
-                    unit="step", disable=not config.progress_bar, leave=False, file=sys.stderr)
+    # The epoch's loss is summed in step order in float64 and checkpointed with the
+    # state, so an epoch resumed half-way logs the same train_loss as an unbroken one.
+    loss_sum = float(progress.get("epoch_loss_sum", 0.0)) if start else 0.0
+    bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
+                    desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
+                    disable=not config.progress_bar)
     t0 = time.perf_counter()
-    losses, pending = [], None
+    pending = None
 
-    def account(step_losses, n_steps):
-      # Waits for the previous call only: the host stays one call ahead of the device.
-      nonlocal pending
-      if pending is not None:
-        pending[0].block_until_ready()
-        bar.update(pending[1])
-        bar.set_postfix(img_s=f"{bar.n * config.batch_size / (time.perf_counter() - t0):.0f}",
-                        refresh=False)
-      pending = (step_losses, n_steps)
-      losses.append(step_losses)
+    def settle():
+      """Waits for the oldest dispatched call, checks and adds up its losses."""
+      nonlocal pending, loss_sum
+      if pending is None:
+        return
+      losses, end = pending
+      pending = None
+      values = np.asarray(losses, np.float64)
+      if not np.isfinite(values).all():
+        bad = end - len(values) + int(np.argmin(np.isfinite(values))) + 1
+        raise UserError(f"the loss became {values[~np.isfinite(values)][0]} in epoch "
+                        f"{epoch + 1} at step {bad}: lower --config.learning_rate and rerun "
+                        "(the last good checkpoint is kept and resumes)")
+      for v in values:
+        loss_sum += float(v)
+      bar.update(len(values))
+      bar.set_postfix(img_s=f"{(bar.n - start) * config.batch_size / (time.perf_counter() - t0):.0f}",
+                      refresh=False)
 
     if pipeline == "device":
       perm = data.epoch_permutation(config.seed, epoch, n_train)
-      for i in range(start, steps_per_epoch, chunk):
-        n = min(chunk, steps_per_epoch - i)
-        state, step_losses = device_train_steps(
-            state, train_images, perm, jnp.int32(i), noise_key, num_steps=n,
-            batch_size=config.batch_size, loc=config.noise.loc, scale=config.noise.scale,
-            loss_kind=config.loss)
-        account(step_losses, n)
+      calls = ((b, e, None) for b, e in _call_bounds(start, steps_per_epoch, first_step,
+                                                     per_call, every))
     else:
-      for noisy, clean in data.stream_epoch(
+      batches = data.stream_epoch(
           builder, config.train_split, batch_size=config.batch_size, steps=steps_per_epoch,
           epoch=epoch, seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
-          first_step=first_step, start=start):
-        state, loss = train_step_jit(state, noisy, clean, config.loss)
-        account(loss[None], 1)
-    train_loss = float(jnp.concatenate(losses).mean())
+          first_step=first_step, start=start)
+      calls = ((i, i + 1, batch) for i, batch in zip(range(start, steps_per_epoch), batches))
+
+    for begin, end, batch in calls:
+      if batch is None:
+        state, losses = device_train_steps(
+            state, train_images, perm, jnp.int32(begin), noise_key, num_steps=end - begin,
+            batch_size=config.batch_size, loc=config.noise.loc, scale=config.noise.scale,
+            loss_kind=config.loss)
+      else:
+        state, loss = train_step_jit(state, *batch, config.loss)
+        losses = loss[None]
+      settle()  # the previous call: the host stays one call ahead of the device
+      pending = (losses, first_step + end)
+      step = first_step + end
+      if (every and step % every == 0 and end < steps_per_epoch) or stop.signum:
+        settle()
+        checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum})
+        if stop.signum:
+          manager.wait_until_finished()
+          bar.close()
+          raise Interrupted(stop.signum, step)
+    settle()
     seconds = time.perf_counter() - t0
     bar.close()
-    if not np.isfinite(train_loss):
-      raise UserError(f"the loss became {train_loss} in epoch {epoch + 1}: lower "
-                      "--config.learning_rate (the last good checkpoint is kept)")
+    train_loss = loss_sum / steps_per_epoch
 
     val, shown = evaluate(state, eval_images, config)
     row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **val,
@@ -220,13 +316,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
     log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], axis=0))
     history.append(row)
-    plots.save_loss_curve(loss_plot, history, config.loss)
-    checkpoint.save(manager, state)
+    plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history, config.loss)
+    checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
     print(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
           f"val_loss {val['val_loss']:.4f} val_psnr {val['val_psnr']:.2f} dB "
           f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s", file=sys.stderr)
-
-  manager.wait_until_finished()
-  manager.close()
-  log.close()
+    if stop.signum:
+      manager.wait_until_finished()
+      raise Interrupted(stop.signum, int(state.step))
   return state

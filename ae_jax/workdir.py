@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 
 import ml_collections
 import numpy as np
@@ -19,19 +21,38 @@ def config_record(config: ml_collections.ConfigDict, image_shape) -> dict:
   return record
 
 
-def prepare(workdir: str, record: dict) -> None:
-  """Creates the workdir and writes config.json, refusing a workdir of another run."""
-  parent = os.path.dirname(os.path.abspath(workdir))
+def check_writable(workdir: str) -> None:
+  """Refuses, before any work, a workdir whose parent is missing or that cannot be written."""
+  workdir = os.path.abspath(workdir)
+  parent = os.path.dirname(workdir)
   if not os.path.isdir(parent):
     raise UserError(f"the parent of --workdir ({parent}) does not exist: create it or "
                     "choose another --workdir")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file: choose a folder")
+  target = workdir if os.path.isdir(workdir) else parent
+  if not os.access(target, os.W_OK | os.X_OK):
+    raise UserError(f"{target} is not writable: choose a writable --workdir")
+
+
+def move_aside(workdir: str) -> str | None:
+  """Renames an existing workdir to WORKDIR.old-<time> (nothing is deleted); returns it."""
+  if not os.path.exists(workdir):
+    return None
+  dest = f"{os.path.abspath(workdir)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+  os.rename(workdir, dest)
+  print(f"Moved the previous run aside to {dest}.", file=sys.stderr)
+  return dest
+
+
+def prepare(workdir: str, record: dict) -> None:
+  """Creates the workdir and writes config.json, refusing a workdir of another run."""
+  check_writable(workdir)
   try:
     os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
   except OSError as e:
     raise UserError(f"cannot create --workdir {workdir} ({e.strerror}): choose a writable "
                     "path") from None
-  if not os.access(workdir, os.W_OK):
-    raise UserError(f"--workdir {workdir} is not writable: choose a writable path")
   path = os.path.join(workdir, "config.json")
   if os.path.exists(path):
     try:
@@ -42,8 +63,8 @@ def prepare(workdir: str, record: dict) -> None:
     changed = config_lib.differences(old, record)
     if changed:
       raise UserError(f"--workdir {workdir} holds a run with another config (differs in "
-                      f"{', '.join(changed)}): use another --workdir, or the same config "
-                      "to resume it")
+                      f"{', '.join(changed)}): use another --workdir, the same config to "
+                      "resume it, or --restart to move it aside and start over")
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)

@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.noise.loc = 0.5  # mean of the Gaussian noise added to the input
   config.noise.scale = 0.0  # its std; 0 = no noise
 
+  config.checkpoint_every_steps = 0  # also save every N steps (0 = at epoch ends only)
   config.checkpoints_to_keep = 3  # newest checkpoints kept in WORKDIR/checkpoints
   config.num_images = 10  # columns of the picture grids
   config.progress_bar = True

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import models, train
+from ae_jax import checkpoint, models, train
 from ae_jax.errors import UserError
 
 METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_mse", "val_psnr",
@@ -88,17 +88,25 @@ def test_a_workdir_of_another_config_is_refused(tiny_config, tmp_path):
   tiny_config.num_epochs = 1
   train.train_and_evaluate(tiny_config, workdir)
   before = open(os.path.join(workdir, "config.json")).read()
-  tiny_config.learning_rate = 0.01
-  with pytest.raises(UserError, match="another config.*learning_rate"):
+  tiny_config.latent_dim = 8
+  with pytest.raises(UserError, match="another config.*latent_dim"):
     train.train_and_evaluate(tiny_config, workdir)
   assert open(os.path.join(workdir, "config.json")).read() == before
 
 
-def test_diverging_loss_stops_without_saving(tiny_config, tmp_path):
-  tiny_config.learning_rate = 1e9
-  tiny_config.loss = "mse"
-  tiny_config.model = "conv"
+def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config, tmp_path):
+  tiny_config.model, tiny_config.loss, tiny_config.num_epochs = "conv", "mse", 1
   workdir = str(tmp_path / "run")
-  with pytest.raises(UserError, match="loss became nan.*epoch 1.*learning_rate"):
+  train.train_and_evaluate(tiny_config, workdir)  # one good epoch: checkpoint at step 4
+  good = checkpoint.restore_encoder(workdir)[1]
+  tiny_config.num_epochs, tiny_config.learning_rate = 2, 1e9
+  with pytest.raises(UserError, match=r"loss became nan in epoch 2 at step [5-8]: lower "
+                                      r"--config.learning_rate"):
     train.train_and_evaluate(tiny_config, workdir)
-  assert os.listdir(os.path.join(workdir, "checkpoints")) == []
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
+  jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_encoder(workdir)[1], good)
+  tiny_config.learning_rate = 1e-3  # resume the same run with a changed learning rate
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 8
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["epoch"] for r in rows] == [1, 2] and np.isfinite(rows[1]["train_loss"])

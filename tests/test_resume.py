@@ -1,0 +1,178 @@
+"""Exact resume after SIGKILL/SIGTERM, damaged checkpoints, determinism across runs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, train
+from ae_jax.errors import UserError
+from conftest import REPO
+
+TIMING = ("seconds", "images_per_sec")
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def _params(workdir):
+  return checkpoint.restore_autoencoder(workdir)[1]
+
+
+def _assert_bit_identical(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def _launch_args(tiny_data, workdir):
+  idx_dir, data_dir = tiny_data
+  return [sys.executable, os.path.join(REPO, "launch.py"), "--config", "configs/denoise.py",
+          "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
+          "--config.batch_size=32", "--config.steps_per_epoch=6", "--config.num_epochs=3",
+          "--config.eval_examples=64", "--config.checkpoint_every_steps=2",
+          "--config.progress_bar=False"]
+
+
+def _start(args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, proc, timeout=120):
+  t0 = time.time()
+  while not predicate():
+    assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
+    assert time.time() - t0 < timeout
+    time.sleep(0.001)
+
+
+def _ckpt_dir(workdir):
+  return os.path.join(workdir, "checkpoints")
+
+
+def _writing(workdir):
+  d = _ckpt_dir(workdir)
+  return os.path.isdir(d) and any("tmp" in name for name in os.listdir(d))
+
+
+def _steps(workdir):
+  d = _ckpt_dir(workdir)
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def test_killed_and_terminated_runs_resume_bit_identical(tiny_data, tmp_path):
+  reference = str(tmp_path / "reference")
+  done = subprocess.run(_launch_args(tiny_data, reference), cwd=REPO, capture_output=True,
+                        text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert done.returncode == 0, done.stderr[-3000:]
+
+  workdir = str(tmp_path / "killed")
+  args = _launch_args(tiny_data, workdir)
+  # 1. SIGKILL before the first checkpoint (imports, data, compile).
+  proc = _start(args)
+  _wait_for(lambda: os.path.exists(os.path.join(workdir, "config.json")), proc)
+  proc.kill()
+  proc.wait()
+  # 2. SIGKILL while orbax is writing a checkpoint (its temporary folder exists).
+  proc = _start(args)
+  _wait_for(lambda: _writing(workdir) and _steps(workdir), proc)
+  proc.kill()
+  proc.wait()
+  killed_at = _steps(workdir)
+  # 3. SIGTERM mid-run: a checkpoint of the current step is saved, then a clean exit.
+  proc = _start(args)
+  _wait_for(lambda: max(_steps(workdir), default=0) > max(killed_at, default=0), proc)
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+  assert "interrupted: stopped by signal 15 at step" in err and "Traceback" not in err
+  stopped_at = int(err.split("at step ")[1].split(";")[0])
+  assert stopped_at in _steps(workdir)
+  # 4. The same command again finishes the run.
+  proc = _start(args)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+  assert f"Resuming {workdir} from step {stopped_at}." in err
+
+  _assert_bit_identical(_params(workdir), _params(reference))
+  assert _metrics(workdir) == _metrics(reference)  # no duplicated or missing epochs
+
+
+def _train(config, workdir):
+  return train.train_and_evaluate(config, workdir)
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(tiny_config, tmp_path):
+  tiny_config.noise.scale = 0.1
+  a = _train(tiny_config, str(tmp_path / "a"))
+  b = _train(tiny_config, str(tmp_path / "b"))
+  _assert_bit_identical(a.params, b.params)
+  assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+  tiny_config.seed = 1
+  c = _train(tiny_config, str(tmp_path / "c"))
+  assert not np.array_equal(c.params["encoder"]["latent_vector"]["kernel"],
+                            a.params["encoder"]["latent_vector"]["kernel"])
+
+
+def test_mid_epoch_checkpoints_resume_bit_identical_in_process(tiny_config, tmp_path):
+  tiny_config.checkpoint_every_steps, tiny_config.steps_per_call = 3, 2
+  tiny_config.checkpoints_to_keep, tiny_config.noise.scale = 10, 0.1
+  full = _train(tiny_config, str(tmp_path / "full"))
+  workdir = str(tmp_path / "part")
+  _train(tiny_config, workdir)
+  assert _steps(workdir) == [3, 4, 6, 8]
+  manager = checkpoint.make_manager(workdir)
+  for step in (8, 6, 4):  # drop the newest checkpoints: resume from step 3, mid-epoch 1
+    manager.delete(step)
+  manager.close()
+  resumed = _train(tiny_config, workdir)
+  _assert_bit_identical(resumed.params, full.params)
+  assert _metrics(workdir) == _metrics(tmp_path / "full")
+
+
+def _damage(workdir, step, how):
+  state_dir = os.path.join(_ckpt_dir(workdir), str(step), "state")
+  files = [os.path.join(r, f) for r, _, fs in os.walk(state_dir) for f in fs]
+  big = max(files, key=os.path.getsize)
+  if how == "truncate":
+    with open(big, "r+b") as f:
+      f.truncate(os.path.getsize(big) // 2)
+  else:
+    for path in files:
+      os.remove(path)
+
+
+@pytest.mark.parametrize("how", ["truncate", "delete"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_step(tiny_config, tmp_path,
+                                                                      how, capfd):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 2
+  _train(tiny_config, workdir)
+  _damage(workdir, 8, how)
+  tiny_config.num_epochs = 3
+  state = _train(tiny_config, workdir)
+  err = capfd.readouterr().err
+  assert "checkpoint step 8 is damaged" in err and "Resuming" in err and "from step 4" in err
+  assert int(state.step) == 12
+  assert os.listdir(os.path.join(workdir, "damaged_checkpoints"))[0].startswith("8-")
+  assert [r["epoch"] for r in _metrics(workdir)] == [1, 2, 3]
+
+
+def test_no_readable_checkpoint_stops_with_a_clear_error(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs, tiny_config.checkpoints_to_keep = 1, 1
+  _train(tiny_config, workdir)
+  _damage(workdir, 4, "truncate")
+  with pytest.raises(UserError, match="no checkpoint .* can be read.*--restart"):
+    _train(tiny_config, workdir)
+  assert _steps(workdir) == [4]  # nothing moved or deleted
+  state = train.train_and_evaluate(tiny_config, workdir, restart=True)
+  assert int(state.step) == 4
+  assert any(".old-" in name for name in os.listdir(tmp_path))
