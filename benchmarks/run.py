@@ -1,0 +1,194 @@
+"""Side-by-side benchmark: ae_jax against Keras 3 (TensorFlow, JAX) and PyTorch, one command.
+
+  python benchmarks/run.py                                   # all, 10 epochs, 3 repeats
+  python benchmarks/run.py --models dense --epochs 10 --repeats 3
+  python benchmarks/run.py --epochs 1 --steps_per_epoch 20 --repeats 1   # smoke run
+
+Every (framework, model) runs as its own process (benchmarks/peers/*.py), in interleaved
+order (repeat 1: A B C D, repeat 2: A B C D, ...), so that a slow spell of the machine hits
+all of them alike. Medians over the repeats go into a markdown table, printed and written to
+benchmarks/results/<timestamp>.md (the raw JSON records to <timestamp>.jsonl).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")
+MODELS = ("dense", "conv", "denoise")
+# name -> (script, extra environment)
+FRAMEWORKS = {
+    "ae_jax": ("ae_jax_runner.py", {}),
+    "keras-tensorflow": ("keras_ae.py", {"KERAS_BACKEND": "tensorflow"}),
+    "keras-jax": ("keras_ae.py", {"KERAS_BACKEND": "jax"}),
+    "torch": ("torch_ae.py", {}),
+}
+NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_train_seconds",
+           "setup_seconds", "compile_seconds", "process_seconds", "peak_rss_mb",
+           "final_val_loss", "num_params", "steps_per_epoch", "epochs")
+PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
+
+
+def run_one(framework: str, model: str, args: argparse.Namespace, log) -> dict | None:
+  """Runs one peer process; returns its JSON record, or None (the error goes to the log)."""
+  script, env = FRAMEWORKS[framework]
+  cmd = [sys.executable, os.path.join(PEERS, script), "--model", model,
+         "--epochs", str(args.epochs), "--seed", str(args.seed)]
+  if args.steps_per_epoch:
+    cmd += ["--steps_per_epoch", str(args.steps_per_epoch)]
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+  print(f"[{time.strftime('%H:%M:%S')}] {framework} {model} ...", file=sys.stderr, flush=True)
+  try:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+  except subprocess.TimeoutExpired:
+    log.write(f"## {framework} {model}: timed out after {args.timeout} s\n")
+    return None
+  log.write(f"## {framework} {model} (rc {proc.returncode})\n{proc.stderr[-4000:]}\n")
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    print(f"  failed (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", file=sys.stderr)
+    return None
+  record = json.loads(lines[-1])
+  print(f"  {record['seconds_per_epoch']:.3f} s/epoch, val {record['final_val_loss']:.4f}, "
+        f"process {record['process_seconds']:.1f} s", file=sys.stderr, flush=True)
+  return record
+
+
+def medians(records: list[dict]) -> dict:
+  out = {"repeats": len(records)}
+  for key in NUMERIC:
+    values = [r[key] for r in records if r.get(key) is not None]
+    out[key] = statistics.median(values) if values else None
+  return out
+
+
+def _fmt(x, spec: str) -> str:
+  return "—" if x is None else format(x, spec)
+
+
+def _ratio(a, b) -> str:
+  return "—" if a is None or not b else f"{a / b:.2f}×"
+
+
+def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
+  """Markdown table; ratio columns are ae_jax's value divided by the row's (< 1: ae_jax wins)."""
+  head = ("| framework | model | train s (epochs 2..N) | s/epoch | ms/step | 1st epoch s | "
+          "setup s | process s | peak RSS MiB | final val loss | params | "
+          "ae_jax ÷ this: s/epoch | process | RSS |")
+  columns = head.count("|") - 1
+  rows = [head, "|" + "---|" * columns]
+  for model in models:
+    ours = summary.get(("ae_jax", model))
+    for fw in frameworks:
+      s = summary.get((fw, model))
+      if s is None:
+        rows.append(f"| {fw} | {model} | failed |" + " |" * (columns - 3))
+        continue
+      steps = s["steps_per_epoch"]
+      ms_step = 1000 * s["seconds_per_epoch"] / steps if steps else None
+      get = lambda k: ours.get(k) if ours else None
+      rows.append(
+          f"| {fw} | {model} | {_fmt(s['train_seconds'], '.2f')} | "
+          f"{_fmt(s['seconds_per_epoch'], '.3f')} | {_fmt(ms_step, '.1f')} | "
+          f"{_fmt(s['first_epoch_seconds'], '.2f')} | {_fmt(s['setup_seconds'], '.1f')} | "
+          f"{_fmt(s['process_seconds'], '.1f')} | {_fmt(s['peak_rss_mb'], '.0f')} | "
+          f"{_fmt(s['final_val_loss'], '.4f')} | {_fmt(s['num_params'], ',.0f')} | "
+          f"{_ratio(get('seconds_per_epoch'), s['seconds_per_epoch'])} | "
+          f"{_ratio(get('process_seconds'), s['process_seconds'])} | "
+          f"{_ratio(get('peak_rss_mb'), s['peak_rss_mb'])} |")
+  return "\n".join(rows)
+
+
+def _versions() -> str:
+  found = []
+  for name in PACKAGES:
+    try:
+      found.append(f"{name} {importlib.metadata.version(name)}")
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return ", ".join(found)
+
+
+def _git_commit() -> str:
+  try:
+    return subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], text=True,
+                          capture_output=True).stdout.strip() or "?"
+  except OSError:
+    return "?"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                      help=f"comma-separated subset of {','.join(FRAMEWORKS)}")
+  parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of "
+                      f"{','.join(MODELS)}")
+  parser.add_argument("--epochs", type=int, default=10)
+  parser.add_argument("--steps_per_epoch", type=int, default=None,
+                      help="train steps per epoch (default: the whole split, 468)")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--timeout", type=int, default=3600, help="seconds per process")
+  parser.add_argument("--out_dir", default=os.path.join(HERE, "results"))
+  args = parser.parse_args()
+  frameworks = [f for f in args.frameworks.split(",") if f]
+  models = [m for m in args.models.split(",") if m]
+  bad = [f for f in frameworks if f not in FRAMEWORKS] + [m for m in models if m not in MODELS]
+  if bad:
+    parser.error(f"unknown framework or model: {', '.join(bad)}")
+
+  os.makedirs(args.out_dir, exist_ok=True)
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  base = os.path.join(args.out_dir, stamp)
+  load_before = os.getloadavg()
+  t0 = time.time()
+  records: dict[tuple[str, str], list[dict]] = {}
+  with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as raw:
+    for r in range(args.repeats):
+      for model in models:
+        for fw in frameworks:
+          record = run_one(fw, model, args, log)
+          if record is not None:
+            record["repeat"] = r
+            raw.write(json.dumps(record) + "\n")
+            raw.flush()
+            records.setdefault((fw, model), []).append(record)
+  summary = {key: medians(recs) for key, recs in records.items()}
+
+  steps = f"{args.steps_per_epoch} steps/epoch (smoke run)" if args.steps_per_epoch else \
+      "whole epochs (468 steps)"
+  text = "\n".join([
+      f"# ae_jax vs peers — {stamp}",
+      "",
+      f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`",
+      f"Fashion-MNIST, batch 128, Adam 1e-3, BCE; {args.epochs} epochs, {steps}; "
+      f"median of {args.repeats} interleaved repeat(s); wall time {time.time() - t0:.0f} s.",
+      f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}; "
+      f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}. "
+      f"git {_git_commit()}. {_versions()}.",
+      "",
+      table(summary, frameworks, models),
+      "",
+      "s/epoch: median training time of the epochs after the first (validation excluded); "
+      "train s: their sum (with one epoch: epoch 1); 1st epoch s includes compilation; setup s: "
+      "process start → first epoch starts (imports, data, model); process s: whole process, "
+      "validation and (ae_jax) checkpoints, plots and logs included. Ratios are ae_jax ÷ the "
+      "row's framework on the same model: below 1 means ae_jax is faster or lighter.",
+  ])
+  with open(base + ".md", "w") as f:
+    f.write(text + "\n")
+  print(text)
+  print(f"\nwritten: {base}.md ({base}.jsonl, {base}.log)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()
