@@ -1,0 +1,538 @@
+"""The autoencoder as a codec: `code = encoder(image)` to a codes file, `decoder(code)` back.
+
+    python -m ae_jax.compress encode --workdir runs/dense --images pngs/ --out codes.aec
+    python -m ae_jax.compress encode --workdir runs/dense --dataset fashion_mnist --split test \
+        --quant uint8 --out test.aec
+    python -m ae_jax.compress decode --workdir runs/dense --codes test.aec --out restored/ \
+        --dataset fashion_mnist --split test        # optional originals: PSNR/SSIM of the round trip
+    python -m ae_jax.compress info --codes test.aec
+
+Encoding restores only the run's encoder, decoding only its decoder. Codes are stored as
+float32, float16 or uint8 (per-dimension affine: code_d ~ offset_d + scale_d * q, q in 0..255).
+
+Codes file (".aec"), all little-endian:
+    8 bytes   magic b"AECODES" + format version byte (1)
+    4 bytes   uint32 length H of the header
+    H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
+              the run (workdir, config hash, checkpoint step), optional image names, and the
+              list of arrays (name, dtype, shape) with the payload's length and CRC-32
+    payload   the arrays, C order, one after the other (offset and scale first for uint8)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+import zlib
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ae_jax.errors import UserError
+
+QUANTS = ("float32", "float16", "uint8")
+MAGIC = b"AECODES"
+VERSION = 1
+_PREFIX = struct.Struct("<7sBI")  # magic, version, header length
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+# Fields a run may change when resumed (config_lib.RESUMABLE_CHANGES): they do not change
+# which weights a checkpoint step holds, so they stay out of the run's identity.
+_NOT_IDENTITY = ("num_epochs", "progress_bar")
+
+
+# ------------------------------------------------------------------------ quantization
+
+def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray | None,
+                                                         np.ndarray | None]:
+  """(stored values, offset [D] or None, scale [D] or None) of float codes [N, D]."""
+  codes_NxD = np.asarray(codes_NxD, np.float32)
+  if not np.isfinite(codes_NxD).all():
+    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
+                    "train it again with a lower --config.learning_rate")
+  if quant == "float32":
+    return codes_NxD, None, None
+  if quant == "float16":
+    peak = float(np.abs(codes_NxD).max(initial=0.0))
+    if peak > _FLOAT16_MAX:
+      raise UserError(f"a code value ({peak:.3g}) exceeds float16's range: use "
+                      "--quant float32 or uint8")
+    return codes_NxD.astype(np.float16), None, None
+  if quant == "uint8":
+    lo, hi = codes_NxD.min(axis=0), codes_NxD.max(axis=0)
+    # A dimension with one value keeps it exactly in `offset` (q = 0); avoid dividing by 0.
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint((codes_NxD - lo) / scale), 0, 255).astype(np.uint8)
+    return q, lo.astype(np.float32), scale
+  raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+
+
+def dequantize(values: np.ndarray, offset: np.ndarray | None,
+               scale: np.ndarray | None) -> np.ndarray:
+  """float32 codes [N, D] from stored values."""
+  if values.dtype == np.uint8:
+    return offset + values.astype(np.float32) * scale
+  return values.astype(np.float32)
+
+
+def error_bound(codes_NxD: np.ndarray, quant: str, scale: np.ndarray | None = None) -> np.ndarray:
+  """Largest |dequantize(quantize(z)) - z| per element that `quant` allows.
+
+  float16 rounds to nearest (relative error <= 2^-11, absolute 2^-25 for subnormals); uint8
+  rounds to the nearest of 256 levels, scale_d apart. The small extra terms cover float32
+  arithmetic in the dequantization.
+  """
+  z = np.abs(np.asarray(codes_NxD, np.float32))
+  if quant == "float32":
+    return np.zeros_like(z)
+  if quant == "float16":
+    return z * 2.0**-11 + 2.0**-24
+  # offset + q * scale in float32: a few ulps of |offset| + 255 scale <= |z| + 510 scale.
+  return scale / 2 + 2.0**-21 * (z + 510 * scale)
+
+
+# ------------------------------------------------------------------------- codes
+
+@dataclasses.dataclass
+class Codes:
+  """Quantized codes of N images and what is needed to decode them."""
+  values: np.ndarray  # [N, D]: float32, float16 or uint8
+  quant: str
+  model: str
+  latent_dim: int
+  code_shape: tuple[int, ...]
+  image_shape: tuple[int, ...]
+  run: dict  # {"workdir", "config_hash", "step"}: the run (and checkpoint) that encoded
+  offset: np.ndarray | None = None  # [D] float32, uint8 only
+  scale: np.ndarray | None = None
+  names: list[str] | None = None  # image names (from a PNG folder), for decode's file names
+
+  @property
+  def num_images(self) -> int:
+    return len(self.values)
+
+  @property
+  def bytes_per_image(self) -> int:
+    """Bytes of one image's code (the header, shared by all images, is not counted)."""
+    return int(self.values[0].nbytes) if len(self.values) else 0
+
+  def dequantized(self) -> np.ndarray:
+    """float32 codes [N, *code_shape], ready for the decoder."""
+    z = dequantize(self.values, self.offset, self.scale)
+    return z.reshape(len(z), *self.code_shape)
+
+
+def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
+  """Writes `codes` to `path` (atomically); returns the file's size in bytes."""
+  _check_output_path(path, overwrite, "--out")
+  data = codes_to_bytes(codes)
+  _atomic_write(path, data)
+  return len(data)
+
+
+def codes_to_bytes(codes: Codes) -> bytes:
+  """The codes file's contents (see the module docstring for the format)."""
+  arrays = [("values", codes.values)]
+  if codes.quant == "uint8":
+    arrays = [("offset", codes.offset), ("scale", codes.scale)] + arrays
+  payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+                     for _, a in arrays)
+  header = {
+      "model": codes.model, "latent_dim": codes.latent_dim,
+      "code_shape": list(codes.code_shape), "image_shape": list(codes.image_shape),
+      "quant": codes.quant, "num_images": codes.num_images, "run": codes.run,
+      "names": codes.names,
+      "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays],
+      "payload_bytes": len(payload), "crc32": zlib.crc32(payload),
+  }
+  blob = json.dumps(header, separators=(",", ":")).encode()
+  return _PREFIX.pack(MAGIC, VERSION, len(blob)) + blob + payload
+
+
+def load_codes(path: str) -> Codes:
+  """Reads a codes file, refusing (UserError) anything that is not one, whole and intact."""
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise UserError(f"cannot read codes file {path} ({e.strerror}): give a file written by "
+                    "`python -m ae_jax.compress encode`") from None
+  redo = "encode the images again (python -m ae_jax.compress encode ...)"
+  if len(data) < _PREFIX.size or not data.startswith(MAGIC):
+    raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
+                    "`python -m ae_jax.compress encode`")
+  _, version, header_len = _PREFIX.unpack_from(data)
+  if version != VERSION:
+    raise UserError(f"{path} has codes format version {version}; this ae_jax reads version "
+                    f"{VERSION}: {redo} with this version")
+  start = _PREFIX.size + header_len
+  if len(data) < start:
+    raise UserError(f"{path} is truncated (its header is cut short): {redo}")
+  try:
+    header = json.loads(data[_PREFIX.size:start])
+    arrays = [(a["name"], np.dtype(a["dtype"]).newbyteorder("<"), tuple(a["shape"]))
+              for a in header["arrays"]]
+    expected_len, crc = int(header["payload_bytes"]), int(header["crc32"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{path} has a corrupt header ({type(e).__name__}): {redo}") from None
+  payload = data[start:]
+  if len(payload) != expected_len:
+    what = "truncated" if len(payload) < expected_len else "longer than its header says"
+    raise UserError(f"{path} is {what} ({len(payload)} of {expected_len} payload bytes): {redo}")
+  if zlib.crc32(payload) != crc:
+    raise UserError(f"{path} is corrupted (its checksum does not match): {redo}")
+  return _codes_from(path, header, arrays, payload, redo)
+
+
+def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> Codes:
+  parts, at = {}, 0
+  try:
+    for name, dtype, shape in arrays:
+      n = int(np.prod(shape)) * dtype.itemsize
+      parts[name] = np.frombuffer(payload, dtype, count=int(np.prod(shape)),
+                                  offset=at).reshape(shape).astype(dtype.newbyteorder("="))
+      at += n
+    codes = Codes(values=parts["values"], quant=header["quant"], model=header["model"],
+                  latent_dim=int(header["latent_dim"]),
+                  code_shape=tuple(int(d) for d in header["code_shape"]),
+                  image_shape=tuple(int(d) for d in header["image_shape"]),
+                  run=dict(header["run"]), offset=parts.get("offset"),
+                  scale=parts.get("scale"), names=header.get("names"))
+  except (ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{path} has a corrupt header ({type(e).__name__}: {e}): {redo}") from None
+  dims = int(np.prod(codes.code_shape))
+  if (codes.quant not in QUANTS or codes.values.dtype.name != codes.quant
+      or codes.values.shape != (int(header["num_images"]), dims)
+      or (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None)):
+    raise UserError(f"{path} has a corrupt header (its arrays do not match its fields): {redo}")
+  return codes
+
+
+# ----------------------------------------------------------------------- the run
+
+def run_config(workdir: str) -> dict:
+  """A run's config.json, as `checkpoint.read_run_config` reads it.
+
+  Read here because importing checkpoint.py (orbax, JAX) takes seconds: every refusal
+  the CLI can make from the files alone comes before that.
+  """
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      cfg = json.load(f)
+  except FileNotFoundError:
+    raise UserError(f"{workdir} holds no run (no config.json): give the --workdir of a "
+                    "training run") from None
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
+  if not isinstance(cfg, dict) or not {"model", "latent_dim", "image_shape"} <= set(cfg):
+    raise UserError(f"{path} is not a training run's config: give the workdir of a "
+                    "training run")
+  return cfg
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The finished checkpoint steps of a run (orbax names each step's folder by its number)."""
+  folder = os.path.join(os.path.abspath(workdir), "checkpoints")  # checkpoint.checkpoint_dir
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
+def run_identity(workdir: str, step: int | None = None) -> dict:
+  """{"workdir", "config_hash", "step"} naming a run's checkpoint (default: its latest)."""
+  cfg = run_config(workdir)
+  steps = checkpoint_steps(workdir)
+  if not steps:
+    raise UserError(f"{workdir} has no checkpoint yet: train it first "
+                    f"(python launch.py --config configs/... --workdir {workdir})")
+  if step is None:
+    step = steps[-1]
+  elif step not in steps:
+    raise UserError(f"{workdir} has no checkpoint of step {step} (it keeps {steps}): "
+                    "choose one of those steps")
+  return {"workdir": os.path.abspath(workdir), "config_hash": config_hash(cfg), "step": step}
+
+
+def config_hash(cfg: dict) -> str:
+  """A short hash of a run's config.json, without the fields a resume may change."""
+  kept = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+  return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _apply_batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
+  return np.concatenate([np.asarray(fn(x[i:i + batch_size]))
+                         for i in range(0, len(x), batch_size)]) if len(x) else x
+
+
+def encode(workdir: str, images_u8: np.ndarray, quant: str = "float32", *,
+           step: int | None = None, names: Sequence[str] | None = None,
+           batch_size: int = 1000) -> Codes:
+  """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from ae_jax import checkpoint, models  # pylint: disable=import-outside-toplevel
+  if quant not in QUANTS:
+    raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+  run = run_identity(workdir, step)
+  cfg = run_config(workdir)
+  check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
+  encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
+  apply = jax.jit(encoder.apply)
+  codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
+                         np.asarray(images_u8), batch_size)
+  code_shape = models.code_shape(cfg["model"], cfg["latent_dim"])
+  values, offset, scale = quantize(codes.reshape(len(images_u8), -1), quant)
+  return Codes(values=values, quant=quant, model=cfg["model"], latent_dim=cfg["latent_dim"],
+               code_shape=tuple(code_shape), image_shape=tuple(cfg["image_shape"]), run=run,
+               offset=offset, scale=scale, names=list(names) if names is not None else None)
+
+
+def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> None:
+  """Refuses to decode `codes` with a run other than the one that made them."""
+  cfg = run_config(workdir)
+  made_by = f"made by run {codes.run.get('workdir')}"
+  if cfg["model"] != codes.model or (codes.model == "dense"
+                                     and int(cfg["latent_dim"]) != codes.latent_dim):
+    raise UserError(f"{source} come from a {codes.model} model with latent_dim "
+                    f"{codes.latent_dim} ({made_by}) but {workdir} is a {cfg['model']} model "
+                    f"with latent_dim {cfg['latent_dim']}: decode with --workdir "
+                    f"{codes.run.get('workdir')}")
+  if config_hash(cfg) != codes.run.get("config_hash"):
+    raise UserError(f"{source} were {made_by} (config {codes.run.get('config_hash')}), not by "
+                    f"{workdir} (config {config_hash(cfg)}): decode with --workdir "
+                    f"{codes.run.get('workdir')}")
+  steps = checkpoint_steps(workdir)
+  if codes.run.get("step") not in steps:
+    raise UserError(f"{source} were made by checkpoint step {codes.run.get('step')}, which "
+                    f"{workdir} no longer keeps (it has {steps}): encode the images again")
+
+
+def decode(codes: Codes, workdir: str, batch_size: int = 1000) -> np.ndarray:
+  """Images [N, H, W, C] in [0, 1] = sigmoid(decoder(codes)) (only the decoder is restored)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  check_compatible(codes, workdir)
+  decoder, variables = checkpoint.restore_decoder(workdir, codes.run["step"])
+  apply = jax.jit(lambda v, z: jax.nn.sigmoid(decoder.apply(v, z)))
+  return _apply_batched(lambda z: apply(variables, z), codes.dequantized(), batch_size)
+
+
+# ------------------------------------------------------------------------- images
+
+def check_images(images: np.ndarray, image_shape: tuple[int, ...], what: str) -> None:
+  if images.ndim != 4 or tuple(images.shape[1:]) != tuple(image_shape):
+    raise UserError(f"{what} have shape {tuple(images.shape[1:])} (H, W, C) but the run "
+                    f"takes {tuple(image_shape)}: give images of that size")
+  if images.dtype != np.uint8:
+    raise UserError(f"{what} are {images.dtype}, not uint8 pixels: give 8-bit images")
+
+
+def read_png_folder(path: str, image_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+  """uint8 images [N, H, W, C] of every *.png in folder `path` (sorted by name, or the one
+  file `path`), and their names without the extension."""
+  if os.path.isfile(path):
+    path, names = os.path.dirname(path) or ".", [os.path.basename(path)]
+  elif os.path.isdir(path):
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png"))
+  else:
+    raise UserError(f"--images {path} does not exist: give a folder of PNG images")
+  if not names:
+    raise UserError(f"--images {path} holds no .png files: give a folder of PNG images")
+  h, w, c = image_shape
+  mode = {1: "L", 3: "RGB"}.get(c)
+  images = []
+  for name in names:
+    file = os.path.join(path, name)
+    try:
+      with Image.open(file) as im:
+        im.load()
+        size, im_mode = im.size, im.mode
+        pixels = np.asarray(im)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+      raise UserError(f"cannot read image {file} ({type(e).__name__}): give readable PNG "
+                      "files") from None
+    if size != (w, h):
+      raise UserError(f"image {file} is {size[0]}x{size[1]} but the run takes {w}x{h}: "
+                      "resize it to that size")
+    if im_mode != mode:
+      raise UserError(f"image {file} has mode {im_mode} but the run takes {c}-channel "
+                      f"8-bit images (mode {mode}): convert it, e.g. Image.convert({mode!r})")
+    images.append(pixels.reshape(h, w, c))
+  return np.stack(images), [os.path.splitext(n)[0] for n in names]
+
+
+def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | None,
+                     overwrite: bool = False) -> None:
+  """Writes one PNG per image into folder `path` (new, or reused with overwrite)."""
+  _check_output_path(path, overwrite, "--out", folder=True)
+  names = list(names) if names is not None else [f"{i:05d}" for i in range(len(images_u8))]
+  if len(set(names)) != len(names) or any(os.sep in n or n in ("", ".", "..") for n in names):
+    raise UserError("the codes file's image names are not distinct file names: "
+                    "encode the images again")
+  parent = os.path.dirname(os.path.abspath(path))
+  # A new folder is filled under a temporary name and renamed: no half-written output.
+  target = path if os.path.isdir(path) else tempfile.mkdtemp(dir=parent, prefix=".decode-")
+  for name, image in zip(names, images_u8):
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+        os.path.join(target, name + ".png"))
+  if target != path:
+    os.rename(target, path)
+
+
+def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False) -> None:
+  if os.path.exists(path):
+    if not overwrite:
+      raise UserError(f"{flag} {path} already exists: choose another path or pass --overwrite")
+    if folder != os.path.isdir(path):
+      kind = "a folder" if folder else "a file"
+      raise UserError(f"{flag} {path} exists and is not {kind}: choose another path")
+  parent = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    raise UserError(f"the folder of {flag} {path} does not exist: create {parent} first")
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except OSError as e:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise UserError(f"cannot write {path} ({e.strerror}): choose a writable path") from None
+
+
+# --------------------------------------------------------------------------- CLI
+
+def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
+  """(uint8 images, names or None, description) from --images or --dataset/--split."""
+  cfg = run_config(args.workdir)
+  if args.images:
+    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]))
+    return images, names, args.images
+  from ae_jax import data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
+  # The run's own dataset is found where the run found it, unless told otherwise.
+  same = args.dataset == cfg.get("dataset")
+  data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
+  idx_dir = cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same else data.DEFAULT_IDX_DIR
+  builder = data.get_builder(args.dataset, data_dir, idx_dir)
+  data.num_examples(builder, args.split)
+  images = data.load_images(builder, args.split, args.max_images)
+  return images, None, f"{args.dataset}:{args.split}"
+
+
+def _summary(codes: Codes, file_bytes: int) -> str:
+  raw = int(np.prod(codes.image_shape))
+  per_file = file_bytes / max(codes.num_images, 1)
+  return (f"{codes.num_images} images, {codes.model} code {codes.code_shape} as {codes.quant}: "
+          f"{codes.bytes_per_image} B/image ({per_file:.1f} B/image with the header), "
+          f"{raw / codes.bytes_per_image:.1f}x smaller than the raw {raw} B")
+
+
+def cmd_encode(args) -> None:
+  _check_output_path(args.out, args.overwrite, "--out")  # fail before any work
+  images, names, source = load_source(args)
+  codes = encode(args.workdir, images, args.quant, step=args.step, names=names)
+  size = save_codes(args.out, codes, args.overwrite)
+  print(f"encoded {source} -> {args.out}: {_summary(codes, size)}")
+
+
+def cmd_decode(args) -> None:
+  codes = load_codes(args.codes)
+  _check_output_path(args.out, args.overwrite, "--out", folder=True)
+  check_compatible(codes, args.workdir, f"the codes in {args.codes}")
+  reference = None
+  if args.images or args.dataset:
+    reference, _, source = load_source(args)
+    check_images(reference, codes.image_shape, source)
+    if reference.shape[0] != codes.num_images:
+      raise UserError(f"{source} holds {len(reference)} images but {args.codes} holds "
+                      f"{codes.num_images} codes: give the images that were encoded")
+  from ae_jax import quality  # pylint: disable=import-outside-toplevel
+  restored = quality.to_uint8(decode(codes, args.workdir))
+  write_png_folder(args.out, restored, codes.names, args.overwrite)
+  line = f"decoded {args.codes} -> {args.out}/: {_summary(codes, os.path.getsize(args.codes))}"
+  if reference is not None:
+    q = quality.report(restored, reference)
+    line += f"; round trip vs {source}: PSNR {q['psnr']:.2f} dB, SSIM {q['ssim']:.4f}"
+  print(line)
+
+
+def cmd_info(args) -> None:
+  codes = load_codes(args.codes)
+  print(f"{args.codes}: {_summary(codes, os.path.getsize(args.codes))}; made by "
+        f"{codes.run['workdir']} step {codes.run['step']} (config {codes.run['config_hash']})")
+
+
+def quiet_logs() -> None:
+  """Keeps library chatter (tfds, orbax via absl) off stderr, where errors are one line."""
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  logging.set_verbosity(logging.ERROR)
+
+
+class OneLineParser(argparse.ArgumentParser):
+  """argparse that reports a bad command line in one line (and exit code 2)."""
+
+  def error(self, message):
+    self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
+  p.add_argument("--images", help=f"folder of PNG images ({what})")
+  p.add_argument("--dataset", help=f"tfds dataset name ({what}), e.g. fashion_mnist")
+  p.add_argument("--split", default="test", help="tfds split (default: test)")
+  p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
+                 "else tfds' own)")
+  p.add_argument("--max_images", type=int, help="only the first N images of the split")
+
+
+def make_parser() -> argparse.ArgumentParser:
+  parser = OneLineParser(prog="python -m ae_jax.compress", description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+  enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
+  enc.add_argument("--workdir", required=True, help="the training run's workdir")
+  _add_source_flags(enc, "to encode")
+  enc.add_argument("--quant", choices=QUANTS, default="uint8")
+  enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+  enc.add_argument("--out", required=True, help="codes file to write (.aec)")
+  enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+  dec = sub.add_parser("decode", help="codes file -> PNG folder (restores only the decoder)")
+  dec.add_argument("--workdir", required=True, help="the run that made the codes")
+  dec.add_argument("--codes", required=True, help="codes file written by encode")
+  _add_source_flags(dec, "optional: the originals, to report PSNR/SSIM of the round trip")
+  dec.add_argument("--out", required=True, help="folder for the PNGs (must not exist)")
+  dec.add_argument("--overwrite", action="store_true", help="write into an existing --out")
+  info = sub.add_parser("info", help="what a codes file holds")
+  info.add_argument("--codes", required=True)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = make_parser()
+  args = parser.parse_args(argv)
+  quiet_logs()
+  try:
+    if args.command == "encode":
+      if bool(args.images) == bool(args.dataset):
+        raise UserError("give the images to encode: either --images FOLDER or --dataset NAME")
+      cmd_encode(args)
+    elif args.command == "decode":
+      if args.images and args.dataset:
+        raise UserError("give the originals with --images or --dataset, not both")
+      cmd_decode(args)
+    else:
+      cmd_info(args)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only reads tfds data here
+  sys.exit(main())

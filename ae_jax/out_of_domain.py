@@ -1,0 +1,141 @@
+"""The lecture's warning as a measurement: a codec learnt on one kind of image, used on another.
+
+    python -m ae_jax.out_of_domain --workdir runs/dense --out runs/ood
+
+Renders digits 0-9 from the fonts installed here with Pillow (28x28, white on black, like
+MNIST), codes them with the run's autoencoder (trained on Fashion-MNIST) at each
+quantization, and compares with JPEG at about the same bytes per image (tables shared, as
+in rate_distortion.py), on the digits and on the run's own test images. Writes ood.md, ood.csv, ood.json and ood.png (originals / autoencoder / JPEG rows
+for both kinds of image) into --out.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ae_jax import compress, quality, rate_distortion
+from ae_jax.errors import UserError
+
+FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/*/*.ttf",
+              "/usr/share/fonts/**/*.ttf")
+COLUMNS = ("images", "method", "setting", "bytes_per_image", "psnr", "ssim", "mse")
+
+
+def find_fonts(limit: int = 8) -> list[str]:
+  for pattern in FONT_GLOBS:
+    fonts = sorted(glob.glob(pattern, recursive=True))
+    if fonts:
+      return fonts[:limit]
+  return []
+
+
+def render_digits(n: int, seed: int = 0, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+  """n uint8 images [n, size, size, 1] of digits (i % 10) in varied fonts, sizes and offsets."""
+  rng = np.random.default_rng(seed)
+  fonts = find_fonts()
+  images = np.zeros((n, size, size, 1), np.uint8)
+  labels = np.arange(n) % 10
+  for i, digit in enumerate(labels):
+    points = int(rng.integers(18, 25))
+    font = (ImageFont.truetype(fonts[rng.integers(len(fonts))], points) if fonts
+            else ImageFont.load_default(points))  # Pillow's own font when none is installed
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = draw.textbbox((0, 0), str(digit), font=font)
+    # Centred like MNIST's digits, with a small random shift.
+    x = (size - (right - left)) / 2 - left + rng.integers(-2, 3)
+    y = (size - (bottom - top)) / 2 - top + rng.integers(-2, 3)
+    draw.text((x, y), str(digit), fill=255, font=font)
+    images[i, :, :, 0] = np.asarray(canvas)
+  return images, labels
+
+
+def jpeg_near(images_u8: np.ndarray, target_bytes: float,
+              qualities: Sequence[int] = tuple(range(1, 96))) -> tuple[int, np.ndarray, float]:
+  """(quality, decoded, bytes/image) of the JPEG whose table-less size is nearest target."""
+  best = None
+  for q in qualities:
+    decoded, _, scan = rate_distortion.jpeg(images_u8, q)
+    if best is None or abs(scan - target_bytes) < abs(best[2] - target_bytes):
+      best = (q, decoded, scan)
+    if scan > target_bytes:  # sizes grow with quality: nothing further is nearer
+      break
+  return best
+
+
+def compare(workdir: str, digits_u8: np.ndarray, in_domain_u8: np.ndarray,
+            quants: Sequence[str] = ("uint8", "float16")) -> tuple[list[dict], dict]:
+  """Rows (per kind of image and quantization: autoencoder, JPEG at its size) and, for the
+  first quantization, the pictures' (originals, autoencoder, JPEG) images."""
+  rows, shown = [], {}
+  for name, images in (("digits", digits_u8), ("in domain", in_domain_u8)):
+    for quant in quants:
+      codes = compress.encode(workdir, images, quant)
+      restored = quality.to_uint8(compress.decode(codes, workdir))
+      q_jpeg, jpeg_images, jpeg_bytes = jpeg_near(images, codes.bytes_per_image)
+      for method, setting, nbytes, out in (
+          (f"autoencoder {quant}", f"{codes.model} K={codes.latent_dim}",
+           codes.bytes_per_image, restored),
+          ("JPEG, tables shared", f"quality {q_jpeg}", jpeg_bytes, jpeg_images)):
+        rows.append({"images": name, "method": method, "setting": setting,
+                     "bytes_per_image": float(nbytes), **quality.report(out, images)})
+      shown.setdefault(name, (images, restored, jpeg_images))
+  return rows, shown
+
+
+def save_picture(path: str, shown: dict, n: int = 10) -> None:
+  from ae_jax import plots  # pylint: disable=import-outside-toplevel
+  grid = []
+  for name, (originals, restored, jpeg_images) in shown.items():
+    grid += [(name, originals[:n] / 255.0), ("autoencoder", restored[:n] / 255.0),
+             ("JPEG", jpeg_images[:n] / 255.0)]
+  plots.save_grid(path, grid)
+
+
+def run(workdir: str, out: str, num_digits: int = 500,
+        quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000
+        ) -> list[dict]:
+  compress.run_identity(workdir)  # no checkpoint: fail before rendering anything
+  digits, _ = render_digits(num_digits)
+  test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
+  rows, shown = compare(workdir, digits, test_images, quants)
+  os.makedirs(out, exist_ok=True)
+  rate_distortion.write_table(out, "ood", rows, COLUMNS)
+  save_picture(os.path.join(out, "ood.png"), shown)
+  return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = compress.OneLineParser(prog="python -m ae_jax.out_of_domain",
+                                  description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="a trained run (e.g. on fashion_mnist)")
+  parser.add_argument("--out", required=True, help="folder for ood.md/.csv/.json/.png")
+  parser.add_argument("--num_digits", type=int, default=500)
+  parser.add_argument("--max_images", type=int, default=1000, help="in-domain test images")
+  parser.add_argument("--quants", default="uint8,float16",
+                      help="quantizations of the codes to compare (the first is pictured)")
+  args = parser.parse_args(argv)
+  compress.quiet_logs()
+  try:
+    quants = [q for q in args.quants.split(",") if q]
+    if args.num_digits < 1 or not quants or set(quants) - set(compress.QUANTS):
+      raise UserError(f"--num_digits must be positive and --quants a list of "
+                      f"{','.join(compress.QUANTS)}")
+    run(args.workdir, args.out, args.num_digits, quants, args.max_images)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  with open(os.path.join(args.out, "ood.md")) as f:
+    print(f.read(), end="")
+  print(f"wrote ood.png to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.exit(main())

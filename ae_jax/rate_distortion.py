@@ -1,0 +1,258 @@
+"""Quality against size: a trained run's codes at each quantization next to PNG and JPEG.
+
+    python -m ae_jax.rate_distortion --workdir runs/dense --out runs/rd
+
+For every method, bytes per image and the mean MSE, PSNR, SSIM and BCE of what a user gets
+back (uint8 pixels) against the originals (by default the run's eval split). Writes
+rd.md, rd.csv, rd.json and rd.png (PSNR and SSIM against bytes/image) into --out.
+
+What the bytes count: for the autoencoder, one image's code (the decoder's weights and the
+quantization parameters are shared by every image, like a codec's tables); for PNG, the
+whole file; for JPEG both the whole file ("JPEG file") and the file without its
+quantization and Huffman tables ("JPEG, tables shared": Pillow's abbreviated
+`streamtype=2` stream, the same scan data), the fair match for the autoencoder's count.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ae_jax import compress, quality
+from ae_jax.errors import UserError
+
+JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
+COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
+
+
+# --------------------------------------------------------------------------- codecs
+
+def _row(method: str, setting: str, nbytes: float, raw: int, restored_u8: np.ndarray,
+         originals_u8: np.ndarray, **extra) -> dict:
+  q = quality.report(restored_u8, originals_u8)
+  if q["mse"] == 0:
+    q["psnr"] = math.inf  # lossless (metrics.psnr would print its 100 dB floor)
+  return {"method": method, "setting": setting, "bytes_per_image": float(nbytes),
+          "ratio": raw / nbytes, **q, **extra}
+
+
+def autoencoder_rows(workdir: str, images_u8: np.ndarray,
+                     quants: Sequence[str] = compress.QUANTS, label: str | None = None
+                     ) -> list[dict]:
+  """One row per quantization of the run's codes (the encoder runs once)."""
+  raw = int(np.prod(images_u8.shape[1:]))
+  codes32 = compress.encode(workdir, images_u8, "float32")
+  label = label or (f"{codes32.model} K={codes32.latent_dim}" if codes32.model == "dense"
+                    else f"{codes32.model} {'x'.join(map(str, codes32.code_shape))}")
+  rows = []
+  for quant in quants:
+    values, offset, scale = compress.quantize(codes32.values, quant)
+    codes = dataclasses.replace(codes32, values=values, quant=quant, offset=offset, scale=scale)
+    restored = quality.to_uint8(compress.decode(codes, workdir))
+    file_bytes = len(compress.codes_to_bytes(codes)) / len(images_u8)
+    rows.append(_row(f"autoencoder {quant}", label, codes.bytes_per_image, raw, restored,
+                     images_u8, file_bytes_per_image=file_bytes, quant=quant,
+                     latent_dim=codes.latent_dim))
+  return rows
+
+
+def _pil(image_u8: np.ndarray) -> Image.Image:
+  return Image.fromarray(image_u8[..., 0] if image_u8.shape[-1] == 1 else image_u8)
+
+
+def _as_batch(images: list[np.ndarray], like: np.ndarray) -> np.ndarray:
+  return np.stack(images).reshape(like.shape)
+
+
+def table_bytes(jpeg_bytes: bytes) -> int:
+  """Bytes of the quantization (DQT) and Huffman (DHT) table segments of a JPEG file.
+
+  The file less these is what Pillow writes as an abbreviated stream (`streamtype=2`):
+  the tables can be shared by all images, as the autoencoder's decoder is.
+  """
+  total, at = 0, 2  # after SOI
+  while at + 4 <= len(jpeg_bytes) and jpeg_bytes[at] == 0xFF:
+    marker = jpeg_bytes[at + 1]
+    length = int.from_bytes(jpeg_bytes[at + 2:at + 4], "big")
+    if marker in (0xDB, 0xC4):
+      total += 2 + length
+    if marker == 0xDA:  # start of scan: entropy-coded data follows, no more tables
+      break
+    at += 2 + length
+  return total
+
+
+def jpeg(images_u8: np.ndarray, quality_setting: int) -> tuple[np.ndarray, float, float]:
+  """(decoded images, mean file bytes, mean bytes without tables) at a Pillow quality."""
+  decoded, full, scan = [], 0, 0
+  for image in images_u8:
+    buf = io.BytesIO()
+    _pil(image).save(buf, "JPEG", quality=quality_setting)
+    full += buf.tell()
+    scan += buf.tell() - table_bytes(buf.getvalue())
+    decoded.append(np.asarray(Image.open(buf)))
+  n = len(images_u8)
+  return _as_batch(decoded, images_u8), full / n, scan / n
+
+
+def jpeg_rows(images_u8: np.ndarray, qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
+  """Two rows per quality: bytes of the whole file, and with the tables shared."""
+  raw = int(np.prod(images_u8.shape[1:]))
+  rows = []
+  for q in qualities:
+    decoded, full, scan = jpeg(images_u8, q)
+    row = _row("JPEG file", f"quality {q}", full, raw, decoded, images_u8, jpeg_quality=q)
+    rows.append(row)
+    rows.append({**row, "method": "JPEG, tables shared", "bytes_per_image": scan,
+                 "ratio": raw / scan})
+  return rows
+
+
+def png_row(images_u8: np.ndarray) -> dict:
+  """PNG (lossless, optimize=True): mean file bytes; decoding gives the originals back."""
+  decoded, total = [], 0
+  for image in images_u8:
+    buf = io.BytesIO()
+    _pil(image).save(buf, "PNG", optimize=True)
+    total += buf.tell()
+    decoded.append(np.asarray(Image.open(buf)))
+  raw = int(np.prod(images_u8.shape[1:]))
+  return _row("PNG", "lossless", total / len(images_u8), raw, _as_batch(decoded, images_u8),
+              images_u8)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def _fmt(value) -> str:
+  if isinstance(value, float):
+    if math.isinf(value):
+      return "inf"
+    return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+  return str(value)
+
+
+def write_table(out: str, name: str, rows: list[dict], columns: Sequence[str]) -> None:
+  """name.md (markdown), name.csv and name.json (all fields; inf PSNR as null) in `out`."""
+  with open(os.path.join(out, f"{name}.md"), "w") as f:
+    f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
+    for r in rows:
+      f.write("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |\n")
+  with open(os.path.join(out, f"{name}.csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+  clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in r.items()} for r in rows]
+  with open(os.path.join(out, f"{name}.json"), "w") as f:
+    json.dump(clean, f, indent=1)
+
+
+def plot(path: str, rows: list[dict], title: str) -> None:
+  """PSNR and SSIM against bytes/image (log scale), one curve per method."""
+  from ae_jax import plots  # pylint: disable=import-outside-toplevel,unused-import  (Agg backend)
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from matplotlib import ticker  # pylint: disable=import-outside-toplevel
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  sizes = [r["bytes_per_image"] for r in rows]
+  ticks = [2**i for i in range(0, 14) if min(sizes) / 2 <= 2**i <= max(sizes) * 2]
+  methods = list(dict.fromkeys(r["method"] for r in rows))
+  for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
+    for method in methods:
+      pts = sorted((r["bytes_per_image"], r[metric], r["setting"]) for r in rows
+                   if r["method"] == method)
+      if method == "PNG":  # lossless: a vertical line at its size, not a point at infinity
+        ax.axvline(pts[0][0], color="gray", ls=":", label=f"PNG lossless ({pts[0][0]:.0f} B)")
+        continue
+      style = "o-" if method.startswith("autoencoder") else "s--"
+      ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=4, label=method)
+      if method.startswith("autoencoder") and len({p[2] for p in pts}) > 1:
+        for x, y, s in pts:  # the sweep: say which K each point is
+          ax.annotate(s.split("=")[-1], (x, y), fontsize=7, xytext=(2, 3),
+                      textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xticks(ticks)  # plain numbers: log-scale's default labels overlap here
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel("bytes per image (raw: 784)")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3, which="both")
+  axes[0].legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+def load_eval_images(workdir: str, split: str | None = None,
+                     max_images: int | None = None) -> tuple[np.ndarray, dict]:
+  """The uint8 images of the run's dataset (its eval split unless told), and the config."""
+  from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
+  cfg = checkpoint.read_run_config(workdir)
+  builder = data.get_builder(cfg["dataset"], cfg.get("data_dir"), cfg.get("idx_dir"))
+  split = split or cfg["eval_split"]
+  data.num_examples(builder, split)
+  return data.load_images(builder, split, max_images), cfg
+
+
+def run(workdir: str, out: str, *, split: str | None = None, max_images: int | None = None,
+        jpeg_qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
+  """Measures every method on the run's eval images and writes the table and plot."""
+  compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
+  images, cfg = load_eval_images(workdir, split, max_images)
+  rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
+  os.makedirs(out, exist_ok=True)
+  write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))
+  plot(os.path.join(out, "rd.png"), rows,
+       f"{cfg['dataset']} {split or cfg['eval_split']}, {len(images)} images: {workdir}")
+  return rows
+
+
+def parse_ints(text: str) -> list[int]:
+  try:
+    values = [int(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise UserError(f"{text!r} is not a comma-separated list of integers, e.g. 1,5,10") from None
+  if not values:
+    raise UserError("give at least one value, e.g. 1,5,10")
+  return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = compress.OneLineParser(prog="python -m ae_jax.rate_distortion",
+                                 description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True, help="a trained run")
+  parser.add_argument("--out", required=True, help="folder for rd.md/.csv/.json/.png")
+  parser.add_argument("--split", help="split to measure on (default: the run's eval split)")
+  parser.add_argument("--max_images", type=int, help="only the first N images")
+  parser.add_argument("--jpeg_qualities", default=",".join(map(str, JPEG_QUALITIES)))
+  args = parser.parse_args(argv)
+  compress.quiet_logs()
+  try:
+    qualities = parse_ints(args.jpeg_qualities)
+    if not all(1 <= q <= 95 for q in qualities):
+      raise UserError("--jpeg_qualities must lie in 1..95 (Pillow's useful range)")
+    rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
+               jpeg_qualities=qualities)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  with open(os.path.join(args.out, "rd.md")) as f:
+    print(f.read(), end="")
+  print(f"wrote {len(rows)} rows and rd.png to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.exit(main())

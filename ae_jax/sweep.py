@@ -1,0 +1,141 @@
+"""The latent-size trade-off: train the dense autoencoder for each code size K, then measure.
+
+    python -m ae_jax.sweep --out runs/sweep --epochs 5            # K = 2,4,8,...,128
+    python -m ae_jax.sweep --out runs/sweep --ks 8,64 --set batch_size=256
+
+Each K trains `configs/dense.py` (with --epochs and any --set field=value overrides) in
+--out/runs/K<K> (rerunning resumes or reuses finished runs), then its codes are measured on
+the eval split at each quantization next to JPEG and PNG. Writes sweep.md, sweep.csv,
+sweep.json (one row per K) and sweep.png (the rate-distortion axes of rate_distortion.py,
+one point per K) into --out.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+from typing import Sequence
+
+import ml_collections
+
+from ae_jax import compress, rate_distortion
+from ae_jax.errors import UserError
+
+KS = (2, 4, 8, 16, 32, 64, 128)
+COLUMNS = ("K", "bytes_float32", "bytes_float16", "bytes_uint8", "ratio_float32",
+           "ratio_uint8", "val_bce", "psnr_float32", "psnr_uint8", "ssim_float32", "ssim_uint8")
+
+
+def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collections.ConfigDict:
+  """configs/dense.py with latent_dim=k, num_epochs=epochs and the dotted `overrides`."""
+  from configs import dense  # pylint: disable=import-outside-toplevel
+  config = dense.get_config()
+  config.progress_bar = False
+  for field, value in (overrides or {}).items():
+    node, *path, leaf = [config] + field.split(".")
+    try:
+      for part in path:
+        node = node[part]
+      if leaf not in node:
+        raise KeyError(leaf)
+      node[leaf] = value
+    except KeyError:
+      raise UserError(f"unknown config field {field!r}: see configs/default.py") from None
+    except TypeError as e:
+      raise UserError(f"bad value for {field}: {e}") from None
+  config.latent_dim, config.num_epochs = k, epochs
+  return config
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+  """field=value strings (values as Python literals, else strings) as a dict."""
+  out = {}
+  for item in items:
+    field, sep, text = item.partition("=")
+    if not sep or not field:
+      raise UserError(f"--set {item!r} must look like field=value, e.g. --set batch_size=256")
+    try:
+      out[field] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      out[field] = text
+  return out
+
+
+def last_metrics(workdir: str) -> dict:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()][-1]
+
+
+def sweep_row(k: int, workdir: str, images_u8) -> tuple[dict, list[dict]]:
+  """The table row of one trained K, and its rate-distortion rows (one per quantization)."""
+  rd_rows = rate_distortion.autoencoder_rows(workdir, images_u8, label=f"K={k}")
+  by_quant = {r["quant"]: r for r in rd_rows}
+  row = {"K": k, "val_bce": last_metrics(workdir)["val_loss"]}
+  for quant in compress.QUANTS:
+    row[f"bytes_{quant}"] = by_quant[quant]["bytes_per_image"]
+    row[f"ratio_{quant}"] = by_quant[quant]["ratio"]
+    row[f"psnr_{quant}"] = by_quant[quant]["psnr"]
+    row[f"ssim_{quant}"] = by_quant[quant]["ssim"]
+  return row, rd_rows
+
+
+def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | None = None,
+        jpeg_qualities: Sequence[int] = rate_distortion.JPEG_QUALITIES,
+        max_images: int | None = None) -> list[dict]:
+  """Trains every K (resuming runs already in `out`) and writes the table and plot."""
+  from ae_jax import train  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
+  configs = [make_config(k, epochs, overrides) for k in ks]  # every bad override first
+  if configs[0].loss != "bce":
+    raise UserError("the sweep reports the validation BCE: keep loss=bce")
+  os.makedirs(os.path.join(out, "runs"), exist_ok=True)
+  rows, rd_rows, images = [], [], None
+  for k, config in zip(ks, configs):
+    workdir = os.path.join(out, "runs", f"K{k}")
+    print(f"K={k}: training {epochs} epochs in {workdir}", file=sys.stderr)
+    train.train_and_evaluate(config, workdir)
+    if images is None:
+      images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
+    row, points = sweep_row(k, workdir, images)
+    rows.append(row)
+    rd_rows += points
+  rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images, jpeg_qualities)
+  rate_distortion.write_table(out, "sweep", rows, COLUMNS)
+  rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
+  rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
+                       f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
+                       f"vs JPEG and PNG, {len(images)} test images")
+  return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = compress.OneLineParser(prog="python -m ae_jax.sweep",
+                                  description=__doc__.split("\n")[0])
+  parser.add_argument("--out", required=True, help="folder for the runs, tables and plot")
+  parser.add_argument("--ks", default=",".join(map(str, KS)), help="code sizes K")
+  parser.add_argument("--epochs", type=int, default=5, help="epochs per K")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="config override, e.g. --set batch_size=256 (repeatable)")
+  parser.add_argument("--jpeg_qualities",
+                      default=",".join(map(str, rate_distortion.JPEG_QUALITIES)))
+  parser.add_argument("--max_images", type=int, help="measure on the first N eval images")
+  args = parser.parse_args(argv)
+  compress.quiet_logs()
+  try:
+    ks = rate_distortion.parse_ints(args.ks)
+    if min(ks) < 1 or args.epochs < 1:
+      raise UserError("--ks and --epochs must be positive integers")
+    rows = run(args.out, ks, args.epochs, parse_overrides(args.set),
+               rate_distortion.parse_ints(args.jpeg_qualities), args.max_images)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  with open(os.path.join(args.out, "sweep.md")) as f:
+    print(f.read(), end="")
+  print(f"wrote {len(rows)} rows and sweep.png to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.exit(main())

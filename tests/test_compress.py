@@ -1,0 +1,228 @@
+"""The codec: quantization bounds, the codes file, encode/decode against the model, the CLI."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from ae_jax import checkpoint, compress
+from ae_jax.errors import UserError
+from conftest import REPO
+from saved_runs import saved_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp("runs"))
+  return {"dense": saved_run(root), "dense_other_seed": saved_run(root, seed=1),
+          "conv": saved_run(root, "conv")}
+
+
+def _images(n=12, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------ quantization
+
+@pytest.mark.parametrize("quant", compress.QUANTS)
+def test_quantization_error_stays_within_its_bound(quant):
+  rng = np.random.default_rng(0)
+  # Dimensions of very different ranges, one constant dimension, one tiny.
+  z = rng.normal(size=(500, 6)).astype(np.float32) * np.array([1e-3, 0.1, 1, 10, 300, 0],
+                                                               np.float32)
+  z[:, 5] = 2.5
+  values, offset, scale = compress.quantize(z, quant)
+  assert values.dtype == np.dtype(quant)
+  error = np.abs(compress.dequantize(values, offset, scale) - z)
+  bound = compress.error_bound(z, quant, scale)
+  assert (error <= bound).all()
+  if quant == "uint8":
+    np.testing.assert_allclose(bound[:, :5].max(axis=0), (z.max(0) - z.min(0))[:5] / 510,
+                               rtol=2e-3)  # half a level of 256 spanning each dimension
+    assert error[:, 5].max() == 0  # a constant dimension is kept exactly
+    assert error.max(axis=0)[4] > 0.25 * bound[0, 4]  # the bound is not loose
+  if quant == "float32":
+    assert error.max() == 0
+
+
+def test_float16_refuses_codes_beyond_its_range():
+  with pytest.raises(UserError, match="float16's range.*--quant float32 or uint8"):
+    compress.quantize(np.array([[1e5, 0.0]], np.float32), "float16")
+
+
+# ------------------------------------------------------------------------ codes file
+
+@pytest.mark.parametrize("quant", compress.QUANTS)
+def test_codes_file_round_trip(runs, tmp_path, quant):
+  codes = compress.encode(runs["dense"], _images(5), quant, names=list("abcde"))
+  path = str(tmp_path / "c.aec")
+  size = compress.save_codes(path, codes)
+  assert size == os.path.getsize(path)
+  loaded = compress.load_codes(path)
+  np.testing.assert_array_equal(loaded.values, codes.values)
+  assert loaded.values.dtype == np.dtype(quant)
+  for field in ("quant", "model", "latent_dim", "code_shape", "image_shape", "run", "names"):
+    assert getattr(loaded, field) == getattr(codes, field), field
+  if quant == "uint8":
+    np.testing.assert_array_equal(loaded.scale, codes.scale)
+  assert loaded.bytes_per_image == 8 * np.dtype(quant).itemsize  # K = 8
+  with pytest.raises(UserError, match="already exists.*--overwrite"):
+    compress.save_codes(path, codes)
+
+
+def _dense_image_bound(workdir, codes32, quant, scale):
+  """|sigmoid(W z' + b) - sigmoid(W z + b)| <= 1/4 * |W| @ |z' - z| (sigmoid is 1/4-Lipschitz)."""
+  _, variables = checkpoint.restore_decoder(workdir)
+  kernel = np.abs(np.asarray(variables["params"]["output"]["kernel"], np.float64))
+  return 0.25 * compress.error_bound(codes32, quant, scale).astype(np.float64) @ kernel
+
+
+@pytest.mark.parametrize("quant", compress.QUANTS)
+def test_encode_then_decode_is_the_autoencoder_up_to_the_quantization(runs, tmp_path, quant):
+  workdir, images = runs["dense"], _images()
+  path = str(tmp_path / "c.aec")
+  compress.save_codes(path, compress.encode(workdir, images, quant))
+  restored = compress.decode(compress.load_codes(path), workdir)
+  model, variables = checkpoint.restore_autoencoder(workdir)
+  expected = np.asarray(jax.nn.sigmoid(model.apply(variables, images / 255.0)))
+  error = np.abs(restored - expected).reshape(len(images), -1)
+  codes32 = compress.encode(workdir, images, "float32").values
+  _, _, scale = compress.quantize(codes32, quant)
+  bound = _dense_image_bound(workdir, codes32, quant, scale) + 1e-6  # + float32 rounding
+  assert (error <= bound).all()
+  assert bound.max() < 0.05  # the bound says something
+  if quant == "float32":
+    assert error.max() < 1e-6
+
+
+def test_conv_codes_round_trip(runs, tmp_path):
+  workdir, images = runs["conv"], _images()
+  codes = compress.encode(workdir, images, "uint8")
+  assert codes.code_shape == (4, 4, 8) and codes.values.shape == (len(images), 128)
+  restored = compress.decode(codes, workdir)
+  model, variables = checkpoint.restore_autoencoder(workdir)
+  expected = np.asarray(model.apply(variables, images / 255.0, method="reconstruct"))
+  assert restored.shape == expected.shape and np.abs(restored - expected).max() < 0.01
+
+
+def test_encode_reads_only_the_encoder_and_decode_only_the_decoder(runs, monkeypatch):
+  def refuse(*_, **__):
+    raise AssertionError("restored the other half")
+  monkeypatch.setattr(checkpoint, "restore_decoder", refuse)
+  codes = compress.encode(runs["dense"], _images(2), "uint8")
+  monkeypatch.undo()
+  monkeypatch.setattr(checkpoint, "restore_encoder", refuse)
+  assert compress.decode(codes, runs["dense"]).shape == (2, 28, 28, 1)
+
+
+def test_cli_png_folder_round_trip_keeps_names_and_reports_quality(runs, tmp_path, capsys):
+  folder = tmp_path / "pngs"
+  folder.mkdir()
+  images = _images(3)
+  for name, image in zip(("shoe", "bag", "coat"), images):
+    Image.fromarray(image[..., 0]).save(folder / f"{name}.png")
+  out, codes_path = tmp_path / "restored", str(tmp_path / "c.aec")
+  wd = runs["dense"]
+  assert compress.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
+                        codes_path]) == 0
+  assert "8 B/image" in capsys.readouterr().out
+  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+                        "--images", str(folder)]) == 0
+  line = capsys.readouterr().out
+  assert "PSNR" in line and "SSIM" in line and "98.0x smaller than the raw 784 B" in line
+  assert sorted(os.listdir(out)) == ["bag.png", "coat.png", "shoe.png"]
+  expected = compress.decode(compress.encode(wd, images[[1]], "uint8"), wd)
+  got = np.asarray(Image.open(out / "bag.png"))
+  # Same codes up to the uint8 levels (fitted to 1 vs 3 images), then rounded to pixels.
+  assert np.abs(got / 255.0 - expected[0, ..., 0]).max() < 0.02
+
+
+# --------------------------------------------------------------------- bad input, CLI
+
+def _png(path, array, mode=None):
+  Image.fromarray(array, mode).save(path)
+
+
+@pytest.fixture(scope="module")
+def bad_cases(runs, tmp_path_factory):
+  """Every refusal, run as a user would (subprocesses, started together: they mostly import)."""
+  t = tmp_path_factory.mktemp("bad")
+  good = t / "good"
+  good.mkdir()
+  _png(good / "a.png", _images(1)[0, ..., 0])
+  for name, fill in (("big", np.zeros((32, 32), np.uint8)), ("rgb", np.zeros((28, 28, 3), np.uint8))):
+    (t / name).mkdir()
+    _png(t / name / "x.png", fill)
+  (t / "junk").mkdir()
+  (t / "junk" / "x.png").write_bytes(b"not a png at all")
+  no_ckpt, no_run = t / "no_ckpt", t / "no_run"
+  no_ckpt.mkdir()
+  no_run.mkdir()
+  (no_ckpt / "config.json").write_text(open(os.path.join(runs["dense"], "config.json")).read())
+  codes = compress.encode(runs["dense"], _images(4), "uint8")
+  blob = compress.codes_to_bytes(codes)
+  (t / "good.aec").write_bytes(blob)
+  (t / "truncated.aec").write_bytes(blob[:-10])
+  (t / "cut_header.aec").write_bytes(blob[:20])
+  (t / "garbage.aec").write_bytes(os.urandom(300))
+  flipped = bytearray(blob)
+  flipped[-1] ^= 0xFF
+  (t / "flipped.aec").write_bytes(bytes(flipped))
+  (t / "exists.aec").write_bytes(b"keep me")
+  (t / "exists_dir").mkdir()
+  (t / "exists_dir" / "keep.txt").write_text("keep me")
+  dense, conv, other = runs["dense"], runs["conv"], runs["dense_other_seed"]
+  enc = lambda wd, images, out: ["encode", "--workdir", str(wd), "--images", str(images),
+                                 "--out", str(t / out)]
+  dec = lambda wd, codes, out: ["decode", "--workdir", str(wd), "--codes", str(t / codes),
+                                "--out", str(t / out)]
+  cases = {
+      "encode_out_exists": (enc(dense, good, "exists.aec"), "already exists.*--overwrite"),
+      "wrong_size": (enc(dense, t / "big", "o1.aec"), "32x32.*takes 28x28.*resize"),
+      "wrong_channels": (enc(dense, t / "rgb", "o2.aec"), "mode RGB.*convert"),
+      "unreadable_image": (enc(dense, t / "junk", "o3.aec"), "cannot read image.*readable PNG"),
+      "no_checkpoint": (enc(no_ckpt, good, "o4.aec"), "no checkpoint yet: train it first"),
+      "no_run": (enc(no_run, good, "o5.aec"), "no run.*training run"),
+      "no_images": (["encode", "--workdir", dense, "--out", str(t / "o6.aec")],
+                    "either --images FOLDER or --dataset"),
+      "bad_quant": (enc(dense, good, "o7.aec") + ["--quant", "int4"], "invalid choice: 'int4'"),
+      "garbage_codes": (dec(dense, "garbage.aec", "d1"), "not an ae_jax codes file"),
+      "truncated_codes": (dec(dense, "truncated.aec", "d2"), "truncated.*encode the images again"),
+      "cut_header": (dec(dense, "cut_header.aec", "d3"), "truncated.*header"),
+      "corrupt_codes": (dec(dense, "flipped.aec", "d4"), "corrupted.*checksum"),
+      "missing_codes": (dec(dense, "nowhere.aec", "d5"), "cannot read codes file.*No such file"),
+      "another_run": (dec(other, "good.aec", "d6"), "made by run .*seed0.*decode with --workdir"),
+      "another_model": (dec(conv, "good.aec", "d7"), "dense model.*conv model.*--workdir"),
+      "decode_out_exists": (dec(dense, "good.aec", "exists_dir"), "already exists.*--overwrite"),
+  }
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+           for name, (argv, _) in cases.items()}
+  results = {name: (p.wait(timeout=120), p.stdout.read(), p.stderr.read())
+             for name, p in procs.items()}
+  return t, cases, results
+
+
+@pytest.mark.parametrize("case", [
+    "encode_out_exists", "wrong_size", "wrong_channels", "unreadable_image", "no_checkpoint",
+    "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
+    "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists"])
+def test_bad_input_is_refused_in_one_line(bad_cases, case):
+  import re  # pylint: disable=import-outside-toplevel
+  t, cases, results = bad_cases
+  rc, out, err = results[case]
+  lines = err.strip().splitlines()
+  assert rc == 2, err
+  assert len(lines) == 1 and lines[0].startswith("error: "), err
+  assert re.search(cases[case][1], lines[0]), lines[0]
+  assert out == ""
+  # Nothing written, nothing overwritten.
+  assert (t / "exists.aec").read_bytes() == b"keep me"
+  assert os.listdir(t / "exists_dir") == ["keep.txt"]
+  assert not [p for p in os.listdir(t) if re.fullmatch(r"(o\d\.aec|d\d)(\.tmp.*)?", p)
+              or p.startswith(".decode-")]

@@ -1,0 +1,121 @@
+"""The measuring commands on the tiny dataset: sweep, rate-distortion, out of domain, latent."""
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ae_jax import latent, out_of_domain, rate_distortion, sweep
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, tiny_data):
+  """A sweep over K = 2, 4 (one epoch of 2 steps each) on the tiny dataset."""
+  idx_dir, data_dir = tiny_data
+  out = str(tmp_path_factory.mktemp("sweep"))
+  overrides = {"data_dir": data_dir, "idx_dir": idx_dir, "batch_size": 32,
+               "steps_per_epoch": 2, "eval_batch_size": 64}
+  rows = sweep.run(out, ks=(2, 4), epochs=1, overrides=overrides, jpeg_qualities=(10, 50))
+  return out, rows
+
+
+def test_sweep_table_and_plot(swept):
+  out, rows = swept
+  assert [r["K"] for r in rows] == [2, 4]
+  for r in rows:
+    k = r["K"]
+    assert (r["bytes_float32"], r["bytes_float16"], r["bytes_uint8"]) == (4 * k, 2 * k, k)
+    assert r["ratio_uint8"] == pytest.approx(784 / k)
+    metrics = [json.loads(l) for l in open(os.path.join(out, "runs", f"K{k}", "metrics.jsonl"))]
+    assert r["val_bce"] == metrics[-1]["val_loss"]
+    # Measured on uint8 outputs of the whole tiny test split, as training measured on floats.
+    assert r["psnr_float32"] == pytest.approx(metrics[-1]["val_psnr"], abs=0.05)
+    assert 0 < r["ssim_uint8"] <= 1
+  for name in ("sweep.md", "sweep.csv", "sweep.json", "sweep_rd.json", "sweep.png"):
+    assert os.path.getsize(os.path.join(out, name)) > 100, name
+  assert open(os.path.join(out, "sweep.md")).readline().startswith("| K | bytes_float32")
+  assert Image.open(os.path.join(out, "sweep.png")).size[0] > 400
+
+
+def test_sweep_refuses_unknown_override(tmp_path, capsys):
+  assert sweep.main(["--out", str(tmp_path), "--ks", "2", "--set", "latnet_dim=3"]) == 2
+  assert "unknown config field 'latnet_dim'" in capsys.readouterr().err
+
+
+def test_rate_distortion_rows(swept, tmp_path):
+  out, _ = swept
+  workdir = os.path.join(out, "runs", "K4")
+  rows = rate_distortion.run(workdir, str(tmp_path), jpeg_qualities=(5, 50, 90))
+  by = {(r["method"], r["setting"]): r for r in rows}
+  assert by[("autoencoder uint8", "dense K=4")]["bytes_per_image"] == 4
+  png = by[("PNG", "lossless")]
+  assert math.isinf(png["psnr"]) and png["ssim"] == pytest.approx(1.0) and png["mse"] == 0
+  files = [by[("JPEG file", f"quality {q}")] for q in (5, 50, 90)]
+  shared = [by[("JPEG, tables shared", f"quality {q}")] for q in (5, 50, 90)]
+  assert [r["psnr"] for r in files] == sorted(r["psnr"] for r in files)
+  assert [r["bytes_per_image"] for r in files] == sorted(r["bytes_per_image"] for r in files)
+  assert all(s["bytes_per_image"] < f["bytes_per_image"] for s, f in zip(shared, files))
+  saved = json.load(open(tmp_path / "rd.json"))
+  assert [r for r in saved if r["method"] == "PNG"][0]["psnr"] is None  # inf is not JSON
+  assert "| PNG | lossless |" in open(tmp_path / "rd.md").read()
+
+
+def test_jpeg_table_bytes_equal_pillows_abbreviated_stream():
+  image = np.asarray(out_of_domain.render_digits(1)[0][0, ..., 0])
+  for q in (1, 50, 95):
+    full, short = io.BytesIO(), io.BytesIO()
+    Image.fromarray(image).save(full, "JPEG", quality=q)
+    Image.fromarray(image).save(short, "JPEG", quality=q, streamtype=2)
+    assert full.tell() - rate_distortion.table_bytes(full.getvalue()) == short.tell()
+
+
+def test_rendered_digits_look_like_mnist():
+  images, labels = out_of_domain.render_digits(20, seed=3)
+  assert images.shape == (20, 28, 28, 1) and images.dtype == np.uint8
+  assert list(labels[:10]) == list(range(10))
+  assert images.max() == 255 and (images == 0).mean() > 0.6  # white strokes on black
+  assert (images[:, :2].max(), images[:, -2:].max()) == (0, 0)  # a margin, like MNIST
+  again, _ = out_of_domain.render_digits(20, seed=3)
+  np.testing.assert_array_equal(images, again)
+
+
+def test_out_of_domain_table_and_picture(swept, tmp_path):
+  out, _ = swept
+  rows = out_of_domain.run(os.path.join(out, "runs", "K4"), str(tmp_path), num_digits=20,
+                           quants=("uint8",), max_images=20)
+  assert [(r["images"], r["method"]) for r in rows] == [
+      ("digits", "autoencoder uint8"), ("digits", "JPEG, tables shared"),
+      ("in domain", "autoencoder uint8"), ("in domain", "JPEG, tables shared")]
+  assert rows[0]["bytes_per_image"] == 4
+  assert all(np.isfinite(r["psnr"]) and 0 < r["bytes_per_image"] for r in rows)
+  assert Image.open(tmp_path / "ood.png").size[1] > 300  # six rows of pictures
+
+
+def test_jpeg_near_picks_the_nearest_size():
+  images, _ = out_of_domain.render_digits(10)
+  sizes = {q: rate_distortion.jpeg(images, q)[2] for q in (5, 20, 40)}
+  q, _, nbytes = out_of_domain.jpeg_near(images, sizes[20] + 1, qualities=(5, 20, 40))
+  assert (q, nbytes) == (20, sizes[20])
+
+
+def test_latent_pictures(swept, tmp_path):
+  out, _ = swept
+  info = latent.run(os.path.join(out, "runs", "K4"), str(tmp_path), max_images=64, steps=5)
+  assert info["num_images"] == 64 and info["pair"][0] == 0 and info["pair"][1] != 0
+  assert sum(info["explained_variance"]) <= 1.0 + 1e-6
+  assert Image.open(tmp_path / "latent_pca.png").size[0] > 300
+  strip = Image.open(tmp_path / "interpolation.png")
+  assert strip.size[0] > 2 * strip.size[1]
+
+
+def test_pca_2d_finds_the_main_axes():
+  rng = np.random.default_rng(0)
+  codes = rng.normal(size=(2000, 3)) * np.array([10.0, 3.0, 0.1])
+  xy, var = latent.pca_2d(codes)
+  assert xy.shape == (2000, 2)
+  column_var = codes.var(axis=0)  # the axes are the columns: PCA must find their variances
+  np.testing.assert_allclose(var, column_var[:2] / column_var.sum(), rtol=1e-3)
+  np.testing.assert_allclose(np.abs(np.corrcoef(xy[:, 0], codes[:, 0])[0, 1]), 1, atol=1e-3)
