@@ -108,6 +108,14 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
   return "\n".join(rows)
 
 
+def _load_warning(load_before) -> list[str]:
+  """A note when other work was running: multi-threaded peers (PyTorch most) slow down most."""
+  if load_before[0] < 0.5 * (os.cpu_count() or 1):
+    return []
+  return [f"**Warning: the machine was busy (load average {load_before[0]:.1f} on "
+          f"{os.cpu_count()} CPUs) — timings are not representative.**", ""]
+
+
 def _versions() -> str:
   found = []
   for name in PACKAGES:
@@ -176,6 +184,7 @@ def main() -> None:
       f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}. "
       f"git {_git_commit()}. {_versions()}.",
       "",
+      *_load_warning(load_before),
       table(summary, frameworks, models),
       "",
       "s/epoch: median training time of the epochs after the first (validation excluded); "
