@@ -87,7 +87,7 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
 
 
 def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) -> None:
-  if not steps:
+  if not steps or jax.process_index() != 0:
     return
   target = os.path.join(workdir, "damaged_checkpoints")
   os.makedirs(target, exist_ok=True)
@@ -115,7 +115,10 @@ def read_run_config(workdir: str) -> dict[str, Any]:
 
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
                   step: int | None) -> dict:
-  abstract = jax.eval_shape(module.init, jax.random.key(0), example)
+  # Restore onto this process's first device, whatever sharding the run trained with.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                          jax.eval_shape(module.init, jax.random.key(0), example))
   with ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
     if step is None:

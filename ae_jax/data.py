@@ -152,19 +152,21 @@ def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
   return images_u8[idx].astype(jnp.float32) / 255.0
 
 
-def epoch_permutation(seed: int, epoch: int, n: int) -> jax.Array:
+def epoch_permutation(seed: int, epoch: int | jax.Array, n: int) -> jax.Array:
   """The example order of `epoch`: a function of (seed, epoch) only, for exact resumes."""
   key = jax.random.fold_in(jax.random.key(seed), epoch)
   return jax.random.permutation(key, n)
 
 
 def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int, seed: int,
-                 loc: float, scale: float, first_step: int,
-                 start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 loc: float, scale: float, first_step: int, start: int = 0,
+                 num_shards: int = 1, shard: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """Streams (noisy, clean) float32 batches of one epoch through tf.data.
 
   The order comes from a shuffle seeded by (seed, epoch), the noise of batch i from
-  (seed, first_step + i); `start` skips the batches already trained on (resume).
+  (seed, first_step + i); `start` skips the batches already trained on (resume). With
+  several processes, each gets rows [shard * b, (shard + 1) * b) of every global batch
+  (b = batch_size / num_shards): together they see exactly the one-process batches.
   """
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
@@ -174,16 +176,19 @@ def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int
   ds = ds.batch(batch_size, drop_remainder=True).take(steps).enumerate().skip(start)
   ds = ds.map(lambda i, x: (_add_noise_tf(x, first_step + tf.cast(i, tf.int32), seed, loc, scale),
                             x), num_parallel_calls=tf.data.AUTOTUNE)
+  if num_shards > 1:
+    local = batch_size // num_shards
+    ds = ds.map(lambda noisy, clean: (noisy[shard * local:(shard + 1) * local],
+                                      clean[shard * local:(shard + 1) * local]))
   return tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def eval_batches(images_u8: np.ndarray, *, batch_size: int, seed: int, loc: float,
-                 scale: float) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
-  """(noisy, clean, mask) batches over a whole split, the last one padded (mask 0).
+def eval_batches(images_u8: np.ndarray,
+                 batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+  """(clean float32 batch, mask, index) over a whole split, the last batch padded (mask 0).
 
-  The evaluation noise is fixed by the seed, so every epoch is judged on the same inputs.
+  The evaluation noise is drawn inside the eval step from (seed, index).
   """
-  key = jax.random.fold_in(jax.random.key(seed), 2**31 - 1)
   n = len(images_u8)
   for b, start in enumerate(range(0, n, batch_size)):
     chunk = images_u8[start:start + batch_size]
@@ -192,5 +197,4 @@ def eval_batches(images_u8: np.ndarray, *, batch_size: int, seed: int, loc: floa
       mask[len(chunk):] = 0
       chunk = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:],
                                               chunk.dtype)])
-    clean = jnp.asarray(chunk, jnp.float32) / 255.0
-    yield add_noise(jax.random.fold_in(key, b), clean, loc, scale), clean, jnp.asarray(mask)
+    yield chunk.astype(np.float32) / 255.0, mask, b

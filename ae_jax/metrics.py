@@ -5,6 +5,7 @@ decoder's logits, so BCE uses optax's numerically stable logits form.
 """
 from __future__ import annotations
 
+import dm_pix
 import jax
 import jax.numpy as jnp
 import optax
@@ -38,3 +39,8 @@ def reconstruction_loss(kind: str, logits: jax.Array, target: jax.Array) -> jax.
   if kind == "mse":
     return mse(jax.nn.sigmoid(logits), target)
   raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
+
+
+def ssim(images: jax.Array, target: jax.Array, max_value: float = 1.0) -> jax.Array:
+  """Structural similarity per image (1 = identical): dm-pix's SSIM (11x11 Gaussian, 1.5)."""
+  return dm_pix.ssim(images, target, max_val=max_value)

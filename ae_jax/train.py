@@ -12,91 +12,30 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import tqdm
-from flax.training import train_state
 
-from ae_jax import checkpoint, config_lib, data, metrics, models, plots, workdir as workdir_lib
+from ae_jax import checkpoint, config_lib, data, models, parallel, plots, steps
+from ae_jax import workdir as workdir_lib
 from ae_jax.errors import UserError
+from ae_jax.steps import TrainState, create_train_state, train_step_jit  # re-exported
 
 
-class TrainState(train_state.TrainState):
-  """Flax's TrainState: step, params, opt_state (apply_fn and tx are static)."""
-
-
-def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigDict,
-                       image_shape) -> TrainState:
-  params = model.init(jax.random.key(config.seed), jnp.zeros((1, *image_shape)))["params"]
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=optax.adam(config.learning_rate))
-
-
-# ----------------------------------------------------------------------------- steps
-
-def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array,
-               loss_kind: str) -> tuple[TrainState, jax.Array]:
-  """One Adam step on the mean loss of decoder(encoder(noisy)) against `clean`."""
-  def loss_fn(params):
-    logits = state.apply_fn({"params": params}, noisy)
-    return metrics.reconstruction_loss(loss_kind, logits, clean).mean()
-
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
-  return state.apply_gradients(grads=grads), loss
-
-
-@functools.partial(jax.jit, static_argnames="loss_kind", donate_argnums=0)
-def train_step_jit(state, noisy, clean, loss_kind):
-  return train_step(state, noisy, clean, loss_kind)
-
-
-@functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "loc", "scale",
-                                             "loss_kind"), donate_argnums=0)
-def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
-                       first: jax.Array, noise_key: jax.Array, *, num_steps: int,
-                       batch_size: int, loc: float, scale: float,
-                       loss_kind: str) -> tuple[TrainState, jax.Array]:
-  """`num_steps` train steps on batches first, first+1, ... of the epoch order `perm`.
-
-  Batches are gathered from the resident dataset and noised (key folded with the global
-  step) inside jit; more than one step runs in a `lax.scan`. Returns the per-step losses.
-  """
-  def body(state, i):
-    clean = data.device_batch(images_u8, perm, i, batch_size)
-    noisy = data.add_noise(jax.random.fold_in(noise_key, state.step), clean, loc, scale)
-    return train_step(state, noisy, clean, loss_kind)
-
-  if num_steps == 1:
-    state, loss = body(state, first)
-    return state, loss[None]
-  return jax.lax.scan(body, state, first + jnp.arange(num_steps))
-
-
-@functools.partial(jax.jit, static_argnames="loss_kind")
-def eval_step(state: TrainState, noisy, clean, mask, loss_kind: str) -> dict:
-  """Masked sums of loss, MSE and PSNR over a batch, and the restored images."""
-  logits = state.apply_fn({"params": state.params}, noisy)
-  restored = jax.nn.sigmoid(logits)
-  sums = {
-      "val_loss": metrics.reconstruction_loss(loss_kind, logits, clean),
-      "val_mse": metrics.mse(restored, clean),
-      "val_psnr": metrics.psnr(restored, clean),
-  }
-  return {k: (v * mask).sum() for k, v in sums.items()}, restored
-
-
-def evaluate(state, eval_images, config) -> tuple[dict, dict]:
-  """Metrics over the whole eval split, and (originals, noisy, restored) of its first images."""
-  totals, shown = None, None
-  for noisy, clean, mask in data.eval_batches(eval_images, batch_size=config.eval_batch_size,
-                                              seed=config.seed, loc=config.noise.loc,
-                                              scale=config.noise.scale):
-    sums, restored = eval_step(state, noisy, clean, mask, config.loss)
+def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[dict, dict]:
+  """Metrics over the whole eval split, and (original, noisy, restored) of its first images."""
+  totals = shown = None
+  for clean, mask, b in data.eval_batches(eval_images, config.eval_batch_size):
+    sums, first = steps.eval_step(
+        state, parallel.global_array(clean, parallel.batch_sharding(mesh)),
+        parallel.global_array(mask, parallel.batch_sharding(mesh)), b, loss_kind=config.loss,
+        seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
+        num_shown=config.num_images, shown_sharding=parallel.replicated(mesh))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    if shown is None:
-      k = config.num_images
-      shown = {"original": clean[:k], "noisy": noisy[:k], "restored": restored[:k]}
+    shown = first if shown is None else shown
   n = len(eval_images)
-  return {k: float(v) / n for k, v in jax.device_get(totals).items()}, jax.device_get(shown)
+  val = {k: float(v) / n for k, v in jax.device_get(totals).items()}
+  if "val_noisy_psnr" in val:
+    val["val_psnr_gain"] = val["val_psnr"] - val["val_noisy_psnr"]
+  return val, jax.device_get(shown)
 
 
 # ------------------------------------------------------------------------ the loop
@@ -178,7 +117,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Data order and noise are functions of (seed, epoch, step) and the checkpoint holds the
   optimizer state, so a run killed at any moment and resumed ends bit-identical (on CPU)
   to an unbroken one. SIGTERM/SIGINT save a checkpoint of the current step, then raise
-  `Interrupted`.
+  `Interrupted`. Batches are sharded over all devices (of all processes, when the
+  environment starts several: see ae_jax/parallel.py); process 0 alone writes files.
 
   Args:
     config: an experiment config (see configs/default.py for its fields).
@@ -196,6 +136,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     Interrupted: a stop signal arrived; the run can be resumed.
   """
   config_lib.validate(config)
+  parallel.initialize_from_env()
+  parallel.check_batch_size(config.batch_size)
+  parallel.check_batch_size(config.eval_batch_size, "eval_batch_size")
   workdir_lib.check_writable(workdir)
   builder = data.get_builder(config.dataset, config.data_dir, config.idx_dir)
   image_shape = data.image_shape(builder)
@@ -206,41 +149,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if config.batch_size > n_train:
     raise UserError(f"batch_size {config.batch_size} is larger than the {n_train} "
                     f"examples of {config.train_split}: lower --config.batch_size")
-  steps_per_epoch = min(config.steps_per_epoch or n_train // config.batch_size,
-                        n_train // config.batch_size)
   eval_images = data.load_images(builder, config.eval_split, config.eval_examples)
 
-  if restart:
-    workdir_lib.move_aside(workdir)
-  workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape))
-  log = workdir_lib.MetricsLog(workdir)
+  main = parallel.is_main_process()
+  if main:
+    if restart:
+      workdir_lib.move_aside(workdir)
+    workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape))
+  parallel.sync("workdir prepared")
+  log = workdir_lib.MetricsLog(workdir, enabled=main)
   manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
   try:
     with _StopRequests() as stop:
-      return _train(config, workdir, builder, image_shape, n_train, steps_per_epoch,
-                    eval_images, log, manager, stop)
+      return _train(config, workdir, builder, image_shape, n_train, eval_images, log,
+                    manager, stop)
   finally:
     manager.wait_until_finished()
     manager.close()
     log.close()
 
 
-def _train(config, workdir, builder, image_shape, n_train, steps_per_epoch, eval_images,
-           log, manager, stop) -> TrainState:
+def _train(config, workdir, builder, image_shape, n_train, eval_images, log, manager,
+           stop) -> TrainState:
+  main = parallel.is_main_process()
+  say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
+  mesh = parallel.make_mesh()
+  rep, batch_sharding = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   model = models.make_autoencoder(config.model, config.latent_dim, image_shape)
-  state = create_train_state(model, config, image_shape)
+  state = jax.jit(lambda: create_train_state(model, config, image_shape), out_shardings=rep)()
   progress = {}
   restored = checkpoint.restore_latest_good(manager, workdir, state)
   if restored is not None:
     state, progress = restored
-    print(f"Resuming {workdir} from step {int(state.step)}.", file=sys.stderr)
+    say(f"Resuming {workdir} from step {int(state.step)}.")
   history = log.truncate_after(int(state.step))
 
+  steps_per_epoch = min(config.steps_per_epoch or n_train // config.batch_size,
+                        n_train // config.batch_size)
   pipeline = _choose_pipeline(config, n_train, image_shape)
   if pipeline == "device":
-    train_images = jax.device_put(data.load_images(builder, config.train_split))
-  noise_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    train_images = parallel.global_array(data.load_images(builder, config.train_split), rep)
+    permute = jax.jit(data.epoch_permutation, static_argnames=("seed", "n"), out_shardings=rep)
   per_call, every = _steps_per_call(config), config.checkpoint_every_steps
+  # On one device the constraint is a no-op: leave it out so the step compiles as before.
+  shard = batch_sharding if jax.device_count() > 1 else None
 
   for epoch in range(int(state.step) // steps_per_epoch, config.num_epochs):
     first_step = epoch * steps_per_epoch
@@ -250,7 +202,7 @@ def _train(config, workdir, builder, image_shape, n_train, steps_per_epoch, eval
     loss_sum = float(progress.get("epoch_loss_sum", 0.0)) if start else 0.0
     bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
                     desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
-                    disable=not config.progress_bar)
+                    disable=not (config.progress_bar and main))
     t0 = time.perf_counter()
     pending = None
 
@@ -270,28 +222,30 @@ def _train(config, workdir, builder, image_shape, n_train, steps_per_epoch, eval
       for v in values:
         loss_sum += float(v)
       bar.update(len(values))
-      bar.set_postfix(img_s=f"{(bar.n - start) * config.batch_size / (time.perf_counter() - t0):.0f}",
-                      refresh=False)
+      rate = (bar.n - start) * config.batch_size / (time.perf_counter() - t0)
+      bar.set_postfix(img_s=f"{rate:.0f}", refresh=False)
 
     if pipeline == "device":
-      perm = data.epoch_permutation(config.seed, epoch, n_train)
+      perm = permute(seed=config.seed, epoch=epoch, n=n_train)
       calls = ((b, e, None) for b, e in _call_bounds(start, steps_per_epoch, first_step,
                                                      per_call, every))
     else:
       batches = data.stream_epoch(
           builder, config.train_split, batch_size=config.batch_size, steps=steps_per_epoch,
           epoch=epoch, seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
-          first_step=first_step, start=start)
+          first_step=first_step, start=start, num_shards=jax.process_count(),
+          shard=jax.process_index())
       calls = ((i, i + 1, batch) for i, batch in zip(range(start, steps_per_epoch), batches))
 
     for begin, end, batch in calls:
       if batch is None:
-        state, losses = device_train_steps(
-            state, train_images, perm, jnp.int32(begin), noise_key, num_steps=end - begin,
-            batch_size=config.batch_size, loc=config.noise.loc, scale=config.noise.scale,
-            loss_kind=config.loss)
+        state, losses = steps.device_train_steps(
+            state, train_images, perm, jnp.int32(begin), num_steps=end - begin,
+            batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
+            scale=config.noise.scale, loss_kind=config.loss, sharding=shard)
       else:
-        state, loss = train_step_jit(state, *batch, config.loss)
+        noisy, clean = (parallel.from_local_batch(x, mesh) for x in batch)
+        state, loss = train_step_jit(state, noisy, clean, config.loss)
         losses = loss[None]
       settle()  # the previous call: the host stays one call ahead of the device
       pending = (losses, first_step + end)
@@ -308,19 +262,20 @@ def _train(config, workdir, builder, image_shape, n_train, steps_per_epoch, eval
     bar.close()
     train_loss = loss_sum / steps_per_epoch
 
-    val, shown = evaluate(state, eval_images, config)
+    val, shown = evaluate(state, eval_images, config, mesh)
     row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **val,
            "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
            "seconds": seconds}
-    rows = _grid_rows(shown, config.noise.scale > 0)
-    plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
-    log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], axis=0))
     history.append(row)
-    plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history, config.loss)
+    if main:
+      rows = _grid_rows(shown, config.noise.scale > 0)
+      plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
+      log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], 0))
+      plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history, config.loss)
     checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
-    print(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
-          f"val_loss {val['val_loss']:.4f} val_psnr {val['val_psnr']:.2f} dB "
-          f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s", file=sys.stderr)
+    say(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
+        f"val_loss {val['val_loss']:.4f} val_psnr {val['val_psnr']:.2f} dB "
+        f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s")
     if stop.signum:
       manager.wait_until_finished()
       raise Interrupted(stop.signum, int(state.step))

@@ -73,9 +73,12 @@ def prepare(workdir: str, record: dict) -> None:
 class MetricsLog:
   """Appends one JSON object per epoch to metrics.jsonl and the scalars to TensorBoard."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, enabled: bool = True):
+    """`enabled=False` (processes other than 0) reads the log but never writes it."""
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    self.enabled = enabled
+    self._tb = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+                if enabled else None)
 
   def rows(self) -> list[dict]:
     if not os.path.exists(self.path):
@@ -86,12 +89,16 @@ class MetricsLog:
   def truncate_after(self, step: int) -> list[dict]:
     """Drops rows logged after `step` (a resume repeats them) and returns the rest."""
     kept = [r for r in self.rows() if r["step"] <= step]
+    if not self.enabled:
+      return kept
     with open(self.path + ".tmp", "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
     os.replace(self.path + ".tmp", self.path)
     return kept
 
   def write(self, row: dict, images: np.ndarray | None = None) -> None:
+    if not self.enabled:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
     with self._tb.as_default(step=row["step"]):
@@ -103,4 +110,5 @@ class MetricsLog:
     self._tb.flush()
 
   def close(self) -> None:
-    self._tb.close()
+    if self._tb is not None:
+      self._tb.close()

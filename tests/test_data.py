@@ -111,6 +111,8 @@ def test_stream_pipeline_noise_fresh_per_epoch_identical_on_rerun(tiny_data):
 
 def test_eval_batches_pad_and_mask():
   images = np.full((5, 28, 28, 1), 255, np.uint8)
-  batches = list(data.eval_batches(images, batch_size=4, seed=0, loc=0.5, scale=0.0))
-  assert [b[2].tolist() for b in batches] == [[1, 1, 1, 1], [1, 0, 0, 0]]
-  np.testing.assert_allclose(batches[1][1][0], 1.0)
+  batches = list(data.eval_batches(images, batch_size=4))
+  assert [b[1].tolist() for b in batches] == [[1, 1, 1, 1], [1, 0, 0, 0]]
+  assert [b[2] for b in batches] == [0, 1]
+  np.testing.assert_allclose(batches[1][0][0], 1.0)
+  np.testing.assert_allclose(batches[1][0][1:], 0.0)

@@ -11,8 +11,8 @@ from PIL import Image
 from ae_jax import checkpoint, models, train
 from ae_jax.errors import UserError
 
-METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_mse", "val_psnr",
-               "images_per_sec", "seconds"}
+METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_mse", "val_psnr", "val_ssim",
+               "val_noisy_psnr", "val_psnr_gain", "images_per_sec", "seconds"}
 
 
 @pytest.mark.parametrize("kind,loss", [("dense", "bce"), ("conv", "mse")])

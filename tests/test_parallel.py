@@ -1,0 +1,114 @@
+"""Data parallelism: 4 simulated devices in one process, and 2 processes x 2 devices (gloo),
+each against the one-device run of the same global batch."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, data, parallel
+from ae_jax.errors import UserError
+from conftest import REPO
+
+KEYS = ("train_loss", "val_loss", "val_psnr")
+
+
+def _args(tiny_data, workdir, pipeline):
+  idx_dir, data_dir = tiny_data
+  return [sys.executable, os.path.join(REPO, "launch.py"), "--config", "configs/denoise.py",
+          "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
+          f"--config.input_pipeline={pipeline}", "--config.batch_size=32",
+          "--config.steps_per_epoch=4", "--config.num_epochs=2", "--config.eval_examples=64",
+          "--config.model=dense", "--config.progress_bar=False"]
+
+
+def _env(devices, **extra):
+  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+  env.update(TF_CPP_MIN_LOG_LEVEL="2", **extra,
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  return env
+
+
+def _run(args, env):
+  return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc):
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+  return err
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def _assert_close(rows, reference):
+  assert [r["step"] for r in rows] == [r["step"] for r in reference]
+  for row, ref in zip(rows, reference):
+    for key in KEYS:  # only the order of the sums over devices differs
+      assert row[key] == pytest.approx(ref[key], rel=1e-5), key
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("pipeline", ["device", "stream"])
+def test_many_devices_and_hosts_match_one_device(tiny_data, tmp_path, pipeline):
+  one, four, two = (str(tmp_path / n) for n in ("one", "four", "two_hosts"))
+  procs = [_run(_args(tiny_data, one, pipeline), _env(1)),
+           _run(_args(tiny_data, four, pipeline), _env(4))]
+  for p in procs:
+    _finish(p)
+  port = _free_port()
+  hosts = [_run(_args(tiny_data, two, pipeline),
+                _env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                     JAX_PROCESS_ID=str(i))) for i in range(2)]
+  errs = [_finish(p) for p in hosts]
+  assert "epoch 2/2" in errs[0] and "epoch 2/2" not in errs[1]  # process 0 alone reports
+  reference = _metrics(one)
+  _assert_close(_metrics(four), reference)
+  _assert_close(_metrics(two), reference)
+  # The 4-device checkpoint restores on this single-device process.
+  x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+  codes = {}
+  for name, workdir in (("one", one), ("four", four), ("two", two)):
+    encoder, variables = checkpoint.restore_encoder(workdir)
+    codes[name] = np.asarray(encoder.apply(variables, x))
+  np.testing.assert_allclose(codes["four"], codes["one"], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(codes["two"], codes["one"], rtol=1e-4, atol=1e-5)
+
+
+def test_process_shares_of_a_stream_make_the_global_batch(tiny_data):
+  builder = data.get_builder("fashion_mnist", tiny_data[1])
+  kwargs = dict(batch_size=32, steps=2, epoch=0, seed=3, loc=0.5, scale=0.1, first_step=0)
+  whole = list(data.stream_epoch(builder, "train", **kwargs))
+  shares = [list(data.stream_epoch(builder, "train", num_shards=2, shard=i, **kwargs))
+            for i in range(2)]
+  for b, (noisy, clean) in enumerate(whole):
+    np.testing.assert_array_equal(np.concatenate([s[b][0] for s in shares]), noisy)
+    np.testing.assert_array_equal(np.concatenate([s[b][1] for s in shares]), clean)
+
+
+def test_batch_size_must_divide_over_devices(monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 4)
+  with pytest.raises(UserError, match="batch_size 30 is not a multiple of the 4 devices: "
+                                      "use --config.batch_size=28"):
+    parallel.check_batch_size(30)
+  parallel.check_batch_size(32)
+
+
+def test_half_a_distributed_environment_is_refused(monkeypatch):
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+  monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+  with pytest.raises(UserError, match="also set JAX_NUM_PROCESSES and JAX_PROCESS_ID"):
+    parallel.initialize_from_env()
