@@ -208,7 +208,9 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
   dims = int(np.prod(codes.code_shape))
   if (codes.quant not in QUANTS or codes.values.dtype.name != codes.quant
       or codes.values.shape != (int(header["num_images"]), dims)
-      or (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None)):
+      or (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None)
+      or (codes.names is not None and (len(codes.names) != codes.num_images
+                                       or not all(isinstance(n, str) for n in codes.names)))):
     raise UserError(f"{path} has a corrupt header (its arrays do not match its fields): {redo}")
   return codes
 

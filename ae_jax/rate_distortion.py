@@ -8,9 +8,11 @@ rd.md, rd.csv, rd.json and rd.png (PSNR and SSIM against bytes/image) into --out
 
 What the bytes count: for the autoencoder, one image's code (the decoder's weights and the
 quantization parameters are shared by every image, like a codec's tables); for PNG, the
-whole file; for JPEG both the whole file ("JPEG file") and the file without its
+whole file; for JPEG three ways: the whole file ("JPEG file"), the file without its
 quantization and Huffman tables ("JPEG, tables shared": Pillow's abbreviated
-`streamtype=2` stream, the same scan data), the fair match for the autoencoder's count.
+`streamtype=2` stream, still ~45 B of per-image markers) and the entropy-coded scan data
+alone ("JPEG, scan only": what a container that knows the image size and tables would
+store). The last is the like-for-like match for the autoencoder's count.
 """
 from __future__ import annotations
 
@@ -73,47 +75,51 @@ def _as_batch(images: list[np.ndarray], like: np.ndarray) -> np.ndarray:
   return np.stack(images).reshape(like.shape)
 
 
-def table_bytes(jpeg_bytes: bytes) -> int:
-  """Bytes of the quantization (DQT) and Huffman (DHT) table segments of a JPEG file.
+def jpeg_segments(jpeg_bytes: bytes) -> tuple[int, int]:
+  """(bytes of the DQT and DHT table segments, bytes of entropy-coded scan data) of a
+  baseline single-scan JPEG file such as Pillow writes.
 
-  The file less these is what Pillow writes as an abbreviated stream (`streamtype=2`):
-  the tables can be shared by all images, as the autoencoder's decoder is.
+  The file less its tables is Pillow's abbreviated stream (`streamtype=2`): tables can be
+  shared by all images, as the autoencoder's decoder is.
   """
-  total, at = 0, 2  # after SOI
+  tables, at = 0, 2  # after SOI
   while at + 4 <= len(jpeg_bytes) and jpeg_bytes[at] == 0xFF:
     marker = jpeg_bytes[at + 1]
     length = int.from_bytes(jpeg_bytes[at + 2:at + 4], "big")
     if marker in (0xDB, 0xC4):
-      total += 2 + length
-    if marker == 0xDA:  # start of scan: entropy-coded data follows, no more tables
-      break
+      tables += 2 + length
+    if marker == 0xDA:  # start of scan: entropy-coded data up to the final EOI marker
+      return tables, len(jpeg_bytes) - (at + 2 + length) - 2
     at += 2 + length
-  return total
+  raise ValueError("not a baseline JPEG stream: no start-of-scan marker")
 
 
-def jpeg(images_u8: np.ndarray, quality_setting: int) -> tuple[np.ndarray, float, float]:
-  """(decoded images, mean file bytes, mean bytes without tables) at a Pillow quality."""
-  decoded, full, scan = [], 0, 0
+def jpeg(images_u8: np.ndarray, quality_setting: int) -> tuple[np.ndarray, dict[str, float]]:
+  """(decoded images, mean bytes/image of "file", "tables shared", "scan only")."""
+  decoded, sizes = [], {"file": 0, "tables shared": 0, "scan only": 0}
   for image in images_u8:
     buf = io.BytesIO()
     _pil(image).save(buf, "JPEG", quality=quality_setting)
-    full += buf.tell()
-    scan += buf.tell() - table_bytes(buf.getvalue())
+    tables, scan = jpeg_segments(buf.getvalue())
+    sizes["file"] += buf.tell()
+    sizes["tables shared"] += buf.tell() - tables
+    sizes["scan only"] += scan
     decoded.append(np.asarray(Image.open(buf)))
-  n = len(images_u8)
-  return _as_batch(decoded, images_u8), full / n, scan / n
+  return _as_batch(decoded, images_u8), {k: v / len(images_u8) for k, v in sizes.items()}
 
 
 def jpeg_rows(images_u8: np.ndarray, qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
-  """Two rows per quality: bytes of the whole file, and with the tables shared."""
+  """Three rows per quality, one per way of counting the bytes (same pictures)."""
   raw = int(np.prod(images_u8.shape[1:]))
   rows = []
   for q in qualities:
-    decoded, full, scan = jpeg(images_u8, q)
-    row = _row("JPEG file", f"quality {q}", full, raw, decoded, images_u8, jpeg_quality=q)
+    decoded, sizes = jpeg(images_u8, q)
+    row = _row("JPEG file", f"quality {q}", sizes["file"], raw, decoded, images_u8,
+               jpeg_quality=q)
     rows.append(row)
-    rows.append({**row, "method": "JPEG, tables shared", "bytes_per_image": scan,
-                 "ratio": raw / scan})
+    for count in ("tables shared", "scan only"):
+      rows.append({**row, "method": f"JPEG, {count}", "bytes_per_image": sizes[count],
+                   "ratio": raw / sizes[count]})
   return rows
 
 

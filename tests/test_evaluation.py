@@ -55,21 +55,28 @@ def test_rate_distortion_rows(swept, tmp_path):
   assert math.isinf(png["psnr"]) and png["ssim"] == pytest.approx(1.0) and png["mse"] == 0
   files = [by[("JPEG file", f"quality {q}")] for q in (5, 50, 90)]
   shared = [by[("JPEG, tables shared", f"quality {q}")] for q in (5, 50, 90)]
+  scan = [by[("JPEG, scan only", f"quality {q}")] for q in (5, 50, 90)]
   assert [r["psnr"] for r in files] == sorted(r["psnr"] for r in files)
   assert [r["bytes_per_image"] for r in files] == sorted(r["bytes_per_image"] for r in files)
-  assert all(s["bytes_per_image"] < f["bytes_per_image"] for s, f in zip(shared, files))
+  for c, s, f in zip(scan, shared, files):
+    assert c["bytes_per_image"] < s["bytes_per_image"] < f["bytes_per_image"]
+    assert c["psnr"] == s["psnr"] == f["psnr"]  # the same pictures, counted three ways
   saved = json.load(open(tmp_path / "rd.json"))
   assert [r for r in saved if r["method"] == "PNG"][0]["psnr"] is None  # inf is not JSON
   assert "| PNG | lossless |" in open(tmp_path / "rd.md").read()
 
 
-def test_jpeg_table_bytes_equal_pillows_abbreviated_stream():
+def test_jpeg_byte_counts_match_pillows_streams():
   image = np.asarray(out_of_domain.render_digits(1)[0][0, ..., 0])
   for q in (1, 50, 95):
     full, short = io.BytesIO(), io.BytesIO()
     Image.fromarray(image).save(full, "JPEG", quality=q)
     Image.fromarray(image).save(short, "JPEG", quality=q, streamtype=2)
-    assert full.tell() - rate_distortion.table_bytes(full.getvalue()) == short.tell()
+    tables, scan = rate_distortion.jpeg_segments(full.getvalue())
+    assert full.tell() - tables == short.tell()  # Pillow's abbreviated stream has no tables
+    # The scan data ends both streams, just before the EOI marker.
+    assert full.getvalue()[-scan - 2:] == short.getvalue()[-scan - 2:]
+    assert full.getvalue()[-2:] == b"\xff\xd9" and 0 < scan < short.tell() - 40
 
 
 def test_rendered_digits_look_like_mnist():
@@ -87,8 +94,8 @@ def test_out_of_domain_table_and_picture(swept, tmp_path):
   rows = out_of_domain.run(os.path.join(out, "runs", "K4"), str(tmp_path), num_digits=20,
                            quants=("uint8",), max_images=20)
   assert [(r["images"], r["method"]) for r in rows] == [
-      ("digits", "autoencoder uint8"), ("digits", "JPEG, tables shared"),
-      ("in domain", "autoencoder uint8"), ("in domain", "JPEG, tables shared")]
+      ("digits", "autoencoder uint8"), ("digits", "JPEG, scan only"),
+      ("in domain", "autoencoder uint8"), ("in domain", "JPEG, scan only")]
   assert rows[0]["bytes_per_image"] == 4
   assert all(np.isfinite(r["psnr"]) and 0 < r["bytes_per_image"] for r in rows)
   assert Image.open(tmp_path / "ood.png").size[1] > 300  # six rows of pictures
@@ -96,7 +103,7 @@ def test_out_of_domain_table_and_picture(swept, tmp_path):
 
 def test_jpeg_near_picks_the_nearest_size():
   images, _ = out_of_domain.render_digits(10)
-  sizes = {q: rate_distortion.jpeg(images, q)[2] for q in (5, 20, 40)}
+  sizes = {q: rate_distortion.jpeg(images, q)[1]["scan only"] for q in (5, 20, 40)}
   q, _, nbytes = out_of_domain.jpeg_near(images, sizes[20] + 1, qualities=(5, 20, 40))
   assert (q, nbytes) == (20, sizes[20])
 
