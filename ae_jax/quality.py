@@ -2,16 +2,13 @@
 
 The codecs (autoencoder codes, PNG, JPEG) all end as uint8 pictures, so these helpers take
 numpy or jax batches [B, H, W, C] of either uint8 (0..255) or floats in [0, 1], and return
-one value per image (callers average). MSE, PSNR and BCE come from `ae_jax.metrics`; SSIM
-is dm-pix's (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, k1=0.01, k2=0.03), the
+one value per image (callers average). MSE, PSNR, BCE and SSIM come from `ae_jax.metrics`;
+SSIM is dm-pix's (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, k1=0.01, k2=0.03), the
 same definition as `tf.image.ssim` and skimage's `structural_similarity(gaussian_weights=True,
 use_sample_covariance=False)`.
 """
 from __future__ import annotations
 
-import functools
-
-import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,9 +33,7 @@ def ssim(images, target, max_value: float = 1.0) -> jax.Array:
   return _ssim(to_unit(images), to_unit(target), max_value)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _ssim(images: jax.Array, target: jax.Array, max_value: float) -> jax.Array:
-  return dm_pix.ssim(images, target, max_val=max_value)
+_ssim = jax.jit(metrics.ssim, static_argnums=2)  # dm-pix's SSIM, as training reports it
 
 
 def mse(images, target) -> jax.Array:
