@@ -5,6 +5,7 @@ Kept short on purpose (as in the Flax examples): all the work is in
 user can make (bad flags, config file or values, data, workdir) end in one line, exit 2.
 """
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data: keep it quiet
@@ -44,9 +45,16 @@ def _explain(e: Exception, path: str) -> str:
     return f"config file {path} has a syntax error at line {e.lineno}: {e.msg}"
   if isinstance(e, OSError):
     return f"config file {path} cannot be read: give a path such as configs/denoise.py"
+  if "get_config" in str(e):
+    return f"config file {path} defines no get_config(): see configs/dense.py for the form"
   if isinstance(e, (AttributeError, KeyError)):
-    field = str(e).strip("\"'")
-    return f"unknown config field {field!r}: see configs/default.py for the fields there are"
+    # ml_collections words it as "'name'" and may add 'Did you mean "other" ...'.
+    names = re.findall(r"[A-Za-z_]\w*", str(e))
+    field = names[0] if names else str(e)
+    hint = re.search(r'Did you mean "(\w+)"', str(e))
+    hint = f" (did you mean {hint.group(1)!r}?)" if hint else ""
+    return (f"unknown config field {field!r}{hint}: see configs/default.py for the fields "
+            "there are")
   return f"cannot load config file {path} ({type(e).__name__}: {e})"
 
 
@@ -64,8 +72,13 @@ def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
   logging.set_verbosity(logging.WARNING)
-  from ae_jax import train  # pylint: disable=import-outside-toplevel
+  from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
   from ae_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  try:
+    config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
+  except UserError as e:
+    _fail(str(e))
+  from ae_jax import train  # pylint: disable=import-outside-toplevel
 
   workdir = FLAGS.workdir or os.path.join(
       "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])

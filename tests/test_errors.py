@@ -1,0 +1,258 @@
+"""The catalogue of bad inputs (docs/errors.md): each row run through launch.py's own
+`parse_flags` and `main`, in this process for speed. Every row must exit 2 with one
+`error: ...` line naming the fix, raise no other exception (a user never sees a
+traceback), and leave any workdir it touched as it was.
+
+Regenerate the table after changing a message:
+  AE_JAX_WRITE_ERRORS_DOC=1 python -m pytest tests/test_errors.py
+"""
+import contextlib
+import glob
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr
+
+import pytest
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO  # pylint: disable=wrong-import-position
+
+sys.path.insert(0, REPO)
+import launch  # pylint: disable=wrong-import-position
+
+DOC = os.path.join(REPO, "docs", "errors.md")
+TINY = ["--config.batch_size=32", "--config.steps_per_epoch=2", "--config.num_epochs=1",
+        "--config.eval_examples=64", "--config.progress_bar=False"]
+
+# (what the user did, launch.py arguments, setup of the workdir, part of the message)
+# In arguments: {data}/{idx} = a prepared tiny dataset, {run} = the workdir, {tmp} = a
+# scratch folder.
+CASES = [
+    ("no --config", None, None, "--config must have a value"),
+    ("config file missing", ["--config", "configs/nope.py"], None, "cannot be read"),
+    ("config file with a syntax error", ["--config", "{tmp}/syntax.py"], "syntax",
+     "syntax error at line 1"),
+    ("config file that raises", ["--config", "{tmp}/raises.py"], "raises",
+     "ZeroDivisionError"),
+    ("config file without get_config", ["--config", "{tmp}/empty.py"], "empty",
+     "defines no get_config()"),
+    ("unknown config field", ["--config.latnet_dim=8"], None, "unknown config field 'latnet_dim' (did you mean 'latent_dim'?)"),
+    ("unknown nested field", ["--config.noise.mean=0.5"], None, "unknown config field 'mean'"),
+    ("unknown flag", ["--wrkdir=x"], None, "Unknown command line flag 'wrkdir'"),
+    ("stray argument", ["dense"], None, "unexpected arguments ['dense']"),
+    ("integer field given text", ["--config.batch_size=abc"], None, "--config.batch_size=abc"),
+    ("float field given text", ["--config.learning_rate=fast"], None,
+     "--config.learning_rate=fast"),
+    ("batch_size 0", ["--config.batch_size=0"], None, "batch_size=0: it must be a positive"),
+    ("negative batch_size", ["--config.batch_size=-8"], None, "batch_size=-8"),
+    ("latent_dim 0", ["--config.latent_dim=0"], None, "latent_dim=0"),
+    ("num_epochs 0", ["--config.num_epochs=0"], None, "num_epochs=0"),
+    ("learning_rate 0", ["--config.learning_rate=0"], None, "learning_rate=0.0"),
+    ("learning_rate nan", ["--config.learning_rate=nan"], None, "learning_rate=nan"),
+    ("negative noise scale", ["--config.noise.scale=-0.1"], None, "noise.scale=-0.1"),
+    ("infinite noise mean", ["--config.noise.loc=inf"], None, "noise.loc=inf"),
+    ("unknown loss", ["--config.loss=hinge"], None, "loss='hinge': it must be one of"),
+    ("unknown model kind", ["--config.model=vae"], None, "model='vae'"),
+    ("unknown input pipeline", ["--config.input_pipeline=gpu"], None, "input_pipeline='gpu'"),
+    ("steps_per_epoch 0", ["--config.steps_per_epoch=0"], None, "steps_per_epoch=0"),
+    ("eval_batch_size 0", ["--config.eval_batch_size=0"], None, "eval_batch_size=0"),
+    ("negative seed", ["--config.seed=-1"], None, "seed=-1"),
+    ("negative steps_per_call", ["--config.steps_per_call=-1"], None, "steps_per_call=-1"),
+    ("negative checkpoint interval", ["--config.checkpoint_every_steps=-5"], None,
+     "checkpoint_every_steps=-5"),
+    ("unknown dataset", ["--config.dataset=imagenet_9000"], None, "unknown dataset"),
+    ("dataset not prepared, offline", ["--config.dataset=mnist", "--config.data_dir={tmp}/empty_tfds",
+                                       "--config.idx_dir={tmp}/no_idx"], None,
+     "cannot be downloaded (no network)"),
+    ("damaged IDX files", ["--config.data_dir={tmp}/fresh_tfds", "--config.idx_dir={tmp}/bad_idx"],
+     "bad_idx", "IDX files in"),
+    ("split that does not exist", ["--config.eval_split=validation"], None,
+     "no split 'validation'"),
+    ("batch larger than the dataset", ["--config.batch_size=1024"], None,
+     "larger than the 512 examples"),
+    ("workdir parent missing", ["--workdir={tmp}/no/such/run"], None, "does not exist"),
+    ("workdir is a file", ["--workdir={tmp}/a_file"], "file", "is a file"),
+    ("workdir not writable", ["--workdir={tmp}/locked/run"], "locked", "is not writable"),
+    ("workdir of another config", ["--config.latent_dim=32"], "trained",
+     "another config (differs in latent_dim)"),
+    ("workdir with a broken config.json", [], "broken_json", "cannot read"),
+    ("every checkpoint damaged", [], "damaged", "no checkpoint"),
+    ("loss diverges (NaN)", ["--config.learning_rate=1e12", "--config.loss=mse",
+                             "--config.model=conv"], None, "the loss became nan"),
+    ("half a multi-process environment", [], "half_env", "also set JAX_NUM_PROCESSES"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_data):
+  """A finished tiny run to copy for the workdir cases."""
+  workdir = str(tmp_path_factory.mktemp("errors") / "trained")
+  code, err = run_cli(_args([], tiny_data, workdir))
+  assert code == 0, err
+  return workdir
+
+
+def _args(args, tiny_data, workdir, tmp="."):
+  """The case's arguments with the defaults a test run needs: dense config, tiny data."""
+  if args is None:  # the bare command
+    return [f"--workdir={workdir}"]
+  idx, data = tiny_data
+  args = [a.format(data=data, idx=idx, run=workdir, tmp=tmp) for a in args]
+  if "--config" not in args:
+    args = ["--config", "configs/dense.py", *args]
+  if not any(a.startswith("--config.data_dir") for a in args):
+    args.append(f"--config.data_dir={data}")
+  if not any(a.startswith("--config.idx_dir") for a in args):
+    args.append(f"--config.idx_dir={idx}")
+  args += [a for a in TINY if a.split("=")[0] not in {x.split("=")[0] for x in args}]
+  if not any(a.startswith("--workdir") for a in args):
+    args.append(f"--workdir={workdir}")
+  return args
+
+
+@contextlib.contextmanager
+def _argv(argv):
+  old, sys.argv = sys.argv, argv
+  try:
+    yield
+  finally:
+    sys.argv = old
+
+
+def run_cli(args) -> tuple[int, str]:
+  """launch.py's parse_flags + main in this process: (exit code, stderr)."""
+  # config_flags defines one `config.<field>` flag per override it sees in sys.argv:
+  # forget those of the previous case before parsing the next.
+  for name in list(flags.FLAGS):
+    if name.startswith("config."):
+      delattr(flags.FLAGS, name)
+  for name in [m for m in sys.modules if m.endswith("_config")]:
+    del sys.modules[name]  # and the config module it loaded
+  flags.FLAGS.unparse_flags()
+  err = io.StringIO()
+  code = 0
+  with redirect_stderr(err), _argv(["launch.py", *args]):
+    try:
+      argv = launch.parse_flags(["launch.py", *args])
+      launch.main(argv)
+    except SystemExit as e:
+      code = e.code if isinstance(e.code, int) else 1
+  return code, err.getvalue()
+
+
+def _setup(kind, tmp, workdir, trained, monkeypatch):
+  if kind == "syntax":
+    (tmp / "syntax.py").write_text("def get_config(:\n")
+  elif kind == "raises":
+    (tmp / "raises.py").write_text("def get_config():\n  return 1 / 0\n")
+  elif kind == "empty":
+    (tmp / "empty.py").write_text("x = 1\n")
+  elif kind == "bad_idx":
+    shutil.copytree(trained.idx_dir, tmp / "bad_idx")
+    (tmp / "bad_idx" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
+  elif kind == "file":
+    (tmp / "a_file").write_text("mine\n")
+  elif kind == "locked":
+    os.makedirs(tmp / "locked")
+    subprocess.run(["chattr", "+i", str(tmp / "locked")], check=True)  # even root can't write
+  elif kind in ("trained", "broken_json", "damaged"):
+    shutil.copytree(trained.workdir, workdir)
+    if kind == "broken_json":
+      with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write("{not json")
+    if kind == "damaged":
+      for path in glob.glob(os.path.join(workdir, "checkpoints", "*", "state", "**", "*"),
+                            recursive=True):
+        if os.path.isfile(path):
+          with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+  elif kind == "half_env":
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+
+
+def _snapshot(root) -> dict:
+  out = {}
+  for path in glob.glob(os.path.join(str(root), "**"), recursive=True):
+    if os.path.isfile(path):
+      with open(path, "rb") as f:
+        out[path] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
+class _Trained:
+  def __init__(self, workdir, tiny_data):
+    self.workdir, (self.idx_dir, self.data_dir) = workdir, tiny_data
+
+
+def _run_case(case, tiny_data, trained_run, tmp, monkeypatch):
+  _, args, kind, _ = case
+  workdir = str(tmp / "run")
+  _setup(kind, tmp, workdir, _Trained(trained_run, tiny_data), monkeypatch)
+  before = _snapshot(tmp)
+  try:
+    code, err = run_cli(_args(args, tiny_data, workdir, str(tmp)))
+  finally:
+    if kind == "locked":
+      subprocess.run(["chattr", "-i", str(tmp / "locked")], check=True)
+  changed = {p for p, h in before.items() if _snapshot(tmp).get(p) != h}
+  return code, err, changed, workdir
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_clear_line(case, tiny_data, trained_run, tmp_path, monkeypatch):
+  code, err, changed, workdir = _run_case(case, tiny_data, trained_run, tmp_path, monkeypatch)
+  lines = [l for l in err.strip().splitlines() if l.startswith("error: ")]
+  assert code == 2, err[-2000:]
+  assert len(lines) == 1 and case[3] in lines[0], err[-2000:]
+  assert "Traceback" not in err
+  if case[0] != "loss diverges (NaN)":  # that one trains, and keeps its good checkpoint
+    assert not changed, f"files changed: {sorted(changed)}"
+  else:
+    assert not os.listdir(os.path.join(workdir, "checkpoints"))  # the bad state not saved
+  _check_documented(_doc_row(case[0], lines[0], tiny_data, tmp_path))
+
+
+def _doc_row(what: str, line: str, tiny_data, tmp) -> str:
+  for path, name in ((str(tmp), "$TMP"), (tiny_data[0], "$IDX"), (tiny_data[1], "$DATA")):
+    line = line.replace(path, name)
+  return f"| {what} | `{line.replace('|', '/')}` |"
+
+
+def _check_documented(row: str):
+  if os.environ.get("AE_JAX_WRITE_ERRORS_DOC"):
+    _WRITTEN.append(row)
+    return
+  with open(DOC) as f:
+    assert row in f.read().splitlines(), (
+        f"docs/errors.md lacks {row!r}: regenerate it with AE_JAX_WRITE_ERRORS_DOC=1 "
+        "python -m pytest tests/test_errors.py")
+
+
+_WRITTEN: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_doc():
+  yield
+  if os.environ.get("AE_JAX_WRITE_ERRORS_DOC") and _WRITTEN:
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    with open(DOC, "w") as f:
+      f.write(HEADER + "\n".join(_WRITTEN) + "\n")
+
+
+HEADER = """# Bad inputs and what the user sees
+
+Every row is a test (`tests/test_errors.py`): `python launch.py ...` with that mistake exits
+with status 2, prints this one line and no traceback, and leaves every file it found as it
+was. `$TMP` stands for a scratch folder, `$DATA`/`$IDX` for a tfds data_dir and a folder of
+IDX files. Regenerate with `AE_JAX_WRITE_ERRORS_DOC=1 python -m pytest tests/test_errors.py`.
+
+| the user gives | the one line printed (exit status 2) |
+|---|---|
+"""
