@@ -56,10 +56,14 @@ def test_max_pool_matches_flax_values_and_gradients(hw):
   np.testing.assert_allclose(g, g_ref, atol=1e-6)
 
 
-def test_upsample_matches_repeat():
+def test_upsample_forms_agree_with_keras_nearest_neighbour():
   x = jax.random.normal(jax.random.key(0), (2, 4, 5, 3))
-  np.testing.assert_array_equal(models.upsample_2x(x),
-                                jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2))
+  up = models.upsample_2x(x)
+  assert up.shape == (2, 8, 10, 3)
+  for dy in (0, 1):
+    for dx in (0, 1):
+      np.testing.assert_array_equal(up[:, dy::2, dx::2], x)
+  np.testing.assert_array_equal(models.upsample_2x_broadcast(x), up)
 
 
 def test_unknown_model_is_refused():
