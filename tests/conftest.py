@@ -3,6 +3,7 @@ import gzip
 import os
 import struct
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,9 +11,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# Small models compile much faster without XLA's heavier passes, and the many short runs
+# of the same models (several in subprocesses: launch.py, kills, multi-process) share
+# one persistent compilation cache. These variables reach the subprocesses too.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ae_jax_jit_cache_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
 import jax  # pylint: disable=wrong-import-position
 
-# Small models compile much faster without XLA's heavier passes; results are unchanged.
 jax.config.update("jax_disable_most_optimizations", True)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -36,7 +36,7 @@ def _launch_args(tiny_data, workdir):
           "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
           "--config.batch_size=32", "--config.steps_per_epoch=6", "--config.num_epochs=3",
           "--config.eval_examples=64", "--config.checkpoint_every_steps=2",
-          "--config.progress_bar=False"]
+          "--config.model=dense", "--config.progress_bar=False"]
 
 
 def _start(args):
