@@ -7,7 +7,6 @@ item they need: `restore_encoder` never builds or reads the decoder, and vice ve
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -21,12 +20,9 @@ import orbax.checkpoint as ocp
 
 from ae_jax import models
 from ae_jax.errors import UserError
+from ae_jax.workdir import checkpoint_dir, checkpoint_steps, read_run_config
 
 ITEMS = ("encoder", "decoder", "state", "progress")
-
-
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
 def make_manager(workdir: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
@@ -101,29 +97,19 @@ def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) 
 
 # ----------------------------------------------------------------- library helpers
 
-def read_run_config(workdir: str) -> dict[str, Any]:
-  path = os.path.join(workdir, "config.json")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise UserError(f"{workdir} holds no run (no config.json): give the --workdir of a "
-                    "training run") from None
-  except (OSError, json.JSONDecodeError) as e:
-    raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
-
-
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
                   step: int | None) -> dict:
   # Restore onto this process's first device, whatever sharding the run trained with.
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
                           jax.eval_shape(module.init, jax.random.key(0), example))
-  with ocp.CheckpointManager(checkpoint_dir(workdir), item_names=ITEMS) as manager:
+  if not checkpoint_steps(workdir):  # checked first: a read must not create folders
+    raise UserError(f"{workdir} has no checkpoint yet: train it first "
+                    "(python launch.py --workdir ...)")
+  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+  with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                             item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
-    if step is None:
-      raise UserError(f"{workdir} has no checkpoint yet: train it first "
-                      "(python launch.py --workdir ...)")
     restored = manager.restore(step, args=ocp.args.Composite(
         **{item: ocp.args.StandardRestore(abstract)}))
   return restored[item]

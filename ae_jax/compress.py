@@ -34,16 +34,15 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ae_jax.config_lib import RESUMABLE_CHANGES
 from ae_jax.errors import UserError
+from ae_jax.workdir import checkpoint_steps, read_run_config
 
 QUANTS = ("float32", "float16", "uint8")
 MAGIC = b"AECODES"
 VERSION = 1
 _PREFIX = struct.Struct("<7sBI")  # magic, version, header length
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
-# Fields a run may change when resumed (config_lib.RESUMABLE_CHANGES): they do not change
-# which weights a checkpoint step holds, so they stay out of the run's identity.
-_NOT_IDENTITY = ("num_epochs", "progress_bar")
 
 
 # ------------------------------------------------------------------------ quantization
@@ -217,37 +216,9 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
 
 # ----------------------------------------------------------------------- the run
 
-def run_config(workdir: str) -> dict:
-  """A run's config.json, as `checkpoint.read_run_config` reads it.
-
-  Read here because importing checkpoint.py (orbax, JAX) takes seconds: every refusal
-  the CLI can make from the files alone comes before that.
-  """
-  path = os.path.join(workdir, "config.json")
-  try:
-    with open(path) as f:
-      cfg = json.load(f)
-  except FileNotFoundError:
-    raise UserError(f"{workdir} holds no run (no config.json): give the --workdir of a "
-                    "training run") from None
-  except (OSError, ValueError) as e:
-    raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
-  if not isinstance(cfg, dict) or not {"model", "latent_dim", "image_shape"} <= set(cfg):
-    raise UserError(f"{path} is not a training run's config: give the workdir of a "
-                    "training run")
-  return cfg
-
-
-def checkpoint_steps(workdir: str) -> list[int]:
-  """The finished checkpoint steps of a run (orbax names each step's folder by its number)."""
-  folder = os.path.join(os.path.abspath(workdir), "checkpoints")  # checkpoint.checkpoint_dir
-  names = os.listdir(folder) if os.path.isdir(folder) else []
-  return sorted(int(n) for n in names if n.isdigit())
-
-
 def run_identity(workdir: str, step: int | None = None) -> dict:
   """{"workdir", "config_hash", "step"} naming a run's checkpoint (default: its latest)."""
-  cfg = run_config(workdir)
+  cfg = read_run_config(workdir)
   steps = checkpoint_steps(workdir)
   if not steps:
     raise UserError(f"{workdir} has no checkpoint yet: train it first "
@@ -262,7 +233,8 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
 
 def config_hash(cfg: dict) -> str:
   """A short hash of a run's config.json, without the fields a resume may change."""
-  kept = {k: v for k, v in cfg.items() if k not in _NOT_IDENTITY}
+  # Fields a resume may change do not change which weights a step holds.
+  kept = {k: v for k, v in cfg.items() if k not in RESUMABLE_CHANGES}
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -280,7 +252,7 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "float32", *,
   if quant not in QUANTS:
     raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
   run = run_identity(workdir, step)
-  cfg = run_config(workdir)
+  cfg = read_run_config(workdir)
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
   apply = jax.jit(encoder.apply)
@@ -295,7 +267,7 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "float32", *,
 
 def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> None:
   """Refuses to decode `codes` with a run other than the one that made them."""
-  cfg = run_config(workdir)
+  cfg = read_run_config(workdir)
   made_by = f"made by run {codes.run.get('workdir')}"
   if cfg["model"] != codes.model or (codes.model == "dense"
                                      and int(cfg["latent_dim"]) != codes.latent_dim):
@@ -413,7 +385,7 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   """(uint8 images, names or None, description) from --images or --dataset/--split."""
-  cfg = run_config(args.workdir)
+  cfg = read_run_config(args.workdir)
   if args.images:
     images, names = read_png_folder(args.images, tuple(cfg["image_shape"]))
     return images, names, args.images

@@ -6,8 +6,6 @@ import math
 import ml_collections
 
 from ae_jax.errors import UserError
-from ae_jax.metrics import LOSSES
-from ae_jax.models import MODELS
 
 PIPELINES = ("auto", "device", "stream")
 # Fields that may change when a run is resumed (train longer); all others must match.
@@ -22,6 +20,9 @@ def _default_keys() -> set[str]:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `UserError` naming the field and the fix for the first bad value found."""
+  # Imported here so that tools needing only RESUMABLE_CHANGES stay light (no JAX).
+  from ae_jax.metrics import LOSSES  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import MODELS  # pylint: disable=import-outside-toplevel
   unknown = set(config.keys()) - _default_keys()
   if unknown:
     raise UserError(f"unknown config field(s) {sorted(unknown)}: see configs/default.py "

@@ -8,10 +8,37 @@ import time
 
 import ml_collections
 import numpy as np
-import tensorflow as tf
 
 from ae_jax import config_lib
 from ae_jax.errors import UserError
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def checkpoint_steps(workdir: str) -> list[int]:
+  """The finished checkpoint steps of a run (orbax names each step's folder by its number)."""
+  folder = checkpoint_dir(workdir)
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  return sorted(int(n) for n in names if n.isdigit())
+
+
+def read_run_config(workdir: str) -> dict:
+  """A training run's config.json (with its image_shape); `UserError` if there is none."""
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      cfg = json.load(f)
+  except FileNotFoundError:
+    raise UserError(f"{workdir} holds no run (no config.json): give the --workdir of a "
+                    "training run") from None
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
+  if not isinstance(cfg, dict) or not {"model", "latent_dim", "image_shape"} <= set(cfg):
+    raise UserError(f"{path} is not a training run's config: give the workdir of a "
+                    "training run")
+  return cfg
 
 
 def config_record(config: ml_collections.ConfigDict, image_shape) -> dict:
@@ -77,8 +104,10 @@ class MetricsLog:
     """`enabled=False` (processes other than 0) reads the log but never writes it."""
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.enabled = enabled
-    self._tb = (tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-                if enabled else None)
+    self._tb = None
+    if enabled:
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
   def rows(self) -> list[dict]:
     if not os.path.exists(self.path):
@@ -99,6 +128,7 @@ class MetricsLog:
   def write(self, row: dict, images: np.ndarray | None = None) -> None:
     if not self.enabled:
       return
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
     with self._tb.as_default(step=row["step"]):

@@ -42,3 +42,12 @@ def test_reconstruction_loss_kinds():
                              metrics.bce_from_logits(logits, target))
   with pytest.raises(ValueError, match="unknown loss"):
     metrics.reconstruction_loss("hinge", logits, target)
+
+
+def test_bce_softplus_form_equals_optax():
+  import jax
+  import optax
+  logits = 30 * jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
+  target = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
+  expected = optax.sigmoid_binary_cross_entropy(logits, target).reshape(4, -1).mean(1)
+  np.testing.assert_allclose(metrics.bce_from_logits(logits, target), expected, rtol=1e-5)
