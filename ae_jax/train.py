@@ -80,9 +80,10 @@ def _choose_pipeline(config, n_train: int, image_shape) -> str:
 def _steps_per_call(config) -> int:
   if config.steps_per_call:
     return config.steps_per_call
-  # Measured on XLA:CPU (benchmarks/pipeline.py): the dense step gains from a scan over
-  # several steps, the conv step runs slower inside a scan than one jit call per batch.
-  return 8 if config.model == "dense" else 1
+  # Measured on XLA:CPU (benchmarks/pipeline.py, README "Performance"): the dense step
+  # runs ~25% faster in a scan of 32 steps; the conv step runs ~4x slower in any scan
+  # than as one jit call per batch.
+  return 32 if config.model == "dense" else 1
 
 
 def _call_bounds(start: int, steps_per_epoch: int, first_step: int, per_call: int,
