@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-from typing import Any
 
 import flax.linen as nn
 import jax

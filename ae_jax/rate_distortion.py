@@ -16,7 +16,6 @@ store). The last is the like-for-like match for the autoencoder's count.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io

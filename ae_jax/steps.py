@@ -86,6 +86,7 @@ def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str, se
   restored = jax.nn.sigmoid(logits)
   per_image = {
       "val_loss": metrics.reconstruction_loss(loss_kind, logits, clean),
+      "val_bce": metrics.bce_from_logits(logits, clean),
       "val_mse": metrics.mse(restored, clean),
       "val_psnr": metrics.psnr(restored, clean),
       "val_ssim": metrics.ssim(restored, clean),

@@ -1,7 +1,6 @@
 """Training and evaluation: TrainState, pure jitted steps, and `train_and_evaluate`."""
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys

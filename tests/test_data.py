@@ -1,5 +1,4 @@
 """Data sources (IDX builder, tfds, offline fast-fail), noise and both pipelines."""
-import os
 import time
 
 import jax

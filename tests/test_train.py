@@ -3,7 +3,6 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,8 +10,8 @@ from PIL import Image
 from ae_jax import checkpoint, models, train
 from ae_jax.errors import UserError
 
-METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_mse", "val_psnr", "val_ssim",
-               "val_noisy_psnr", "val_psnr_gain", "images_per_sec", "seconds"}
+METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_bce", "val_mse", "val_psnr",
+               "val_ssim", "val_noisy_psnr", "val_psnr_gain", "images_per_sec", "seconds"}
 
 
 @pytest.mark.parametrize("kind,loss", [("dense", "bce"), ("conv", "mse")])
