@@ -105,7 +105,7 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
   if not checkpoint_steps(workdir):  # checked first: a read must not create folders
     raise UserError(f"{workdir} has no checkpoint yet: train it first "
                     "(python launch.py --workdir ...)")
-  options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+  options = ocp.CheckpointManagerOptions(create=False)
   with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                              item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
