@@ -80,8 +80,11 @@ def main(argv):
     _fail(str(e))
   from ae_jax import train  # pylint: disable=import-outside-toplevel
 
-  workdir = FLAGS.workdir or os.path.join(
-      "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
+  workdir = FLAGS.workdir
+  if workdir is None:  # the default, runs/<config name>: its parent is ours to create
+    workdir = os.path.join(
+        "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
+    os.makedirs("runs", exist_ok=True)
   try:
     train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:

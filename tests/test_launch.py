@@ -78,6 +78,17 @@ def test_launch_reports_bad_config_files(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_default_workdir_is_created_under_runs(tiny_data, tmp_path):
+  idx_dir, data_dir = tiny_data
+  result = run_launch("--config", os.path.join(REPO, "configs", "dense.py"),
+                      f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
+                      "--config.batch_size=32", "--config.steps_per_epoch=1",
+                      "--config.num_epochs=1", "--config.eval_examples=32",
+                      "--config.progress_bar=False", cwd=str(tmp_path))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert os.path.exists(tmp_path / "runs" / "dense" / "metrics.jsonl")
+
+
 def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
   idx_dir, data_dir = tiny_data
   common = ["--config", "configs/denoise.py", "--workdir", str(tmp_path / "w"),
