@@ -8,15 +8,14 @@ The forms ae_jax uses (models.max_pool_2x2 / upsample_2x) are the fastest measur
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flax.linen as nn  # pylint: disable=wrong-import-position
 import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 
+from benchmarks.timing import median_ms  # pylint: disable=wrong-import-position
 from ae_jax import metrics, models  # pylint: disable=wrong-import-position
 
 
@@ -36,18 +35,6 @@ UPSAMPLES = {
     "ae_jax: jnp.repeat": models.upsample_2x,
     "broadcast + reshape": models.upsample_2x_broadcast,
 }
-
-
-def median_ms(fn, *args, n=20):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(5):
-    t0 = time.perf_counter()
-    for _ in range(n):
-      out = fn(*args)
-    jax.block_until_ready(out)
-    times.append((time.perf_counter() - t0) / n * 1000)
-  return float(np.median(times))
 
 
 def step_ms(x) -> float:

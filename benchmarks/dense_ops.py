@@ -9,29 +9,16 @@ dominate, which is why ae_jax uses the softplus form.
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
 import optax  # pylint: disable=wrong-import-position
 
+from benchmarks.timing import median_ms  # pylint: disable=wrong-import-position
 from ae_jax import models, steps  # pylint: disable=wrong-import-position
 from configs import dense  # pylint: disable=wrong-import-position
-
-
-def median_ms(fn, *args, n=50):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(5):
-    t0 = time.perf_counter()
-    for _ in range(n):
-      out = fn(*args)
-    jax.block_until_ready(out)
-    times.append((time.perf_counter() - t0) / n * 1000)
-  return float(np.median(times))
 
 
 def main():
@@ -52,7 +39,7 @@ def main():
   }
   print(f"backend: {jax.default_backend()}, batch 128\n| piece | ms |\n|---|---|")
   for name, (fn, *args) in rows.items():
-    print(f"| {name} | {median_ms(fn, *args):.2f} |", flush=True)
+    print(f"| {name} | {median_ms(fn, *args, n=50):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
