@@ -136,12 +136,11 @@ def load_images(builder, split: str, max_examples: int | None = None) -> np.ndar
   try:
     images = np.load(cache)
   except (OSError, ValueError):
+    images = None
+  if images is None or len(images) != n:  # no cache, or a stale or foreign one
     ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
     images = tfds.as_numpy(ds)["image"]
     _write_cache(cache, images)
-  if len(images) != n:  # a stale or foreign cache: ignore it
-    ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
-    images = tfds.as_numpy(ds)["image"]
   return images[:max_examples] if max_examples else images
 
 
