@@ -8,6 +8,7 @@ Two ways to feed the train step, both deterministic functions of (seed, epoch, s
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import socket
 from typing import Iterator
@@ -16,17 +17,28 @@ from urllib.parse import urlparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from ae_jax import idx_builder
+from ae_jax import idx
 from ae_jax.errors import UserError
-
-# TensorFlow only feeds data: it must never take accelerator memory from JAX.
-tf.config.set_visible_devices([], "GPU")
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 _PROBE_SECONDS = 3.0
+
+
+@functools.cache
+def _tf():
+  """TensorFlow, imported on first use: the in-jit batching and noise below need none of it,
+  so code that uses only those runs where TensorFlow is not installed (accelerator images)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  # TensorFlow only feeds data: it must never take accelerator memory from JAX.
+  tf.config.set_visible_devices([], "GPU")
+  return tf
+
+
+def _tfds():
+  _tf()
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  return tfds
 
 
 # ---------------------------------------------------------------------------- sources
@@ -58,7 +70,7 @@ def _download_hosts(builder) -> list[str]:
 
 
 def get_builder(dataset: str, data_dir: str | None = None,
-                idx_dir: str | None = DEFAULT_IDX_DIR) -> tfds.core.DatasetBuilder:
+                idx_dir: str | None = DEFAULT_IDX_DIR):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
   Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
@@ -66,6 +78,8 @@ def get_builder(dataset: str, data_dir: str | None = None,
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
   for minutes when offline).
   """
+  tfds = _tfds()
+  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
@@ -80,7 +94,7 @@ def get_builder(dataset: str, data_dir: str | None = None,
     ours = idx_builder.IdxImages(config=dataset, data_dir=data_dir)
     if ours.is_prepared():
       return ours
-    if idx_builder.has_idx_files(idx_dir):
+    if idx.has_idx_files(idx_dir):
       try:
         ours.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
@@ -139,7 +153,7 @@ def load_images(builder, split: str, max_examples: int | None = None) -> np.ndar
     images = None
   if images is None or len(images) != n:  # no cache, or a stale or foreign one
     ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
-    images = tfds.as_numpy(ds)["image"]
+    images = _tfds().as_numpy(ds)["image"]
     _write_cache(cache, images)
   return images[:max_examples] if max_examples else images
 
@@ -168,6 +182,7 @@ def add_noise(key: jax.Array, clean: jax.Array, loc: float, scale: float) -> jax
 def _add_noise_tf(clean, step, seed: int, loc: float, scale: float):
   if scale == 0:
     return clean
+  tf = _tf()
   noise = tf.random.stateless_normal(tf.shape(clean), seed=tf.stack([seed, step]),
                                      mean=loc, stddev=scale)
   return tf.clip_by_value(clean + noise, 0.0, 1.0)
@@ -198,6 +213,7 @@ def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int
   several processes, each gets rows [shard * b, (shard + 1) * b) of every global batch
   (b = batch_size / num_shards): together they see exactly the one-process batches.
   """
+  tf = _tf()
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
               num_parallel_calls=tf.data.AUTOTUNE)
@@ -210,7 +226,7 @@ def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int
     local = batch_size // num_shards
     ds = ds.map(lambda noisy, clean: (noisy[shard * local:(shard + 1) * local],
                                       clean[shard * local:(shard + 1) * local]))
-  return tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE))
+  return _tfds().as_numpy(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def eval_batches(images_u8: np.ndarray,

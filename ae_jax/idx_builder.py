@@ -7,20 +7,15 @@ rejects their checksums as manual downloads. This builder reads such a folder (i
 """
 from __future__ import annotations
 
-import gzip
 import os
 
-import numpy as np
 import tensorflow_datasets as tfds
+
+from ae_jax.idx import FILES, find_idx_file, read_idx
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 MNIST_CLASSES = tuple(str(i) for i in range(10))
-
-_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 
 
 class IdxConfig(tfds.core.BuilderConfig):
@@ -29,36 +24,6 @@ class IdxConfig(tfds.core.BuilderConfig):
   def __init__(self, *, class_names: tuple[str, ...], **kwargs):
     super().__init__(version="1.0.0", **kwargs)
     self.class_names = class_names
-
-
-def find_idx_file(folder: str, stem: str) -> str | None:
-  """Path of `stem` or `stem.gz` in `folder`, or None."""
-  for name in (stem + ".gz", stem):
-    path = os.path.join(folder, name)
-    if os.path.isfile(path):
-      return path
-  return None
-
-
-def has_idx_files(folder: str | None) -> bool:
-  return bool(folder) and all(
-      find_idx_file(folder, stem) for pair in _FILES.values() for stem in pair)
-
-
-def read_idx(path: str) -> np.ndarray:
-  """Reads an IDX file (gzipped or not) into a uint8 array of the shape its header gives."""
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    data = f.read()
-  if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-    raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-  ndim = data[3]
-  dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-  offset = 4 + 4 * ndim
-  expected = int(np.prod(dims))
-  if len(data) - offset != expected:
-    raise ValueError(f"{path}: header says {dims} but holds {len(data) - offset} bytes")
-  return np.frombuffer(data, np.uint8, offset=offset).reshape(dims)
 
 
 class IdxImages(tfds.core.GeneratorBasedBuilder):
@@ -86,7 +51,7 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     folder = os.fspath(dl_manager.manual_dir)
-    return {split: self._generate_examples(folder, *stems) for split, stems in _FILES.items()}
+    return {split: self._generate_examples(folder, *stems) for split, stems in FILES.items()}
 
   def _generate_examples(self, folder: str, images_stem: str, labels_stem: str):
     images = read_idx(find_idx_file(folder, images_stem))

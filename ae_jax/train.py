@@ -76,9 +76,13 @@ def _choose_pipeline(config, n_train: int, image_shape) -> str:
   return "device" if size_mb <= config.device_data_mb else "stream"
 
 
-def _steps_per_call(config) -> int:
+def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
   if config.steps_per_call:
     return config.steps_per_call
+  if backend != "cpu":
+    # Measured on an H200 (benchmarks/results/20261127-accelerator-h200.md): a whole epoch
+    # per call (scan) is 2.8-19x faster than one step per call at batch 128.
+    return steps_per_epoch
   # Measured on XLA:CPU (benchmarks/pipeline.py, README "Performance"): the dense step
   # runs ~25% faster in a scan of 32 steps; the conv step runs ~4x slower in any scan
   # than as one jit call per batch.
@@ -190,7 +194,8 @@ def _train(config, workdir, builder, image_shape, n_train, eval_images, log, man
   if pipeline == "device":
     train_images = parallel.global_array(data.load_images(builder, config.train_split), rep)
     permute = jax.jit(data.epoch_permutation, static_argnames=("seed", "n"), out_shardings=rep)
-  per_call, every = _steps_per_call(config), config.checkpoint_every_steps
+  per_call = _steps_per_call(config, steps_per_epoch, jax.default_backend())
+  every = config.checkpoint_every_steps
   # On one device the constraint is a no-op: leave it out so the step compiles as before.
   shard = batch_sharding if jax.device_count() > 1 else None
 

@@ -1,4 +1,7 @@
 """Data sources (IDX builder, tfds, offline fast-fail), noise and both pipelines."""
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -6,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import data, idx_builder
+from ae_jax import data, idx, idx_builder
 from ae_jax.errors import UserError
 from conftest import make_images, write_idx
 
@@ -14,10 +17,10 @@ from conftest import make_images, write_idx
 def test_idx_reader_round_trip(tmp_path):
   images, _ = make_images(5, seed=3)
   write_idx(str(tmp_path / "x.gz"), images)
-  np.testing.assert_array_equal(idx_builder.read_idx(str(tmp_path / "x.gz")), images)
+  np.testing.assert_array_equal(idx.read_idx(str(tmp_path / "x.gz")), images)
   (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05garbage")
   with pytest.raises(ValueError, match="header says"):
-    idx_builder.read_idx(str(tmp_path / "bad"))
+    idx.read_idx(str(tmp_path / "bad"))
 
 
 def test_builder_prepares_from_idx_files_and_reuses_them(tiny_data):
@@ -115,3 +118,21 @@ def test_eval_batches_pad_and_mask():
   assert [b[2] for b in batches] == [0, 1]
   np.testing.assert_allclose(batches[1][0][0], 1.0)
   np.testing.assert_allclose(batches[1][0][1:], 0.0)
+
+
+def test_device_pipeline_and_checkpoints_import_without_tensorflow(tmp_path):
+  """Accelerator images often lack TensorFlow: the in-jit pipeline, the steps, checkpoints
+  and the IDX reader must not need it (scripts/accelerator_check.py relies on this)."""
+  write_idx(str(tmp_path / "x.gz"), make_images(3, seed=0)[0])
+  code = f"""
+import sys
+sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # import fails
+from ae_jax import checkpoint, data, idx, steps
+images = idx.read_idx({str(tmp_path / "x.gz")!r})[..., None]
+perm = data.epoch_permutation(0, 0, len(images))
+print(data.device_batch(images, perm, 0, 2).shape)
+"""
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode == 0, done.stderr[-800:]
+  assert done.stdout.strip() == "(2, 28, 28, 1)"

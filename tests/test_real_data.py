@@ -10,7 +10,7 @@ from conftest import FASHION_DIR
 
 @pytest.mark.slow
 def test_denoise_smoke_run_on_real_fashion_mnist(tmp_path):
-  assert data.idx_builder.has_idx_files(FASHION_DIR), (
+  assert data.idx.has_idx_files(FASHION_DIR), (
       f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()

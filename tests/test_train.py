@@ -109,3 +109,13 @@ def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config,
   assert int(state.step) == 8
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["epoch"] for r in rows] == [1, 2] and np.isfinite(rows[1]["train_loss"])
+
+
+def test_steps_per_call_follows_the_measured_choice_per_backend():
+  from configs import conv, dense  # pylint: disable=import-outside-toplevel
+  assert train._steps_per_call(dense.get_config(), 468, "cpu") == 32
+  assert train._steps_per_call(conv.get_config(), 468, "cpu") == 1
+  assert train._steps_per_call(conv.get_config(), 468, "gpu") == 468  # one call per epoch
+  config = conv.get_config()
+  config.steps_per_call = 5
+  assert train._steps_per_call(config, 468, "gpu") == 5
