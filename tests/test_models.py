@@ -63,7 +63,59 @@ def test_upsample_forms_agree_with_keras_nearest_neighbour():
   for dy in (0, 1):
     for dx in (0, 1):
       np.testing.assert_array_equal(up[:, dy::2, dx::2], x)
-  np.testing.assert_array_equal(models.upsample_2x_broadcast(x), up)
+
+
+@pytest.mark.parametrize("padding,hw,cin,cout", [("SAME", 4, 8, 8), ("VALID", 8, 8, 16),
+                                                 ("SAME", 14, 16, 1), ("SAME", 5, 3, 2)])
+def test_upsample_conv_is_conv_of_the_upsampled_image(padding, hw, cin, cout):
+  x = jax.random.normal(jax.random.key(0), (3, hw, hw + 1, cin))
+  fused = models.UpsampleConv(cout, padding)
+  plain = nn.Conv(cout, (3, 3), padding=padding)
+  v = fused.init(jax.random.key(1), x)
+  v_plain = plain.init(jax.random.key(1), models.upsample_2x(x))
+  # Same parameter names, shapes and initial values as the nn.Conv it stands for.
+  jax.tree.map(np.testing.assert_array_equal, v, v_plain)
+  v = jax.tree.map(lambda k: k + 0.1 * jax.random.normal(jax.random.key(2), k.shape), v)
+  y = fused.apply(v, x)
+  y_plain = plain.apply(v, models.upsample_2x(x))
+  assert y.shape == y_plain.shape
+  np.testing.assert_allclose(y, y_plain, atol=1e-5, rtol=1e-5)
+  w = jax.random.normal(jax.random.key(3), y.shape)
+  g = jax.grad(lambda v, x: (fused.apply(v, x) * w).sum(), argnums=(0, 1))(v, x)
+  g_plain = jax.grad(lambda v, x: (plain.apply(v, models.upsample_2x(x)) * w).sum(),
+                     argnums=(0, 1))(v, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), g, g_plain)
+
+
+def test_patch_conv_is_a_same_conv():
+  x = jax.random.uniform(jax.random.key(0), (3, 9, 7, 2))
+  v = models.PatchConv(5).init(jax.random.key(1), x)
+  plain = nn.Conv(5, (3, 3), padding="SAME")
+  jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
+  v = jax.tree.map(lambda k: k + 0.1 * jax.random.normal(jax.random.key(2), k.shape), v)
+  np.testing.assert_allclose(models.PatchConv(5).apply(v, x), plain.apply(v, x), atol=1e-5)
+  w = jax.random.normal(jax.random.key(3), (3, 9, 7, 5))
+  g = jax.grad(lambda v, x: (models.PatchConv(5).apply(v, x) * w).sum(), argnums=(0, 1))(v, x)
+  g_plain = jax.grad(lambda v, x: (plain.apply(v, x) * w).sum(), argnums=(0, 1))(v, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), g, g_plain)
+
+
+def test_conv_encoder_equals_the_literal_lecture_encoder():
+  x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+  v = models.ConvEncoder().init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v, models.PlainConvEncoder().init(jax.random.key(1), x))
+  np.testing.assert_allclose(models.ConvEncoder().apply(v, x),
+                             models.PlainConvEncoder().apply(v, x), atol=1e-5)
+
+
+def test_conv_decoder_equals_the_literal_lecture_decoder():
+  z = jax.random.normal(jax.random.key(0), (4, 4, 4, 8))
+  v = models.ConvDecoder().init(jax.random.key(1), z)
+  v_plain = models.PlainConvDecoder().init(jax.random.key(1), z)
+  jax.tree.map(np.testing.assert_array_equal, v, v_plain)  # checkpoints interchangeable
+  out = models.ConvDecoder().apply(v, z)
+  assert out.shape == (4, 28, 28, 1)
+  np.testing.assert_allclose(out, models.PlainConvDecoder().apply(v, z), atol=1e-5)
 
 
 def test_unknown_model_is_refused():
