@@ -32,6 +32,24 @@ def _images_differ(path_a, path_b) -> bool:
   return not np.array_equal(np.asarray(Image.open(path_a)), np.asarray(Image.open(path_b)))
 
 
+def _check_tensorboard(logdir: str, rows: list[dict]) -> None:
+  """Reads the event file back with TensorFlow's own reader (which checks the CRCs)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  (name,) = os.listdir(logdir)
+  assert name.startswith("events.out.tfevents")
+  scalars, images = {}, {}
+  for event in tf.compat.v1.train.summary_iterator(os.path.join(logdir, name)):
+    for v in event.summary.value:
+      if v.HasField("image"):
+        images[event.step] = tf.io.decode_png(v.image.encoded_image_string).numpy()
+      else:
+        scalars[(event.step, v.tag)] = v.simple_value
+  for r in rows:
+    assert scalars[(r["step"], "val_loss")] == pytest.approx(r["val_loss"], rel=1e-6)
+    assert scalars[(r["step"], "train_loss")] == pytest.approx(r["train_loss"], rel=1e-6)
+    assert images[r["step"]].shape[0] == 3 * 28 and images[r["step"]].max() > 0
+
+
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
 def test_train_and_evaluate_writes_every_output(tiny_config, tmp_path, pipeline):
   config = tiny_config
@@ -50,8 +68,7 @@ def test_train_and_evaluate_writes_every_output(tiny_config, tmp_path, pipeline)
   grid = np.asarray(Image.open(os.path.join(workdir, "images", "reconstructions.png")))
   assert grid.ndim == 3 and grid.shape[0] > 100  # three rows: originals, noisy, restored
   assert os.path.getsize(os.path.join(workdir, "images", "loss.png")) > 1000
-  events = os.listdir(os.path.join(workdir, "tensorboard"))
-  assert any(e.startswith("events.out.tfevents") for e in events)
+  _check_tensorboard(os.path.join(workdir, "tensorboard"), rows)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "8"]
 
 
