@@ -144,16 +144,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   parallel.check_batch_size(config.batch_size)
   parallel.check_batch_size(config.eval_batch_size, "eval_batch_size")
   workdir_lib.check_writable(workdir)
-  builder = data.get_builder(config.dataset, config.data_dir, config.idx_dir)
-  image_shape = data.image_shape(builder)
+  source = data.Source(config.dataset, config.data_dir, config.idx_dir,
+                       splits=(config.train_split, config.eval_split))
+  image_shape = source.image_shape
   if config.model == "conv" and image_shape != models.IMAGE_SHAPE:
     raise UserError(f"the conv model takes 28x28x1 images but {config.dataset} has "
                     f"{image_shape}: use --config.model=dense or a 28x28x1 dataset")
-  n_train = data.num_examples(builder, config.train_split)
+  n_train = source.num_examples(config.train_split)
   if config.batch_size > n_train:
     raise UserError(f"batch_size {config.batch_size} is larger than the {n_train} "
                     f"examples of {config.train_split}: lower --config.batch_size")
-  eval_images = data.load_images(builder, config.eval_split, config.eval_examples)
+  eval_images = source.load_images(config.eval_split, config.eval_examples)
 
   main = parallel.is_main_process()
   if main:
@@ -165,7 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
   try:
     with _StopRequests() as stop:
-      return _train(config, workdir, builder, image_shape, n_train, eval_images, log,
+      return _train(config, workdir, source, image_shape, n_train, eval_images, log,
                     manager, stop)
   finally:
     manager.wait_until_finished()
@@ -173,7 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     log.close()
 
 
-def _train(config, workdir, builder, image_shape, n_train, eval_images, log, manager,
+def _train(config, workdir, source, image_shape, n_train, eval_images, log, manager,
            stop) -> TrainState:
   main = parallel.is_main_process()
   say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
@@ -192,7 +193,7 @@ def _train(config, workdir, builder, image_shape, n_train, eval_images, log, man
                         n_train // config.batch_size)
   pipeline = _choose_pipeline(config, n_train, image_shape)
   if pipeline == "device":
-    train_images = parallel.global_array(data.load_images(builder, config.train_split), rep)
+    train_images = parallel.global_array(source.load_images(config.train_split), rep)
     permute = jax.jit(data.epoch_permutation, static_argnames=("seed", "n"), out_shardings=rep)
   per_call = _steps_per_call(config, steps_per_epoch, jax.default_backend())
   every = config.checkpoint_every_steps
@@ -236,7 +237,7 @@ def _train(config, workdir, builder, image_shape, n_train, eval_images, log, man
                                                      per_call, every))
     else:
       batches = data.stream_epoch(
-          builder, config.train_split, batch_size=config.batch_size, steps=steps_per_epoch,
+          source.builder, config.train_split, batch_size=config.batch_size, steps=steps_per_epoch,
           epoch=epoch, seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
           first_step=first_step, start=start, num_shards=jax.process_count(),
           shard=jax.process_index())

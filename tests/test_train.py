@@ -1,6 +1,8 @@
 """Train steps, both pipelines end to end, resume and workdir refusal."""
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -136,3 +138,32 @@ def test_steps_per_call_follows_the_measured_choice_per_backend():
   config = conv.get_config()
   config.steps_per_call = 5
   assert train._steps_per_call(config, 468, "gpu") == 5
+
+
+def test_later_runs_of_a_prepared_dataset_need_no_tensorflow(tiny_config, tmp_path):
+  """The first run records the dataset (ae_jax_prepared/<name>.json) and caches its
+  splits; a later run on the device pipeline then trains in a process where TensorFlow
+  cannot even be imported, and gives exactly the same numbers."""
+  tiny_config.input_pipeline = "device"
+  train.train_and_evaluate(tiny_config, str(tmp_path / "first"))
+  record = os.path.join(tiny_config.data_dir, "ae_jax_prepared", "fashion_mnist.json")
+  assert json.load(open(record))["splits"] == {"train": 512, "test": 128}
+  code = f"""
+import sys
+sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # any import fails
+from ae_jax import train
+from configs import dense
+config = dense.get_config()
+config.update(dict(idx_dir={tiny_config.idx_dir!r}, data_dir={tiny_config.data_dir!r},
+                   batch_size=32, steps_per_epoch=4, num_epochs=2, eval_batch_size=50,
+                   num_images=4, progress_bar=False, input_pipeline="device"))
+train.train_and_evaluate(config, {str(tmp_path / "second")!r})
+"""
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+  assert done.returncode == 0, done.stderr[-1500:]
+  rows = {name: [json.loads(l) for l in open(tmp_path / name / "metrics.jsonl")]
+          for name in ("first", "second")}
+  for a, b in zip(rows["first"], rows["second"]):
+    assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
+  assert len(rows["second"]) == 2
