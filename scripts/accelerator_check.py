@@ -63,7 +63,8 @@ def throughput(name: str, batch_size: int, per_call: str, epochs: int, train_u8,
   """Trains `epochs` epochs; returns (median images/s of epochs 2.., val BCE, compile s)."""
   config = CONFIGS[name].get_config()
   model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
-  state = jax.jit(lambda: steps.create_train_state(model, config, models.IMAGE_SHAPE))()
+  state = jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
+      jax.random.key(config.seed))
   images = jax.device_put(train_u8)
   n = len(train_u8)
   steps_per_epoch = n // batch_size
@@ -95,7 +96,8 @@ def checkpoint_round_trip(train_u8, tmp: str, num_steps: int) -> str:
   workdir = os.path.join(tmp, "denoise")
   workdir_lib.prepare(workdir, workdir_lib.config_record(config, models.IMAGE_SHAPE))
   model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
-  state = jax.jit(lambda: steps.create_train_state(model, config, models.IMAGE_SHAPE))()
+  state = jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
+      jax.random.key(config.seed))
   perm = data.epoch_permutation(config.seed, 0, len(train_u8))
   state, _ = steps.device_train_steps(
       state, jax.device_put(train_u8), perm, jnp.int32(0), num_steps=num_steps,

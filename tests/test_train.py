@@ -167,3 +167,27 @@ train.train_and_evaluate(config, {str(tmp_path / "second")!r})
   for a, b in zip(rows["first"], rows["second"]):
     assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
   assert len(rows["second"]) == 2
+
+
+def test_quick_compiled_init_gives_the_same_parameters():
+  """train.py compiles the init with steps.QUICK_COMPILE (~8x faster): same parameters as
+  the default compile. Run without the test suite's JAX_DISABLE_MOST_OPTIMIZATIONS, as
+  real runs are."""
+  code = """
+import jax, numpy as np
+from ae_jax import models, steps
+from configs import conv
+config = conv.get_config()
+model = models.make_autoencoder("conv")
+init = lambda rng: steps.create_train_state(model, config, (28, 28, 1), rng).params
+rng = jax.random.key(config.seed)
+quick = jax.jit(init, compiler_options=steps.QUICK_COMPILE)(rng)
+plain = jax.jit(init)(rng)
+jax.tree.map(np.testing.assert_array_equal, quick, plain)
+print("same")
+"""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
+                        text=True)
+  assert done.stdout.strip() == "same", done.stderr[-1500:]
