@@ -1,45 +1,79 @@
-"""Where the dense autoencoder's train step spends its time on this backend.
+"""Where the dense autoencoder's train step spends its time on XLA:CPU, and what the
+XLA flag ae_jax sets at import (ae_jax/xla_flags.py) changes.
 
-  python benchmarks/dense_ops.py
+  python benchmarks/dense_ops.py [--rounds 3]
 
-Median ms (5 x 50 calls) of the pieces of one step at batch 128: a 784x64 matmul, the
-BCE written as optax's log-sigmoid form and as softplus(z) - t z (ae_jax's), and the
-whole jitted train step. On XLA:CPU the transcendental functions, not the matmuls,
-dominate, which is why ae_jax uses the softplus form.
+Times ms per step of `steps.device_train_steps` (64 steps per jit call, batch 128, random
+images resident in memory; median of 5 x 4 calls) for the model's BCE and, as a floor that
+is not the model's maths, a loss with no transcendental functions. Each setting runs in its
+own process, alternating, `--rounds` times: with ae_jax's XLA flag, and with XLA's default
+flags (AE_JAX_KEEP_XLA_FLAGS=1).
 """
+import argparse
+import json
 import os
+import subprocess
 import sys
+import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-import jax  # pylint: disable=wrong-import-position
-import jax.numpy as jnp  # pylint: disable=wrong-import-position
-import optax  # pylint: disable=wrong-import-position
+CHILD = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+import jax, jax.numpy as jnp, numpy as np
+from ae_jax import data, metrics, models, steps
+from configs import dense
 
-from benchmarks.timing import median_ms  # pylint: disable=wrong-import-position
-from ae_jax import models, steps  # pylint: disable=wrong-import-position
-from configs import dense  # pylint: disable=wrong-import-position
+def ms_per_step(loss_kind):
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (60000, 28, 28, 1), np.uint8))
+  perm = data.epoch_permutation(0, 0, 60000)
+  model = models.make_autoencoder("dense")
+  state = steps.create_train_state(model, dense.get_config(), (28, 28, 1))
+  run = lambda state, first: steps.device_train_steps(
+      state, images, perm, jnp.int32(first), num_steps=64, batch_size=128, seed=0, loc=0.5,
+      scale=0.0, loss_kind=loss_kind)
+  state, losses = run(state, 0)
+  jax.block_until_ready(losses)
+  times = []
+  for _ in range(5):
+    t0 = time.perf_counter()
+    for i in range(4):
+      state, losses = run(state, 64 * i)
+    jax.block_until_ready(losses)
+    times.append((time.perf_counter() - t0) / (4 * 64) * 1000)
+  return float(np.median(times))
+
+out = {{"bce": ms_per_step("bce")}}
+# The floor: squared logits, no exp/log (not the model's loss; swapped in for this timing).
+metrics.reconstruction_loss = lambda kind, logits, target: jnp.square(logits - target).mean((1, 2, 3))
+steps.device_train_steps.clear_cache()
+out["floor"] = ms_per_step("bce")
+print(json.dumps(out))
+"""
+
+
+def child(keep_xla_defaults: bool) -> dict:
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "AE_JAX_KEEP_XLA_FLAGS")}
+  if keep_xla_defaults:
+    env["AE_JAX_KEEP_XLA_FLAGS"] = "1"
+  done = subprocess.run([sys.executable, "-c", CHILD.format(repo=REPO)], env=env, check=True,
+                        capture_output=True, text=True)
+  return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main():
-  x = jax.random.uniform(jax.random.key(0), (128, 28, 28, 1))
-  z = jax.random.normal(jax.random.key(1), x.shape)
-  w = jax.random.normal(jax.random.key(2), (784, 64))
-  ae = models.make_autoencoder("dense")
-  state = steps.create_train_state(ae, dense.get_config(), (28, 28, 1))
-  rows = {
-      "matmul 128x784 @ 784x64": (jax.jit(lambda a, b: a @ b), x.reshape(128, 784), w),
-      "BCE, optax log-sigmoid form": (
-          jax.jit(lambda l: optax.sigmoid_binary_cross_entropy(l, x).mean()), z),
-      "BCE, softplus(z) - t z (ae_jax)": (
-          jax.jit(lambda l: (jax.nn.softplus(l) - l * x).mean()), z),
-      "exp over 100k values": (jax.jit(lambda l: jnp.exp(l).mean()), z),
-      "whole train step (ae_jax)": (
-          jax.jit(lambda s: steps.train_step(s, x, x, "bce")[1]), state),
-  }
-  print(f"backend: {jax.default_backend()}, batch 128\n| piece | ms |\n|---|---|")
-  for name, (fn, *args) in rows.items():
-    print(f"| {name} | {median_ms(fn, *args, n=50):.2f} |", flush=True)
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=3)
+  args = parser.parse_args()
+  print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; dense train step, "
+        "batch 128, 64 steps per call; ms per step")
+  print("| round | XLA flags | BCE (the model) | floor: no exp/log |\n|---|---|---|---|")
+  for r in range(1, args.rounds + 1):
+    for keep, name in ((True, "XLA defaults (YNNPACK fusions on)"),
+                       (False, "ae_jax: --xla_cpu_experimental_ynn_fusion_type=")):
+      ms = child(keep)
+      print(f"| {r} | {name} | {ms['bce']:.2f} | {ms['floor']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
