@@ -4,14 +4,20 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np
+
+
+def _pyplot():
+  """pyplot, imported on first use: it costs ~0.4 s, and training starts before any plot."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
 
 
 def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
   """One row per (title, images [N, H, W, C] in [0, 1]); grey for one channel."""
+  plt = _pyplot()
   n = len(rows[0][1])
   fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.3 * len(rows)), squeeze=False)
   for r, (title, images) in enumerate(rows):
@@ -32,6 +38,7 @@ def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
 
 def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   """Train and validation loss per epoch from metrics.jsonl rows."""
+  plt = _pyplot()
   epochs = [r["epoch"] for r in rows]
   fig, ax = plt.subplots(figsize=(5, 3.2))
   ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
