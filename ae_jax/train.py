@@ -182,9 +182,8 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
   rep, batch_sharding = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   model = models.make_autoencoder(config.model, config.latent_dim, image_shape)
   # Init runs once: XLA's backend optimization level 1 compiles it ~8x faster than the
-  # default (conv model: 6.2 -> 0.7 s, benchmarks/init_compile.py; the random-number kernels
-  # are the cost) and gives
-  # bit-identical parameters (tests/test_train.py).
+  # default (conv model: 6.2 -> 0.7 s, benchmarks/init_compile.py; the random-number
+  # kernels are the cost), with bit-identical parameters (tests/test_train.py).
   state = jax.jit(lambda rng: create_train_state(model, config, image_shape, rng),
                   out_shardings=rep, compiler_options=steps.QUICK_COMPILE)(
                       jax.random.key(config.seed))
