@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ae_jax.config_lib import RESUMABLE_CHANGES
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, print_error
 from ae_jax.workdir import checkpoint_steps, read_run_config
 
 QUANTS = ("float32", "float16", "uint8")
@@ -502,8 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
       cmd_info(args)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return print_error(e)
   return 0
 
 

@@ -1,5 +1,20 @@
-"""The one exception type for mistakes a user can fix; launchers print its message as one line."""
+"""The one exception type for mistakes a user can fix, and how the command-line tools end."""
+import sys
 
 
 class UserError(Exception):
   """A bad config, missing data, unusable workdir...: the message says what to do."""
+
+
+def print_error(e: UserError) -> int:
+  """Prints the mistake as one line on stderr; returns the tools' exit status for it (2)."""
+  print(f"error: {e}", file=sys.stderr)
+  return 2
+
+
+def print_report(path: str, last_line: str) -> int:
+  """Prints a tool's markdown report, then `last_line`; returns the success status (0)."""
+  with open(path) as f:
+    print(f.read(), end="")
+  print(last_line)
+  return 0

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ae_jax import compress, quality
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, print_error
 
 
 def load_labelled(workdir: str, max_images: int | None) -> tuple[np.ndarray, np.ndarray, list]:
@@ -114,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       raise UserError("--pair takes two indices (e.g. 0,1) and --steps at least 2")
     info = run(args.workdir, args.out, args.max_images, pair and tuple(pair), args.steps)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    return print_error(e)
   print(f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to {args.out} "
         f"(PC1, PC2 explain "
         f"{100 * info['explained_variance'][0]:.0f}% and "

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ae_jax import compress, quality, rate_distortion
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, print_error, print_report
 
 FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/*/*.ttf",
               "/usr/share/fonts/**/*.ttf")
@@ -130,12 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{','.join(compress.QUANTS)}")
     run(args.workdir, args.out, args.num_digits, quants, args.max_images)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  with open(os.path.join(args.out, "ood.md")) as f:
-    print(f.read(), end="")
-  print(f"wrote ood.png to {args.out}")
-  return 0
+    return print_error(e)
+  return print_report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")
 
 
 if __name__ == "__main__":

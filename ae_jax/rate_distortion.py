@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ae_jax import compress, quality
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, print_error, print_report
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
 COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
@@ -250,12 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
                jpeg_qualities=qualities)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  with open(os.path.join(args.out, "rd.md")) as f:
-    print(f.read(), end="")
-  print(f"wrote {len(rows)} rows and rd.png to {args.out}")
-  return 0
+    return print_error(e)
+  return print_report(os.path.join(args.out, "rd.md"), f"wrote {len(rows)} rows and rd.png to {args.out}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Sequence
 import ml_collections
 
 from ae_jax import compress, rate_distortion
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, print_error, print_report
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 COLUMNS = ("K", "bytes_float32", "bytes_float16", "bytes_uint8", "ratio_float32",
@@ -128,12 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(args.out, ks, args.epochs, parse_overrides(args.set),
                rate_distortion.parse_ints(args.jpeg_qualities), args.max_images)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  with open(os.path.join(args.out, "sweep.md")) as f:
-    print(f.read(), end="")
-  print(f"wrote {len(rows)} rows and sweep.png to {args.out}")
-  return 0
+    return print_error(e)
+  return print_report(os.path.join(args.out, "sweep.md"), f"wrote {len(rows)} rows and sweep.png to {args.out}")
 
 
 if __name__ == "__main__":
