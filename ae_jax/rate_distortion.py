@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                jpeg_qualities=qualities)
   except UserError as e:
     return print_error(e)
-  return print_report(os.path.join(args.out, "rd.md"), f"wrote {len(rows)} rows and rd.png to {args.out}")
+  return print_report(os.path.join(args.out, "rd.md"),
+                      f"wrote {len(rows)} rows and rd.png to {args.out}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                rate_distortion.parse_ints(args.jpeg_qualities), args.max_images)
   except UserError as e:
     return print_error(e)
-  return print_report(os.path.join(args.out, "sweep.md"), f"wrote {len(rows)} rows and sweep.png to {args.out}")
+  return print_report(os.path.join(args.out, "sweep.md"),
+                      f"wrote {len(rows)} rows and sweep.png to {args.out}")
 
 
 if __name__ == "__main__":
