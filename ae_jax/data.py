@@ -147,24 +147,36 @@ def load_images(builder, split: str, max_examples: int | None = None) -> np.ndar
   back in milliseconds; a read-only data_dir simply goes without the cache.
   """
   n = num_examples(builder, split)  # an unknown split fails here, with the fix
-  cache = os.path.join(os.fspath(builder.data_dir), f"{split}.images.npy")
-  try:
-    images = np.load(cache)
-  except (OSError, ValueError):
-    images = None
-  if images is None or len(images) != n:  # no cache, or a stale or foreign one
+  cache = _cache_path(builder.data_dir, split)
+  images = _read_cache(cache, n)
+  if images is None:  # no cache, or a stale or foreign one
     ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
     images = _tfds().as_numpy(ds)["image"]
-    _write_cache(cache, images)
+    _write_atomically(cache, "wb", lambda f: np.save(f, images))
   return images[:max_examples] if max_examples else images
 
 
-def _write_cache(path: str, images: np.ndarray) -> None:
+def _cache_path(data_dir, split: str) -> str:
+  return os.path.join(os.fspath(data_dir), f"{split}.images.npy")
+
+
+def _read_cache(path: str, n: int) -> np.ndarray | None:
+  """The cached split at `path` if it holds `n` images, else None."""
+  try:
+    images = np.load(path)
+  except (OSError, ValueError):
+    return None
+  return images if len(images) == n else None
+
+
+def _write_atomically(path: str, mode: str, write) -> None:
+  """`write(file)` to a temporary file renamed to `path`: concurrent readers see the whole
+  file or none. An unwritable folder (a read-only data_dir) just goes without it."""
   tmp = f"{path}.{os.getpid()}.tmp"
   try:
-    with open(tmp, "wb") as f:
-      np.save(f, images)
-    os.replace(tmp, path)  # atomic: concurrent readers see the whole file or none
+    with open(tmp, mode) as f:
+      write(f)
+    os.replace(tmp, path)
   except OSError:
     if os.path.exists(tmp):
       os.remove(tmp)
@@ -197,15 +209,11 @@ class Source:
     try:
       with open(self._record_path) as f:
         record = json.load(f)
-      ok = all(s in record["splits"] and os.path.exists(self._cache(record, s))
+      ok = all(s in record["splits"] and os.path.exists(_cache_path(record["data_dir"], s))
                for s in splits)
       return record if ok and splits else None
     except (OSError, ValueError, KeyError, TypeError):
       return None
-
-  @staticmethod
-  def _cache(record: dict, split: str) -> str:
-    return os.path.join(record["data_dir"], f"{split}.images.npy")
 
   def _write_record(self) -> dict:
     builder = self.builder
@@ -213,12 +221,9 @@ class Source:
               "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}
     try:
       os.makedirs(os.path.dirname(self._record_path), exist_ok=True)
-      tmp = f"{self._record_path}.{os.getpid()}.tmp"
-      with open(tmp, "w") as f:
-        json.dump(record, f)
-      os.replace(tmp, self._record_path)
     except OSError:  # a read-only data_dir: every run opens tfds
-      pass
+      return record
+    _write_atomically(self._record_path, "w", lambda f: json.dump(record, f))
     return record
 
   @property
@@ -239,12 +244,10 @@ class Source:
 
   def load_images(self, split: str, max_examples: int | None = None) -> np.ndarray:
     if self._builder is None and split in self._record["splits"]:
-      try:
-        images = np.load(self._cache(self._record, split))
-        if len(images) == self._record["splits"][split]:
-          return images[:max_examples] if max_examples else images
-      except (OSError, ValueError):
-        pass
+      images = _read_cache(_cache_path(self._record["data_dir"], split),
+                           self._record["splits"][split])
+      if images is not None:
+        return images[:max_examples] if max_examples else images
     return load_images(self.builder, split, max_examples)
 
 
