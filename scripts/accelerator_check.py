@@ -50,6 +50,12 @@ print(jax.default_backend())
 """
 
 
+def initial_state(config) -> steps.TrainState:
+  model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
+  return jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
+      jax.random.key(config.seed))
+
+
 def val_bce(state, test_images, config, batch_size=1000) -> float:
   total = 0.0
   for clean, mask, b in data.eval_batches(test_images, batch_size):
@@ -62,9 +68,7 @@ def val_bce(state, test_images, config, batch_size=1000) -> float:
 def throughput(name: str, batch_size: int, per_call: str, epochs: int, train_u8, test_u8):
   """Trains `epochs` epochs; returns (median images/s of epochs 2.., val BCE, compile s)."""
   config = CONFIGS[name].get_config()
-  model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
-  state = jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
-      jax.random.key(config.seed))
+  state = initial_state(config)
   images = jax.device_put(train_u8)
   n = len(train_u8)
   steps_per_epoch = n // batch_size
@@ -95,9 +99,7 @@ def checkpoint_round_trip(train_u8, tmp: str, num_steps: int) -> str:
   config = denoise.get_config()
   workdir = os.path.join(tmp, "denoise")
   workdir_lib.prepare(workdir, workdir_lib.config_record(config, models.IMAGE_SHAPE))
-  model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
-  state = jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
-      jax.random.key(config.seed))
+  state = initial_state(config)
   perm = data.epoch_permutation(config.seed, 0, len(train_u8))
   state, _ = steps.device_train_steps(
       state, jax.device_put(train_u8), perm, jnp.int32(0), num_steps=num_steps,
