@@ -13,18 +13,65 @@ LOSSES = ("bce", "mse")
 
 
 def _per_image_mean(x_BxN: jax.Array) -> jax.Array:
-  return x_BxN.reshape(x_BxN.shape[0], -1).mean(axis=1)
+  """The mean over all but the batch axis, as a product with a vector of 1/N.
+
+  The same values as `.mean(axis=1)` to float rounding. Written as a matvec because
+  XLA:CPU otherwise hands the reduction, with the loss's elementwise maths fused into it,
+  to a YNNPACK reduce fusion when jaxlib's defaults are kept (AE_JAX_KEEP_XLA_FLAGS=1):
+  the dense train step took 8.5 ms that way, 1.1 ms as a matvec (0.8 ms with ae_jax's
+  XLA flag; benchmarks/dense_ops.py).
+  """
+  x = x_BxN.reshape(x_BxN.shape[0], -1)
+  # HIGHEST: full float32 on GPUs/TPUs too (their default dot precision is TF32/bf16).
+  return jnp.dot(x, jnp.full((x.shape[1],), 1.0 / x.shape[1], x.dtype), precision="highest")
+
+
+def _log1p_unit(x: jax.Array) -> jax.Array:
+  """log(1 + x) for x in [0, 1], as 2 atanh(u) with u = x / (2 + x) in [0, 1/3].
+
+  The odd series u + u^3/3 + ... + u^13/13 leaves a relative error below (1/3)^14 / 15
+  ~ 1.4e-8, under float32's rounding: the same values as `jnp.log1p` to ~2e-7 relative
+  (tests/test_metrics.py), but a few multiply-adds and one division, which XLA:CPU
+  vectorizes, instead of its log1p (~3x the time on this machine; benchmarks/dense_ops.py).
+  """
+  u = x / (2.0 + x)
+  u2 = u * u
+  series = 1.0 / 13.0
+  for k in (11, 9, 7, 5, 3, 1):
+    series = series * u2 + 1.0 / k
+  return 2.0 * u * series
+
+
+def _bce_elementwise_fwd(logits, target):
+  e = jnp.exp(-jnp.abs(logits))  # in (0, 1]: exp(-|z|) never overflows
+  loss = jnp.maximum(logits, 0.0) - logits * target + _log1p_unit(e)
+  return loss, (logits, target, e)
+
+
+def _bce_elementwise_bwd(residuals, g):
+  logits, target, e = residuals
+  sigmoid = jnp.where(logits >= 0, 1.0, e) / (1.0 + e)  # s(z) from the forward's exp(-|z|)
+  return g * (sigmoid - target), -g * logits
+
+
+@jax.custom_vjp
+def _bce_elementwise(logits: jax.Array, target: jax.Array) -> jax.Array:
+  return _bce_elementwise_fwd(logits, target)[0]
+
+
+_bce_elementwise.defvjp(_bce_elementwise_fwd, _bce_elementwise_bwd)
 
 
 def bce_from_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
   """Binary cross-entropy between images in [0,1] (Keras' `binary_crossentropy`), per image.
 
-  -[t log s(z) + (1-t) log(1-s(z))] = softplus(z) - t z exactly, and stable for any z.
-  Same values as `optax.sigmoid_binary_cross_entropy`, but XLA:CPU computes softplus
-  ~6x faster than optax's log-sigmoid pair (benchmarks/dense_ops.py): for the dense
-  model the loss, not the matmuls, was most of the step.
+  -[t log s(z) + (1-t) log(1-s(z))] = softplus(z) - t z = max(z, 0) - t z + log1p(e^-|z|)
+  exactly, and stable for any z: the values of `optax.sigmoid_binary_cross_entropy` to
+  float rounding. Its gradient s(z) - t reuses the forward's exp(-|z|) (a custom VJP), so
+  the train step computes one exp per pixel instead of two; with `_log1p_unit` the loss
+  is ~1/3 of its former cost in the dense step (benchmarks/dense_ops.py).
   """
-  return _per_image_mean(jax.nn.softplus(logits) - logits * target)
+  return _per_image_mean(_bce_elementwise(logits, target))
 
 
 def mse(images: jax.Array, target: jax.Array) -> jax.Array:

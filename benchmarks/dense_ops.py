@@ -4,8 +4,10 @@ XLA flag ae_jax sets at import (ae_jax/xla_flags.py) changes.
   python benchmarks/dense_ops.py [--rounds 3]
 
 Times ms per step of `steps.device_train_steps` (64 steps per jit call, batch 128, random
-images resident in memory; median of 5 x 4 calls) for the model's BCE and, as a floor that
-is not the model's maths, a loss with no transcendental functions. Each setting runs in its
+images resident in memory; median of 5 x 4 calls) for the model's BCE (`metrics.
+bce_from_logits`: custom VJP, series log1p), the same BCE written plainly (softplus(z) - t z,
+JAX's autodiff: ae_jax's form before), as a floor that is not the model's maths, a loss
+with no transcendental functions, and, as a bound, the step's five matmuls alone. Each setting runs in its
 own process, alternating, `--rounds` times: with ae_jax's XLA flag, and with XLA's default
 flags (AE_JAX_KEEP_XLA_FLAGS=1).
 """
@@ -45,10 +47,41 @@ def ms_per_step(loss_kind):
   return float(np.median(times))
 
 out = {{"bce": ms_per_step("bce")}}
+# ae_jax's BCE before its custom VJP and series log1p: softplus(z) - t z, JAX's autodiff.
+metrics.reconstruction_loss = lambda kind, logits, target: (
+    jax.nn.softplus(logits) - logits * target).mean((1, 2, 3))
+steps.device_train_steps.clear_cache()
+out["plain_bce"] = ms_per_step("bce")
 # The floor: squared logits, no exp/log (not the model's loss; swapped in for this timing).
 metrics.reconstruction_loss = lambda kind, logits, target: jnp.square(logits - target).mean((1, 2, 3))
 steps.device_train_steps.clear_cache()
 out["floor"] = ms_per_step("bce")
+
+# The matmuls alone: the step's five 128x784x64 products (forward 2, backward 3) and an SGD
+# update, on batches of the same random images, 64 steps per call (a bound on the step).
+x = jnp.asarray(np.random.default_rng(1).random((64, 128, 784), np.float32))
+w = (0.03 * jax.random.normal(jax.random.key(1), (784, 64)),
+     0.03 * jax.random.normal(jax.random.key(2), (64, 784)))
+
+@jax.jit
+def dots(w, x):
+  def body(w, xb):
+    w1, w2 = w
+    z = xb @ w1
+    g = z @ w2 - xb
+    dw2, dw1 = z.T @ g, xb.T @ (g @ w2.T)
+    return (w1 - 1e-6 * dw1, w2 - 1e-6 * dw2), None
+  return jax.lax.scan(body, w, x)[0]
+
+jax.block_until_ready(dots(w, x))
+times = []
+for _ in range(5):
+  t0 = time.perf_counter()
+  for _ in range(4):
+    w = dots(w, x)
+  jax.block_until_ready(w)
+  times.append((time.perf_counter() - t0) / (4 * 64) * 1000)
+out["dots"] = float(np.median(times))
 print(json.dumps(out))
 """
 
@@ -68,12 +101,14 @@ def main():
   args = parser.parse_args()
   print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; dense train step, "
         "batch 128, 64 steps per call; ms per step")
-  print("| round | XLA flags | BCE (the model) | floor: no exp/log |\n|---|---|---|---|")
+  print("| round | XLA flags | BCE (ae_jax) | BCE, plain softplus form | floor: no exp/log | "
+        "the 5 matmuls alone |\n|---|---|---|---|---|---|")
   for r in range(1, args.rounds + 1):
     for keep, name in ((True, "XLA defaults (YNNPACK fusions on)"),
                        (False, "ae_jax: --xla_cpu_experimental_ynn_fusion_type=")):
       ms = child(keep)
-      print(f"| {r} | {name} | {ms['bce']:.2f} | {ms['floor']:.2f} |", flush=True)
+      print(f"| {r} | {name} | {ms['bce']:.2f} | {ms['plain_bce']:.2f} | {ms['floor']:.2f} | "
+            f"{ms['dots']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
