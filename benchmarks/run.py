@@ -6,8 +6,11 @@
 
 Every (framework, model) runs as its own process (benchmarks/peers/*.py), in interleaved
 order (repeat 1: A B C D, repeat 2: A B C D, ...), so that a slow spell of the machine hits
-all of them alike. Medians over the repeats go into a markdown table, printed and written to
-benchmarks/results/<timestamp>.md (the raw JSON records to <timestamp>.jsonl).
+all of them alike. Repeat r trains with seed --seed + r (every framework the same seeds), so
+the final val loss is compared over seeds, not one draw: after 2 epochs of the denoising
+model one seed to the next moves it by ~3%. Medians over the repeats (and the val loss's
+range) go into a markdown table, printed and written to benchmarks/results/<timestamp>.md
+(the raw JSON records to <timestamp>.jsonl).
 """
 from __future__ import annotations
 
@@ -38,15 +41,17 @@ NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_t
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
 
-def run_one(framework: str, model: str, args: argparse.Namespace, log) -> dict | None:
+def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
+            log) -> dict | None:
   """Runs one peer process; returns its JSON record, or None (the error goes to the log)."""
   script, env = FRAMEWORKS[framework]
   cmd = [sys.executable, os.path.join(PEERS, script), "--model", model,
-         "--epochs", str(args.epochs), "--seed", str(args.seed)]
+         "--epochs", str(args.epochs), "--seed", str(seed)]
   if args.steps_per_epoch:
     cmd += ["--steps_per_epoch", str(args.steps_per_epoch)]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
-  print(f"[{time.strftime('%H:%M:%S')}] {framework} {model} ...", file=sys.stderr, flush=True)
+  print(f"[{time.strftime('%H:%M:%S')}] {framework} {model} seed {seed} ...", file=sys.stderr,
+        flush=True)
   try:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
   except subprocess.TimeoutExpired:
@@ -68,7 +73,17 @@ def medians(records: list[dict]) -> dict:
   for key in NUMERIC:
     values = [r[key] for r in records if r.get(key) is not None]
     out[key] = statistics.median(values) if values else None
+  losses = [r["final_val_loss"] for r in records if r.get("final_val_loss") is not None]
+  out["val_loss_range"] = (min(losses), max(losses)) if len(losses) > 1 else None
   return out
+
+
+def _val_loss(s: dict) -> str:
+  """The median final val loss, and its range over the repeats' seeds."""
+  text = _fmt(s["final_val_loss"], ".4f")
+  if s.get("val_loss_range"):
+    text += " ({:.4f}–{:.4f})".format(*s["val_loss_range"])
+  return text
 
 
 def _fmt(x, spec: str) -> str:
@@ -82,7 +97,7 @@ def _ratio(a, b) -> str:
 def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
   """Markdown table; ratio columns are ae_jax's value divided by the row's (< 1: ae_jax wins)."""
   head = ("| framework | model | train s (epochs 2..N) | s/epoch | ms/step | 1st epoch s | "
-          "setup s | process s | peak RSS MiB | final val loss | params | "
+          "setup s | process s | peak RSS MiB | final val loss (range) | params | "
           "ae_jax ÷ this: s/epoch | process | RSS |")
   columns = head.count("|") - 1
   rows = [head, "|" + "---|" * columns]
@@ -101,7 +116,7 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
           f"{_fmt(s['seconds_per_epoch'], '.3f')} | {_fmt(ms_step, '.1f')} | "
           f"{_fmt(s['first_epoch_seconds'], '.2f')} | {_fmt(s['setup_seconds'], '.1f')} | "
           f"{_fmt(s['process_seconds'], '.1f')} | {_fmt(s['peak_rss_mb'], '.0f')} | "
-          f"{_fmt(s['final_val_loss'], '.4f')} | {_fmt(s['num_params'], ',.0f')} | "
+          f"{_val_loss(s)} | {_fmt(s['num_params'], ',.0f')} | "
           f"{_ratio(get('seconds_per_epoch'), s['seconds_per_epoch'])} | "
           f"{_ratio(get('process_seconds'), s['process_seconds'])} | "
           f"{_ratio(get('peak_rss_mb'), s['peak_rss_mb'])} |")
@@ -144,7 +159,7 @@ def main() -> None:
   parser.add_argument("--steps_per_epoch", type=int, default=None,
                       help="train steps per epoch (default: the whole split, 468)")
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=0, help="repeat r uses seed + r")
   parser.add_argument("--timeout", type=int, default=3600, help="seconds per process")
   parser.add_argument("--out_dir", default=os.path.join(HERE, "results"))
   args = parser.parse_args()
@@ -164,7 +179,7 @@ def main() -> None:
     for r in range(args.repeats):
       for model in models:
         for fw in frameworks:
-          record = run_one(fw, model, args, log)
+          record = run_one(fw, model, args.seed + r, args, log)
           if record is not None:
             record["repeat"] = r
             raw.write(json.dumps(record) + "\n")
@@ -190,8 +205,10 @@ def main() -> None:
       "s/epoch: median training time of the epochs after the first (validation excluded); "
       "train s: their sum (with one epoch: epoch 1); 1st epoch s includes compilation; setup s: "
       "process start → first epoch starts (imports, data, model); process s: whole process, "
-      "validation and (ae_jax) checkpoints, plots and logs included. Ratios are ae_jax ÷ the "
-      "row's framework on the same model: below 1 means ae_jax is faster or lighter.",
+      "validation and (ae_jax) checkpoints, plots and logs included. Final val loss: median "
+      "over the repeats, which use seeds --seed, --seed + 1, ... (range in brackets). Ratios "
+      "are ae_jax ÷ the row's framework on the same model: below 1 means ae_jax is faster or "
+      "lighter.",
   ])
   with open(base + ".md", "w") as f:
     f.write(text + "\n")
