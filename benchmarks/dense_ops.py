@@ -7,7 +7,10 @@ Times ms per step of `steps.device_train_steps` (64 steps per jit call, batch 12
 images resident in memory; median of 5 x 4 calls) for the model's BCE (`metrics.
 bce_from_logits`: custom VJP, series log1p), the same BCE written plainly (softplus(z) - t z,
 JAX's autodiff: ae_jax's form before), as a floor that is not the model's maths, a loss
-with no transcendental functions, and, as a bound, the step's five matmuls alone. Each setting runs in its
+with no transcendental functions, and, as a bound, the step's five matmuls alone. The last
+columns: a 2048x2048 float32 product's GFLOP/s in that process, and the ae_jax step's share
+of the run's best such product (the peak), counting the step's 5 x 2 x 128 x 784 x 64 =
+64.2 MFLOP. Each setting runs in its
 own process, alternating, `--rounds` times: with ae_jax's XLA flag, and with XLA's default
 flags (AE_JAX_KEEP_XLA_FLAGS=1).
 """
@@ -19,6 +22,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEP_FLOP = 5 * 2 * 128 * 784 * 64  # forward 2 matmuls, backward 3 (no input gradient)
 
 CHILD = """
 import json, sys, time
@@ -82,6 +86,17 @@ for _ in range(5):
   jax.block_until_ready(w)
   times.append((time.perf_counter() - t0) / (4 * 64) * 1000)
 out["dots"] = float(np.median(times))
+
+# The matmul peak: one 2048x2048 float32 product, median of 7.
+a = jnp.ones((2048, 2048), jnp.float32)
+matmul = jax.jit(lambda a: a @ a)
+jax.block_until_ready(matmul(a))
+times = []
+for _ in range(7):
+  t0 = time.perf_counter()
+  jax.block_until_ready(matmul(a))
+  times.append(time.perf_counter() - t0)
+out["peak_gflops"] = 2 * 2048**3 / float(np.median(times)) / 1e9
 print(json.dumps(out))
 """
 
@@ -102,13 +117,22 @@ def main():
   print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; dense train step, "
         "batch 128, 64 steps per call; ms per step")
   print("| round | XLA flags | BCE (ae_jax) | BCE, plain softplus form | floor: no exp/log | "
-        "the 5 matmuls alone |\n|---|---|---|---|---|---|")
+        "the 5 matmuls alone | 2048² matmul GFLOP/s | BCE step, % of peak |\n"
+        "|---|---|---|---|---|---|---|---|")
+  rows = []
   for r in range(1, args.rounds + 1):
     for keep, name in ((True, "XLA defaults (YNNPACK fusions on)"),
                        (False, "ae_jax: --xla_cpu_experimental_ynn_fusion_type=")):
-      ms = child(keep)
-      print(f"| {r} | {name} | {ms['bce']:.2f} | {ms['plain_bce']:.2f} | {ms['floor']:.2f} | "
-            f"{ms['dots']:.2f} |", flush=True)
+      rows.append((r, name, child(keep)))
+  # The peak: the fastest 2048x2048 product of the run (YNNPACK's dot, with XLA's defaults,
+  # beats the one ae_jax's flag leaves, but only on large products).
+  peak = max(ms["peak_gflops"] for _, _, ms in rows)
+  for r, name, ms in rows:
+    share = 100 * STEP_FLOP / (ms["bce"] / 1000) / (peak * 1e9)
+    print(f"| {r} | {name} | {ms['bce']:.2f} | {ms['plain_bce']:.2f} | {ms['floor']:.2f} | "
+          f"{ms['dots']:.2f} | {ms['peak_gflops']:.0f} | {share:.0f}% |")
+  print(f"\nmatmul peak: {peak:.0f} GFLOP/s (the best 2048x2048 product above); a step of "
+        f"{STEP_FLOP / 1e6:.1f} MFLOP at 50% of it takes {STEP_FLOP / (0.5 * peak * 1e9) * 1000:.2f} ms")
 
 
 if __name__ == "__main__":
