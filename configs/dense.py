@@ -2,7 +2,7 @@
 
 Run:   python launch.py --config configs/dense.py
 Measured on the 2-core CPU dev machine (README "Results"): after 10 epochs val BCE 0.2758,
-val PSNR 21.04 dB, SSIM 0.720; 0.65 s per epoch (median), 28 s for the whole command.
+val PSNR 21.04 dB, SSIM 0.720; 0.53 s per epoch (median), 29 s for the whole command.
 """
 from configs import default
 
