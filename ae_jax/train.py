@@ -214,7 +214,8 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     loss_sum = float(progress.get("epoch_loss_sum", 0.0)) if start else 0.0
     bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
                     desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
-                    disable=not (config.progress_bar and main))
+                    # None: tqdm draws only on a terminal (logs get the epoch lines)
+                    disable=None if config.progress_bar and main else True)
     t0 = time.perf_counter()
     pending = None
 

@@ -36,5 +36,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 0  # also save every N steps (0 = at epoch ends only)
   config.checkpoints_to_keep = 3  # newest checkpoints kept in WORKDIR/checkpoints
   config.num_images = 10  # columns of the picture grids
-  config.progress_bar = True
+  config.progress_bar = True  # a tqdm bar per epoch, drawn only when stderr is a terminal
   return config

@@ -83,10 +83,13 @@ def test_default_workdir_is_created_under_runs(tiny_data, tmp_path):
   result = run_launch("--config", os.path.join(REPO, "configs", "dense.py"),
                       f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
                       "--config.batch_size=32", "--config.steps_per_epoch=1",
-                      "--config.num_epochs=1", "--config.eval_examples=32",
-                      "--config.progress_bar=False", cwd=str(tmp_path))
+                      "--config.num_epochs=1", "--config.eval_examples=32", cwd=str(tmp_path))
   assert result.returncode == 0, result.stderr[-3000:]
   assert os.path.exists(tmp_path / "runs" / "dense" / "metrics.jsonl")
+  # The progress bar is on by default but stderr here is a pipe, not a terminal: the log
+  # gets the epoch's summary line, not the bar's redraws.
+  assert "epoch 1/1: train_loss" in result.stderr
+  assert "step/s" not in result.stderr and "\r" not in result.stderr
 
 
 def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
