@@ -8,123 +8,29 @@
     python -m ae_jax.compress info --codes test.aec
 
 Encoding restores only the run's encoder, decoding only its decoder. Codes are stored as
-float32, float16 or uint8 (per-dimension affine: code_d ~ offset_d + scale_d * q, q in 0..255).
-
-Codes file (".aec"), all little-endian:
-    8 bytes   magic b"AECODES" + format version byte (1)
-    4 bytes   uint32 length H of the header
-    H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
-              the run (workdir, config hash, checkpoint step), optional image names, and the
-              list of arrays (name, dtype, shape) with the payload's length and CRC-32
-    payload   the arrays, C order, one after the other (offset and scale first for uint8)
+float32, float16 or uint8; the codes file's format and the quantization live in
+`ae_jax/codes.py`.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
-import struct
 import sys
 import tempfile
-import zlib
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ae_jax.codes import QUANTS, Codes, codes_to_bytes, load_codes, quantize
 from ae_jax.config_lib import RESUMABLE_CHANGES
 from ae_jax.errors import UserError, print_error
 from ae_jax.workdir import checkpoint_steps, read_run_config
 
-QUANTS = ("float32", "float16", "uint8")
-MAGIC = b"AECODES"
-VERSION = 1
-_PREFIX = struct.Struct("<7sBI")  # magic, version, header length
-_FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-# ------------------------------------------------------------------------ quantization
-
-def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray | None,
-                                                         np.ndarray | None]:
-  """(stored values, offset [D] or None, scale [D] or None) of float codes [N, D]."""
-  codes_NxD = np.asarray(codes_NxD, np.float32)
-  if not np.isfinite(codes_NxD).all():
-    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
-                    "train it again with a lower --config.learning_rate")
-  if quant == "float32":
-    return codes_NxD, None, None
-  if quant == "float16":
-    peak = float(np.abs(codes_NxD).max(initial=0.0))
-    if peak > _FLOAT16_MAX:
-      raise UserError(f"a code value ({peak:.3g}) exceeds float16's range: use "
-                      "--quant float32 or uint8")
-    return codes_NxD.astype(np.float16), None, None
-  if quant == "uint8":
-    lo, hi = codes_NxD.min(axis=0), codes_NxD.max(axis=0)
-    # A dimension with one value keeps it exactly in `offset` (q = 0); avoid dividing by 0.
-    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint((codes_NxD - lo) / scale), 0, 255).astype(np.uint8)
-    return q, lo.astype(np.float32), scale
-  raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
-
-
-def dequantize(values: np.ndarray, offset: np.ndarray | None,
-               scale: np.ndarray | None) -> np.ndarray:
-  """float32 codes [N, D] from stored values."""
-  if values.dtype == np.uint8:
-    return offset + values.astype(np.float32) * scale
-  return values.astype(np.float32)
-
-
-def error_bound(codes_NxD: np.ndarray, quant: str, scale: np.ndarray | None = None) -> np.ndarray:
-  """Largest |dequantize(quantize(z)) - z| per element that `quant` allows.
-
-  float16 rounds to nearest (relative error <= 2^-11, absolute 2^-25 for subnormals); uint8
-  rounds to the nearest of 256 levels, scale_d apart. The small extra terms cover float32
-  arithmetic in the dequantization.
-  """
-  z = np.abs(np.asarray(codes_NxD, np.float32))
-  if quant == "float32":
-    return np.zeros_like(z)
-  if quant == "float16":
-    return z * 2.0**-11 + 2.0**-24
-  # offset + q * scale in float32: a few ulps of |offset| + 255 scale <= |z| + 510 scale.
-  return scale / 2 + 2.0**-21 * (z + 510 * scale)
-
 
 # ------------------------------------------------------------------------- codes
-
-@dataclasses.dataclass
-class Codes:
-  """Quantized codes of N images and what is needed to decode them."""
-  values: np.ndarray  # [N, D]: float32, float16 or uint8
-  quant: str
-  model: str
-  latent_dim: int
-  code_shape: tuple[int, ...]
-  image_shape: tuple[int, ...]
-  run: dict  # {"workdir", "config_hash", "step"}: the run (and checkpoint) that encoded
-  offset: np.ndarray | None = None  # [D] float32, uint8 only
-  scale: np.ndarray | None = None
-  names: list[str] | None = None  # image names (from a PNG folder), for decode's file names
-
-  @property
-  def num_images(self) -> int:
-    return len(self.values)
-
-  @property
-  def bytes_per_image(self) -> int:
-    """Bytes of one image's code (the header, shared by all images, is not counted)."""
-    return int(self.values[0].nbytes) if len(self.values) else 0
-
-  def dequantized(self) -> np.ndarray:
-    """float32 codes [N, *code_shape], ready for the decoder."""
-    z = dequantize(self.values, self.offset, self.scale)
-    return z.reshape(len(z), *self.code_shape)
-
 
 def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
   """Writes `codes` to `path` (atomically); returns the file's size in bytes."""
@@ -132,86 +38,6 @@ def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
   data = codes_to_bytes(codes)
   _atomic_write(path, data)
   return len(data)
-
-
-def codes_to_bytes(codes: Codes) -> bytes:
-  """The codes file's contents (see the module docstring for the format)."""
-  arrays = [("values", codes.values)]
-  if codes.quant == "uint8":
-    arrays = [("offset", codes.offset), ("scale", codes.scale)] + arrays
-  payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
-                     for _, a in arrays)
-  header = {
-      "model": codes.model, "latent_dim": codes.latent_dim,
-      "code_shape": list(codes.code_shape), "image_shape": list(codes.image_shape),
-      "quant": codes.quant, "num_images": codes.num_images, "run": codes.run,
-      "names": codes.names,
-      "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays],
-      "payload_bytes": len(payload), "crc32": zlib.crc32(payload),
-  }
-  blob = json.dumps(header, separators=(",", ":")).encode()
-  return _PREFIX.pack(MAGIC, VERSION, len(blob)) + blob + payload
-
-
-def load_codes(path: str) -> Codes:
-  """Reads a codes file, refusing (UserError) anything that is not one, whole and intact."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise UserError(f"cannot read codes file {path} ({e.strerror}): give a file written by "
-                    "`python -m ae_jax.compress encode`") from None
-  redo = "encode the images again (python -m ae_jax.compress encode ...)"
-  if len(data) < _PREFIX.size or not data.startswith(MAGIC):
-    raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
-                    "`python -m ae_jax.compress encode`")
-  _, version, header_len = _PREFIX.unpack_from(data)
-  if version != VERSION:
-    raise UserError(f"{path} has codes format version {version}; this ae_jax reads version "
-                    f"{VERSION}: {redo} with this version")
-  start = _PREFIX.size + header_len
-  if len(data) < start:
-    raise UserError(f"{path} is truncated (its header is cut short): {redo}")
-  try:
-    header = json.loads(data[_PREFIX.size:start])
-    arrays = [(a["name"], np.dtype(a["dtype"]).newbyteorder("<"), tuple(a["shape"]))
-              for a in header["arrays"]]
-    expected_len, crc = int(header["payload_bytes"]), int(header["crc32"])
-  except (ValueError, KeyError, TypeError) as e:
-    raise UserError(f"{path} has a corrupt header ({type(e).__name__}): {redo}") from None
-  payload = data[start:]
-  if len(payload) != expected_len:
-    what = "truncated" if len(payload) < expected_len else "longer than its header says"
-    raise UserError(f"{path} is {what} ({len(payload)} of {expected_len} payload bytes): {redo}")
-  if zlib.crc32(payload) != crc:
-    raise UserError(f"{path} is corrupted (its checksum does not match): {redo}")
-  return _codes_from(path, header, arrays, payload, redo)
-
-
-def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> Codes:
-  parts, at = {}, 0
-  try:
-    for name, dtype, shape in arrays:
-      n = int(np.prod(shape)) * dtype.itemsize
-      parts[name] = np.frombuffer(payload, dtype, count=int(np.prod(shape)),
-                                  offset=at).reshape(shape).astype(dtype.newbyteorder("="))
-      at += n
-    codes = Codes(values=parts["values"], quant=header["quant"], model=header["model"],
-                  latent_dim=int(header["latent_dim"]),
-                  code_shape=tuple(int(d) for d in header["code_shape"]),
-                  image_shape=tuple(int(d) for d in header["image_shape"]),
-                  run=dict(header["run"]), offset=parts.get("offset"),
-                  scale=parts.get("scale"), names=header.get("names"))
-  except (ValueError, KeyError, TypeError) as e:
-    raise UserError(f"{path} has a corrupt header ({type(e).__name__}: {e}): {redo}") from None
-  dims = int(np.prod(codes.code_shape))
-  if (codes.quant not in QUANTS or codes.values.dtype.name != codes.quant
-      or codes.values.shape != (int(header["num_images"]), dims)
-      or (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None)
-      or (codes.names is not None and (len(codes.names) != codes.num_images
-                                       or not all(isinstance(n, str) for n in codes.names)))):
-    raise UserError(f"{path} has a corrupt header (its arrays do not match its fields): {redo}")
-  return codes
 
 
 # ----------------------------------------------------------------------- the run

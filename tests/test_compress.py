@@ -1,4 +1,5 @@
-"""The codec: quantization bounds, the codes file, encode/decode against the model, the CLI."""
+"""The codec: quantization bounds and the codes file (ae_jax/codes.py), encode/decode against
+the model, the CLI (ae_jax/compress.py)."""
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from ae_jax import checkpoint, compress
+from ae_jax import codes as codes_file
 from ae_jax.errors import UserError
 from conftest import REPO
 from saved_runs import saved_run
@@ -34,10 +36,10 @@ def test_quantization_error_stays_within_its_bound(quant):
   z = rng.normal(size=(500, 6)).astype(np.float32) * np.array([1e-3, 0.1, 1, 10, 300, 0],
                                                                np.float32)
   z[:, 5] = 2.5
-  values, offset, scale = compress.quantize(z, quant)
+  values, offset, scale = codes_file.quantize(z, quant)
   assert values.dtype == np.dtype(quant)
-  error = np.abs(compress.dequantize(values, offset, scale) - z)
-  bound = compress.error_bound(z, quant, scale)
+  error = np.abs(codes_file.dequantize(values, offset, scale) - z)
+  bound = codes_file.error_bound(z, quant, scale)
   assert (error <= bound).all()
   if quant == "uint8":
     np.testing.assert_allclose(bound[:, :5].max(axis=0), (z.max(0) - z.min(0))[:5] / 510,
@@ -50,7 +52,7 @@ def test_quantization_error_stays_within_its_bound(quant):
 
 def test_float16_refuses_codes_beyond_its_range():
   with pytest.raises(UserError, match="float16's range.*--quant float32 or uint8"):
-    compress.quantize(np.array([[1e5, 0.0]], np.float32), "float16")
+    codes_file.quantize(np.array([[1e5, 0.0]], np.float32), "float16")
 
 
 # ------------------------------------------------------------------------ codes file
@@ -77,7 +79,7 @@ def _dense_image_bound(workdir, codes32, quant, scale):
   """|sigmoid(W z' + b) - sigmoid(W z + b)| <= 1/4 * |W| @ |z' - z| (sigmoid is 1/4-Lipschitz)."""
   _, variables = checkpoint.restore_decoder(workdir)
   kernel = np.abs(np.asarray(variables["params"]["output"]["kernel"], np.float64))
-  return 0.25 * compress.error_bound(codes32, quant, scale).astype(np.float64) @ kernel
+  return 0.25 * codes_file.error_bound(codes32, quant, scale).astype(np.float64) @ kernel
 
 
 @pytest.mark.parametrize("quant", compress.QUANTS)
@@ -90,7 +92,7 @@ def test_encode_then_decode_is_the_autoencoder_up_to_the_quantization(runs, tmp_
   expected = np.asarray(jax.nn.sigmoid(model.apply(variables, images / 255.0)))
   error = np.abs(restored - expected).reshape(len(images), -1)
   codes32 = compress.encode(workdir, images, "float32").values
-  _, _, scale = compress.quantize(codes32, quant)
+  _, _, scale = codes_file.quantize(codes32, quant)
   bound = _dense_image_bound(workdir, codes32, quant, scale) + 1e-6  # + float32 rounding
   assert (error <= bound).all()
   assert bound.max() < 0.05  # the bound says something
@@ -163,7 +165,7 @@ def bad_cases(runs, tmp_path_factory):
   no_run.mkdir()
   (no_ckpt / "config.json").write_text(open(os.path.join(runs["dense"], "config.json")).read())
   codes = compress.encode(runs["dense"], _images(4), "uint8")
-  blob = compress.codes_to_bytes(codes)
+  blob = codes_file.codes_to_bytes(codes)
   (t / "good.aec").write_bytes(blob)
   (t / "truncated.aec").write_bytes(blob[:-10])
   (t / "cut_header.aec").write_bytes(blob[:20])
