@@ -16,10 +16,11 @@ def _per_image_mean(x_BxN: jax.Array) -> jax.Array:
   """The mean over all but the batch axis, as a product with a vector of 1/N.
 
   The same values as `.mean(axis=1)` to float rounding. Written as a matvec because
-  XLA:CPU otherwise hands the reduction, with the loss's elementwise maths fused into it,
+  XLA:CPU otherwise hands the reduction, with the BCE's elementwise maths fused into it,
   to a YNNPACK reduce fusion when jaxlib's defaults are kept (AE_JAX_KEEP_XLA_FLAGS=1):
-  the dense train step took 8.5 ms that way, 1.1 ms as a matvec (0.8 ms with ae_jax's
-  XLA flag; benchmarks/dense_ops.py).
+  while this was written, the dense train step ran at 7.8-8.7 ms/step that way; as a
+  matvec 0.94-1.63 ms, and 0.74-0.82 ms with ae_jax's XLA flag (benchmarks/dense_ops.py,
+  benchmarks/results/20261127-dense_ops-bce.txt).
   """
   x = x_BxN.reshape(x_BxN.shape[0], -1)
   # HIGHEST: full float32 on GPUs/TPUs too (their default dot precision is TF32/bf16).
@@ -32,7 +33,7 @@ def _log1p_unit(x: jax.Array) -> jax.Array:
   The odd series u + u^3/3 + ... + u^13/13 leaves a relative error below (1/3)^14 / 15
   ~ 1.4e-8, under float32's rounding: the same values as `jnp.log1p` to ~2e-7 relative
   (tests/test_metrics.py), but a few multiply-adds and one division, which XLA:CPU
-  vectorizes, instead of its log1p (~3x the time on this machine; benchmarks/dense_ops.py).
+  vectorizes: cheaper here than its log1p (part of the BCE's gain in benchmarks/dense_ops.py).
   """
   u = x / (2.0 + x)
   u2 = u * u
@@ -69,7 +70,8 @@ def bce_from_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
   exactly, and stable for any z: the values of `optax.sigmoid_binary_cross_entropy` to
   float rounding. Its gradient s(z) - t reuses the forward's exp(-|z|) (a custom VJP), so
   the train step computes one exp per pixel instead of two; with `_log1p_unit` and the
-  matvec mean, the dense step went from 1.15 to 0.90 ms (benchmarks/dense_ops.py). Being a
+  matvec mean, the dense step went from 0.96-1.19 to 0.74-0.82 ms (benchmarks/dense_ops.py,
+  three rounds, ae_jax's XLA flag). Being a
   custom VJP, it has reverse-mode derivatives (`jax.grad`) but no forward mode (`jax.jvp`).
   """
   return _per_image_mean(_bce_elementwise(logits, target))
