@@ -16,7 +16,7 @@ import tqdm
 from ae_jax import checkpoint, config_lib, data, models, parallel, plots, steps
 from ae_jax import workdir as workdir_lib
 from ae_jax.errors import UserError
-from ae_jax.steps import TrainState, create_train_state, train_step_jit  # re-exported
+from ae_jax.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
 
 
 def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[dict, dict]:
@@ -181,12 +181,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
   mesh = parallel.make_mesh()
   rep, batch_sharding = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   model = models.make_autoencoder(config.model, config.latent_dim, image_shape)
-  # Init runs once: XLA's backend optimization level 1 compiles it ~8x faster than the
-  # default (conv model: 6.2 -> 0.7 s, benchmarks/init_compile.py; the random-number
-  # kernels are the cost), with bit-identical parameters (tests/test_train.py).
-  state = jax.jit(lambda rng: create_train_state(model, config, image_shape, rng),
-                  out_shardings=rep, compiler_options=steps.QUICK_COMPILE)(
-                      jax.random.key(config.seed))
+  state = steps.initial_state(model, config, image_shape, out_shardings=rep)
   progress = {}
   restored = checkpoint.restore_latest_good(manager, workdir, state)
   if restored is not None:

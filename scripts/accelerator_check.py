@@ -52,8 +52,7 @@ print(jax.default_backend())
 
 def initial_state(config) -> steps.TrainState:
   model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
-  return jax.jit(lambda rng: steps.create_train_state(model, config, models.IMAGE_SHAPE, rng))(
-      jax.random.key(config.seed))
+  return steps.initial_state(model, config, models.IMAGE_SHAPE)
 
 
 def val_bce(state, test_images, config, batch_size=1000) -> float:

@@ -170,8 +170,8 @@ train.train_and_evaluate(config, {str(tmp_path / "second")!r})
 
 
 def test_quick_compiled_init_gives_the_same_parameters():
-  """train.py compiles the init with steps.QUICK_COMPILE (~8x faster): same parameters as
-  the default compile. Run without the test suite's JAX_DISABLE_MOST_OPTIMIZATIONS, as
+  """steps.initial_state (train.py's init) compiles with steps.QUICK_COMPILE (~8x faster):
+  same parameters as the default compile. Run without the test suite's JAX_DISABLE_MOST_OPTIMIZATIONS, as
   real runs are."""
   code = """
 import jax, numpy as np
@@ -181,7 +181,7 @@ config = conv.get_config()
 model = models.make_autoencoder("conv")
 init = lambda rng: steps.create_train_state(model, config, (28, 28, 1), rng).params
 rng = jax.random.key(config.seed)
-quick = jax.jit(init, compiler_options=steps.QUICK_COMPILE)(rng)
+quick = steps.initial_state(model, config, (28, 28, 1)).params
 plain = jax.jit(init)(rng)
 jax.tree.map(np.testing.assert_array_equal, quick, plain)
 print("same")
