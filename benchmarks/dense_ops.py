@@ -29,6 +29,7 @@ import json, sys, time
 sys.path.insert(0, {repo!r})
 import jax, jax.numpy as jnp, numpy as np
 from ae_jax import data, metrics, models, steps
+from benchmarks.timing import median_ms
 from configs import dense
 
 def ms_per_step(loss_kind):
@@ -78,26 +79,11 @@ def dots(w, x):
     return (w1 - 1e-6 * dw1, w2 - 1e-6 * dw2), None
   return jax.lax.scan(body, w, x)[0]
 
-jax.block_until_ready(dots(w, x))
-times = []
-for _ in range(5):
-  t0 = time.perf_counter()
-  for _ in range(4):
-    w = dots(w, x)
-  jax.block_until_ready(w)
-  times.append((time.perf_counter() - t0) / (4 * 64) * 1000)
-out["dots"] = float(np.median(times))
+out["dots"] = median_ms(dots, w, x, n=4) / 64
 
-# The matmul peak: one 2048x2048 float32 product, median of 7.
+# The matmul peak: one 2048x2048 float32 product (median of 5 rounds of 2).
 a = jnp.ones((2048, 2048), jnp.float32)
-matmul = jax.jit(lambda a: a @ a)
-jax.block_until_ready(matmul(a))
-times = []
-for _ in range(7):
-  t0 = time.perf_counter()
-  jax.block_until_ready(matmul(a))
-  times.append(time.perf_counter() - t0)
-out["peak_gflops"] = 2 * 2048**3 / float(np.median(times)) / 1e9
+out["peak_gflops"] = 2 * 2048**3 / (median_ms(jax.jit(lambda a: a @ a), a, n=2) / 1000) / 1e9
 print(json.dumps(out))
 """
 
