@@ -8,6 +8,7 @@ from __future__ import annotations
 import dm_pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LOSSES = ("bce", "mse")
 
@@ -96,6 +97,25 @@ def reconstruction_loss(kind: str, logits: jax.Array, target: jax.Array) -> jax.
   raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
 
 
+def _gaussian_band(n: int, size: int = 11, sigma: float = 1.5) -> np.ndarray:
+  """The [n - size + 1, n] matrix of a 'valid' 1D Gaussian blur (dm-pix's default filter)."""
+  taps = np.exp(-0.5 * ((np.arange(size) - size // 2) / sigma) ** 2)
+  taps /= taps.sum()
+  band = np.zeros((n - size + 1, n), np.float32)
+  for i in range(n - size + 1):
+    band[i, i:i + size] = taps
+  return band
+
+
+def _gaussian_blur(z: jax.Array) -> jax.Array:
+  """dm-pix's separable 11x11 Gaussian blur ('valid') of [..., H, W, C] images, as two
+  products with band matrices instead of its vmapped 1D `jnp.convolve`s: the same sums of
+  the same products (equal to ~3e-7), ~10x faster on XLA:CPU (benchmarks/eval_ops.py)."""
+  rows, cols = _gaussian_band(z.shape[-3]), _gaussian_band(z.shape[-2])
+  return jnp.einsum("ih,...hwc,jw->...ijc", rows, z, cols, precision="highest")
+
+
 def ssim(images: jax.Array, target: jax.Array, max_value: float = 1.0) -> jax.Array:
-  """Structural similarity per image (1 = identical): dm-pix's SSIM (11x11 Gaussian, 1.5)."""
-  return dm_pix.ssim(images, target, max_val=max_value)
+  """Structural similarity per image (1 = identical): dm-pix's SSIM (11x11 Gaussian, 1.5),
+  with its Gaussian blur written as matrix products (`_gaussian_blur`)."""
+  return dm_pix.ssim(images, target, max_val=max_value, filter_fn=_gaussian_blur)
