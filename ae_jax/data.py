@@ -279,10 +279,14 @@ def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
   return images_u8[idx].astype(jnp.float32) / 255.0
 
 
-def epoch_permutation(seed: int, epoch: int | jax.Array, n: int) -> jax.Array:
-  """The example order of `epoch`: a function of (seed, epoch) only, for exact resumes."""
-  key = jax.random.fold_in(jax.random.key(seed), epoch)
-  return jax.random.permutation(key, n)
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The example order of `epoch` (int32): a function of (seed, epoch) only, for exact
+  resumes, and the same on every process and platform (numpy's PCG64).
+
+  Drawn on the host: ~2 ms for 60,000 examples, where `jax.random.permutation` (two sort
+  rounds) took 30-45 ms per epoch on XLA:CPU plus a ~0.4 s compile in the first epoch.
+  """
+  return np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
 
 
 def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int, seed: int,

@@ -86,7 +86,12 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
   # Measured on XLA:CPU (benchmarks/pipeline.py, README "Performance"): the dense step
   # runs ~25% faster in a scan of 32 steps; the conv step runs ~4x slower in any scan
   # than as one jit call per batch.
-  return 32 if config.model == "dense" else 1
+  if config.model != "dense":
+    return 1
+  # A divisor of the epoch near 32 (468 steps: 36), so every call has the same length and
+  # the scan compiles once: a shorter last call compiled a second one (~0.7 s, epoch 1).
+  near = [d for d in range(16, 65) if steps_per_epoch % d == 0]
+  return min(near, key=lambda d: (abs(d - 32), d)) if near else 32
 
 
 def _call_bounds(start: int, steps_per_epoch: int, first_step: int, per_call: int,
@@ -194,8 +199,6 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
   pipeline = _choose_pipeline(config, n_train, image_shape)
   if pipeline == "device":
     train_images = parallel.global_array(source.load_images(config.train_split), rep)
-    permute = jax.jit(data.epoch_permutation, static_argnames=("seed", "n"), out_shardings=rep,
-                      compiler_options=steps.QUICK_COMPILE)  # integers: the same order
   per_call = _steps_per_call(config, steps_per_epoch, jax.default_backend())
   every = config.checkpoint_every_steps
   # On one device the constraint is a no-op: leave it out so the step compiles as before.
@@ -234,7 +237,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
       bar.set_postfix(img_s=f"{rate:.0f}", refresh=False)
 
     if pipeline == "device":
-      perm = permute(seed=config.seed, epoch=epoch, n=n_train)
+      perm = parallel.global_array(data.epoch_permutation(config.seed, epoch, n_train), rep)
       calls = ((b, e, None) for b, e in _call_bounds(start, steps_per_epoch, first_step,
                                                      per_call, every))
     else:

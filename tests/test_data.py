@@ -83,6 +83,9 @@ def test_device_batches_follow_a_seeded_permutation():
   perm = data.epoch_permutation(seed=0, epoch=0, n=10)
   np.testing.assert_array_equal(data.epoch_permutation(0, 0, 10), perm)
   assert not np.array_equal(data.epoch_permutation(0, 1, 10), perm)
+  assert not np.array_equal(data.epoch_permutation(1, 0, 10), perm)
+  np.testing.assert_array_equal(np.sort(perm), np.arange(10))  # every example once
+  assert perm.dtype == np.int32
   batch = data.device_batch(images, perm, jnp.int32(1), 4)
   np.testing.assert_allclose(batch.ravel() * 255, perm[4:8], atol=1e-4)
 

@@ -132,7 +132,10 @@ def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config,
 
 def test_steps_per_call_follows_the_measured_choice_per_backend():
   from configs import conv, dense  # pylint: disable=import-outside-toplevel
-  assert train._steps_per_call(dense.get_config(), 468, "cpu") == 32
+  # dense on a CPU: the divisor of the epoch nearest 32, so every call has one length
+  assert train._steps_per_call(dense.get_config(), 468, "cpu") == 36
+  assert train._steps_per_call(dense.get_config(), 480, "cpu") == 32
+  assert train._steps_per_call(dense.get_config(), 467, "cpu") == 32  # a prime: no divisor
   assert train._steps_per_call(conv.get_config(), 468, "cpu") == 1
   assert train._steps_per_call(conv.get_config(), 468, "gpu") == 468  # one call per epoch
   config = conv.get_config()
