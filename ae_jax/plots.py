@@ -1,4 +1,8 @@
-"""Matplotlib pictures of a run: image grids (originals / noisy / restored) and loss curves."""
+"""Matplotlib pictures of a run: image grids (originals / noisy / restored) and loss curves.
+
+Figures are made with `matplotlib.figure.Figure` (no pyplot: no global state, nothing to
+close).
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,38 +13,50 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
 
-def _pyplot():
-  """pyplot, imported on first use: it costs ~0.4 s, and training starts before any plot."""
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  return plt
+def _figure(**kwargs):
+  """A new Figure; matplotlib.figure is imported on first use (~0.25 s), after training starts."""
+  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+  return Figure(**kwargs)
+
+
+def _mosaic(rows: Sequence[tuple[str, np.ndarray]], pad: int) -> np.ndarray:
+  """The rows' images side by side in one array, `pad` white pixels between them."""
+  h, w, channels = np.asarray(rows[0][1][0]).shape
+  n = max(len(images) for _, images in rows)
+  mosaic = np.ones((len(rows) * (h + pad) - pad, n * (w + pad) - pad, channels), np.float32)
+  for r, (_, images) in enumerate(rows):
+    for c, image in enumerate(images):
+      mosaic[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = np.clip(
+          np.asarray(image, np.float32), 0, 1)
+  return mosaic[..., 0] if channels == 1 else mosaic
 
 
 def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
-  """One row per (title, images [N, H, W, C] in [0, 1]); grey for one channel."""
-  plt = _pyplot()
-  n = len(rows[0][1])
-  fig, axes = plt.subplots(len(rows), n, figsize=(1.2 * n, 1.3 * len(rows)), squeeze=False)
-  for r, (title, images) in enumerate(rows):
-    for c in range(n):
-      ax = axes[r][c]
-      image = np.clip(np.asarray(images[c], np.float32), 0, 1)
-      if image.shape[-1] == 1:
-        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
-      else:
-        ax.imshow(image)
-      ax.set_xticks([])
-      ax.set_yticks([])
-    axes[r][0].set_ylabel(title, fontsize=9)
-  fig.tight_layout(pad=0.2)
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  """One row per (title, images [N, H, W, C] in [0, 1]); grey for one channel.
+
+  Drawn as one image with the titles as row labels: one Axes instead of one per picture
+  (the per-epoch grid of a training run took 250-650 ms that way, ~50 ms this way).
+  """
+  mosaic = _mosaic(rows, pad=2)
+  h = np.asarray(rows[0][1][0]).shape[0]
+  n = max(len(images) for _, images in rows)
+  fig = _figure(figsize=(1.1 * n, 1.1 * len(rows)))
+  ax = fig.add_axes((0, 0, 1, 1))
+  ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+  ax.set_xticks([])
+  ax.set_yticks([r * (h + 2) + h / 2 for r in range(len(rows))], [t for t, _ in rows],
+                fontsize=9)
+  ax.tick_params(length=0)
+  for spine in ax.spines.values():
+    spine.set_visible(False)
+  fig.savefig(path, dpi=80, bbox_inches="tight", pad_inches=0.05)
 
 
 def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   """Train and validation loss per epoch from metrics.jsonl rows."""
-  plt = _pyplot()
   epochs = [r["epoch"] for r in rows]
-  fig, ax = plt.subplots(figsize=(5, 3.2))
+  fig = _figure(figsize=(5, 3.2))
+  ax = fig.subplots()
   ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
   ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="validation")
   ax.set_xlabel("epoch")
@@ -49,4 +65,3 @@ def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
