@@ -20,6 +20,9 @@ flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go "
                     "(default: runs/<config name>).")
 flags.DEFINE_bool("restart", False, "Move an existing run in --workdir aside (renamed, not "
                   "deleted) and start over.")
+flags.DEFINE_string("compilation_cache_dir", None, "Where JAX keeps compiled steps between "
+                    "runs (default: JAX_COMPILATION_CACHE_DIR, else "
+                    "~/.cache/ae_jax/jax); empty: no cache.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -78,7 +81,14 @@ def main(argv):
     config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
   except UserError as e:
     _fail(str(e))
-  from ae_jax import train  # pylint: disable=import-outside-toplevel
+  from ae_jax import compile_cache, train  # pylint: disable=import-outside-toplevel
+
+  try:  # before anything compiles: JAX decides then whether a cache is used
+    explicit = FLAGS["compilation_cache_dir"].present
+    compile_cache.enable(FLAGS.compilation_cache_dir if explicit else compile_cache.DEFAULT_DIR,
+                         explicit=explicit)
+  except UserError as e:
+    _fail(str(e))
 
   workdir = FLAGS.workdir
   if workdir is None:  # the default, runs/<config name>: its parent is ours to create

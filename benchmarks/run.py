@@ -23,6 +23,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +37,8 @@ FRAMEWORKS = {
     "torch": ("torch_ae.py", {}),
 }
 NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_train_seconds",
-           "setup_seconds", "compile_seconds", "process_seconds", "peak_rss_mb",
+           "setup_seconds", "first_step_seconds", "compile_seconds", "process_seconds",
+           "peak_rss_mb",
            "final_val_loss", "num_params", "steps_per_epoch", "epochs")
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
@@ -50,6 +52,8 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
   if args.steps_per_epoch:
     cmd += ["--steps_per_epoch", str(args.steps_per_epoch)]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+  if framework == "ae_jax":  # the run's own compilation cache (see the table's notes)
+    env["JAX_COMPILATION_CACHE_DIR"] = args.ae_jax_cache_dir
   print(f"[{time.strftime('%H:%M:%S')}] {framework} {model} seed {seed} ...", file=sys.stderr,
         flush=True)
   try:
@@ -73,16 +77,17 @@ def medians(records: list[dict]) -> dict:
   for key in NUMERIC:
     values = [r[key] for r in records if r.get(key) is not None]
     out[key] = statistics.median(values) if values else None
-  losses = [r["final_val_loss"] for r in records if r.get("final_val_loss") is not None]
-  out["val_loss_range"] = (min(losses), max(losses)) if len(losses) > 1 else None
+  for key, name in (("final_val_loss", "val_loss_range"), ("first_step_seconds", "first_step_range")):
+    values = [r[key] for r in records if r.get(key) is not None]
+    out[name] = (min(values), max(values)) if len(values) > 1 else None
   return out
 
 
-def _val_loss(s: dict) -> str:
-  """The median final val loss, and its range over the repeats' seeds."""
-  text = _fmt(s["final_val_loss"], ".4f")
-  if s.get("val_loss_range"):
-    text += " ({:.4f}–{:.4f})".format(*s["val_loss_range"])
+def _with_range(s: dict, key: str, range_key: str, spec: str) -> str:
+  """The median of `key`, and its range over the repeats in brackets."""
+  text = _fmt(s[key], spec)
+  if s.get(range_key):
+    text += " ({}–{})".format(*(format(v, spec) for v in s[range_key]))
   return text
 
 
@@ -97,7 +102,8 @@ def _ratio(a, b) -> str:
 def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
   """Markdown table; ratio columns are ae_jax's value divided by the row's (< 1: ae_jax wins)."""
   head = ("| framework | model | train s (epochs 2..N) | s/epoch | ms/step | 1st epoch s | "
-          "setup s | process s | peak RSS MiB | final val loss (range) | params | "
+          "setup s | 1st step done s (range) | process s | peak RSS MiB | "
+          "final val loss (range) | params | "
           "ae_jax ÷ this: s/epoch | process | RSS |")
   columns = head.count("|") - 1
   rows = [head, "|" + "---|" * columns]
@@ -115,8 +121,10 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
           f"| {fw} | {model} | {_fmt(s['train_seconds'], '.2f')} | "
           f"{_fmt(s['seconds_per_epoch'], '.3f')} | {_fmt(ms_step, '.1f')} | "
           f"{_fmt(s['first_epoch_seconds'], '.2f')} | {_fmt(s['setup_seconds'], '.1f')} | "
+          f"{_with_range(s, 'first_step_seconds', 'first_step_range', '.1f')} | "
           f"{_fmt(s['process_seconds'], '.1f')} | {_fmt(s['peak_rss_mb'], '.0f')} | "
-          f"{_val_loss(s)} | {_fmt(s['num_params'], ',.0f')} | "
+          f"{_with_range(s, 'final_val_loss', 'val_loss_range', '.4f')} | "
+          f"{_fmt(s['num_params'], ',.0f')} | "
           f"{_ratio(get('seconds_per_epoch'), s['seconds_per_epoch'])} | "
           f"{_ratio(get('process_seconds'), s['process_seconds'])} | "
           f"{_ratio(get('peak_rss_mb'), s['peak_rss_mb'])} |")
@@ -175,7 +183,8 @@ def main() -> None:
   load_before = os.getloadavg()
   t0 = time.time()
   records: dict[tuple[str, str], list[dict]] = {}
-  with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as raw:
+  with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as raw, \
+       tempfile.TemporaryDirectory(prefix="ae_jax_bench_jit_") as args.ae_jax_cache_dir:
     for r in range(args.repeats):
       for model in models:
         for fw in frameworks:
@@ -204,7 +213,12 @@ def main() -> None:
       "",
       "s/epoch: median training time of the epochs after the first (validation excluded); "
       "train s: their sum (with one epoch: epoch 1); 1st epoch s includes compilation; setup s: "
-      "process start → first epoch starts (imports, data, model); process s: whole process, "
+      "process start → first epoch starts (imports, data, model); 1st step done s: process "
+      "start → the first training step has finished (the start-up overhead, compile included; "
+      "ae_jax: its first jit call; Keras: not measured, a per-batch callback would change its "
+      "dispatch). ae_jax's processes share one persistent compilation cache, new for this "
+      "run (as launch.py keeps one): its first repeat of a model compiles, later ones load "
+      "(the range shows both). process s: whole process, "
       "validation and (ae_jax) checkpoints, plots and logs included. Final val loss: median "
       "over the repeats, which use seeds --seed, --seed + 1, ... (range in brackets). Ratios "
       "are ae_jax ÷ the row's framework on the same model: below 1 means ae_jax is faster or "

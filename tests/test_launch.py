@@ -11,8 +11,8 @@ from conftest import REPO
 from configs import default, dense
 
 
-def run_launch(*args, cwd=REPO, timeout=120):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def run_launch(*args, cwd=REPO, timeout=120, env=None):
+  env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   return subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=cwd,
                         env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -106,3 +106,29 @@ def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
   assert "Resuming" in result.stderr and "epoch 2/2" in result.stderr
   result = run_launch(*common, "--config.num_epochs=2", "--config.seed=1")
   assert result.returncode == 2 and "another config (differs in seed)" in result.stderr
+
+
+def test_compiled_steps_go_to_the_cache_dir(tiny_data, tmp_path):
+  idx_dir, data_dir = tiny_data
+  tiny = ["--config", "configs/dense.py", f"--config.data_dir={data_dir}",
+          f"--config.idx_dir={idx_dir}", "--config.batch_size=32", "--config.steps_per_epoch=1",
+          "--config.num_epochs=1", "--config.eval_examples=32"]
+  cache = tmp_path / "cache"
+  result = run_launch(*tiny, "--workdir", str(tmp_path / "a"), f"--compilation_cache_dir={cache}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert len(os.listdir(cache)) >= 2  # at least the train and eval steps, as files
+
+  # The default place (under XDG_CACHE_HOME) cannot be made: a warning, and the run goes on.
+  (tmp_path / "a_file").write_text("")
+  env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+  env["XDG_CACHE_HOME"] = str(tmp_path / "a_file")
+  result = run_launch(*tiny, "--workdir", str(tmp_path / "b"), env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "warning: no compilation cache" in result.stderr
+
+  # A directory the user names but that cannot be made: one line, exit 2, nothing written.
+  result = run_launch(*tiny, "--workdir", str(tmp_path / "c"),
+                      f"--compilation_cache_dir={tmp_path / 'a_file' / 'cache'}")
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert "error: cannot use compilation cache directory" in result.stderr.strip().splitlines()[-1]
+  assert not os.path.exists(tmp_path / "c")

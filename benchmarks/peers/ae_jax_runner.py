@@ -26,11 +26,12 @@ import importlib  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax import train  # noqa: E402
+from ae_jax import compile_cache, train  # noqa: E402
 
 
 def _hook_first_epoch() -> dict:
-  """Records when the first epoch starts (its progress bar is made just before step 1).
+  """Records when the first epoch starts (its progress bar is made just before step 1) and
+  when the first jit call's steps are done (the bar's first update).
 
   Best effort: if train.py stops using tqdm, setup_seconds is reported as None.
   """
@@ -44,6 +45,10 @@ def _hook_first_epoch() -> dict:
     def __init__(self, *args, **kwargs):
       seen.setdefault("setup_seconds", common.since_start())
       super().__init__(*args, **kwargs)
+
+    def update(self, n=1):  # called once a jit call's losses are back: its steps are done
+      seen.setdefault("first_step_seconds", common.since_start())
+      return super().update(n)
 
   tqdm_mod.tqdm = _Timed
   return seen
@@ -59,6 +64,7 @@ def main() -> None:
   if args.steps_per_epoch:
     config.steps_per_epoch = args.steps_per_epoch
   seen = _hook_first_epoch()
+  compile_cache.enable()  # as launch.py does (JAX_COMPILATION_CACHE_DIR, from run.py, wins)
   with tempfile.TemporaryDirectory(prefix="ae_jax_bench_") as tmp:
     workdir = os.path.join(tmp, "run")
     state = train.train_and_evaluate(config, workdir)
@@ -69,7 +75,8 @@ def main() -> None:
   common.emit(common.result(
       framework="ae_jax", model=args.model, epoch_seconds=[r["seconds"] for r in rows],
       final_val_loss=rows[-1]["val_loss"], num_params=num_params, steps=steps,
-      setup_seconds=seen.get("setup_seconds")))
+      setup_seconds=seen.get("setup_seconds"),
+      first_step_seconds=seen.get("first_step_seconds")))
 
 
 if __name__ == "__main__":

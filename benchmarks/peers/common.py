@@ -9,6 +9,10 @@ that benchmarks/run.py parses. Fields (times in seconds, memory in MiB):
   train_seconds        sum of the epochs after the first (epoch 1 if there is only one),
   total_train_seconds  sum of all epochs,
   setup_seconds        process start -> first training step starts (imports, data, model),
+  first_step_seconds   process start -> the first training step has finished (imports,
+                       data, model, compile: the start-up overhead; ae_jax: its first jit
+                       call, the first 36 dense steps or 1 conv step; Keras: None, as
+                       a per-batch callback would turn off its asynchronous dispatch),
   compile_seconds      first_epoch_seconds - seconds_per_epoch (None with one epoch),
   process_seconds      process start -> result (imports, data, training, validation),
   peak_rss_mb          resource.getrusage maxrss,
@@ -90,7 +94,8 @@ def steps_per_epoch(n_train: int, requested: int | None) -> int:
 
 
 def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_loss: float,
-           num_params: int, steps: int, setup_seconds: float | None) -> dict:
+           num_params: int, steps: int, setup_seconds: float | None,
+           first_step_seconds: float | None = None) -> dict:
   """The result record (see the module docstring) for a finished run."""
   later = epoch_seconds[1:] or epoch_seconds
   per_epoch = statistics.median(later)
@@ -106,6 +111,7 @@ def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_
       "train_seconds": sum(later),
       "total_train_seconds": sum(epoch_seconds),
       "setup_seconds": setup_seconds,
+      "first_step_seconds": first_step_seconds,
       "compile_seconds": epoch_seconds[0] - per_epoch if len(epoch_seconds) > 1 else None,
       "process_seconds": since_start(),
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -81,7 +81,7 @@ def main() -> None:
   steps = common.steps_per_epoch(len(x_train), args.steps_per_epoch)
   bs = common.BATCH_SIZE
 
-  epoch_seconds, setup_seconds = [], common.since_start()
+  epoch_seconds, setup_seconds, first_step_seconds = [], common.since_start(), None
   for _ in range(args.epochs):
     t0 = time.perf_counter()
     perm = torch.randperm(len(x_train))
@@ -94,6 +94,8 @@ def main() -> None:
       loss.backward()
       optimizer.step()
       loss_sum += loss.detach()
+      if first_step_seconds is None:  # CPU: the step above has finished
+        first_step_seconds = common.since_start()
     float(loss_sum)
     epoch_seconds.append(time.perf_counter() - t0)
     val_loss = evaluate(model, x_val, x_test)
@@ -101,7 +103,7 @@ def main() -> None:
   common.emit(common.result(
       framework="torch", model=args.model, epoch_seconds=epoch_seconds,
       final_val_loss=val_loss, num_params=sum(p.numel() for p in model.parameters()),
-      steps=steps, setup_seconds=setup_seconds))
+      steps=steps, setup_seconds=setup_seconds, first_step_seconds=first_step_seconds))
 
 
 if __name__ == "__main__":
