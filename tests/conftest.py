@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny real IDX dataset prepared by the project's own tfds builder."""
 import gzip
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -15,7 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # of the same models (several in subprocesses: launch.py, kills, multi-process) share
 # one persistent compilation cache. These variables reach the subprocesses too.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="ae_jax_jit_cache_"))
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ae_jax_jit_cache_")
+else:
+  _OWN_CACHE = None
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # pylint: disable=wrong-import-position
@@ -78,3 +82,9 @@ def tiny_config(tiny_data):
   config.num_images = 4
   config.progress_bar = False
   return config
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+  """Removes the suite's own compilation cache (a user's JAX_COMPILATION_CACHE_DIR stays)."""
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
