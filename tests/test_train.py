@@ -194,3 +194,26 @@ print("same")
   done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
                         text=True)
   assert done.stdout.strip() == "same", done.stderr[-1500:]
+
+
+def test_one_compiled_step_serves_every_seed():
+  """The seed is traced, not static: a second seed reuses the executable (and the persistent
+  compilation cache), and the noise still follows the seed."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from ae_jax import data, steps  # pylint: disable=import-outside-toplevel
+  from configs import denoise  # pylint: disable=import-outside-toplevel
+  config = denoise.get_config()
+  model = models.make_autoencoder("conv")
+  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), np.uint8))
+  perm = jnp.asarray(data.epoch_permutation(0, 0, 64))
+  init = steps.create_train_state(model, config, (28, 28, 1))  # one optimizer object
+  steps.device_train_steps.clear_cache()
+  losses = {}
+  for seed in (0, 1, 0):
+    state = jax.tree.map(jnp.copy, init)  # the step donates its state
+    _, loss = steps.device_train_steps(state, images, perm, jnp.int32(0), num_steps=1,
+                                       batch_size=32, seed=seed, loc=0.5, scale=0.1,
+                                       loss_kind="bce")
+    losses.setdefault(seed, []).append(float(loss[0]))
+  assert steps.device_train_steps._cache_size() == 1  # pylint: disable=protected-access
+  assert losses[0][0] == losses[0][1] != losses[1][0]  # same init, different noise
