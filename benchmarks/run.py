@@ -40,6 +40,8 @@ NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_t
            "setup_seconds", "first_step_seconds", "compile_seconds", "process_seconds",
            "peak_rss_mb",
            "final_val_loss", "num_params", "steps_per_epoch", "epochs")
+# Fields whose range over the repeats the table shows next to the median.
+RANGES = {"final_val_loss": "val_loss_range", "first_step_seconds": "first_step_range"}
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
 
@@ -77,9 +79,8 @@ def medians(records: list[dict]) -> dict:
   for key in NUMERIC:
     values = [r[key] for r in records if r.get(key) is not None]
     out[key] = statistics.median(values) if values else None
-  for key, name in (("final_val_loss", "val_loss_range"), ("first_step_seconds", "first_step_range")):
-    values = [r[key] for r in records if r.get(key) is not None]
-    out[name] = (min(values), max(values)) if len(values) > 1 else None
+    if key in RANGES:
+      out[RANGES[key]] = (min(values), max(values)) if len(values) > 1 else None
   return out
 
 
