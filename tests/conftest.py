@@ -16,10 +16,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # of the same models (several in subprocesses: launch.py, kills, multi-process) share
 # one persistent compilation cache. These variables reach the subprocesses too.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+_OWN_CACHE = None  # the suite's own cache, removed at the end (a user's stays)
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ae_jax_jit_cache_")
-else:
-  _OWN_CACHE = None
+  _OWN_CACHE = tempfile.mkdtemp(prefix="ae_jax_jit_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # pylint: disable=wrong-import-position
