@@ -101,8 +101,7 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
 @functools.partial(jax.jit, static_argnames=("loss_kind", "loc", "scale", "num_shown",
                                              "shown_sharding"))
 def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str,
-              seed: int | jax.Array,
-              loc: float, scale: float, num_shown: int,
+              seed: int | jax.Array, loc: float, scale: float, num_shown: int,
               shown_sharding: NamedSharding | None = None) -> tuple[dict, dict]:
   """Masked sums of the eval metrics over a batch, and its first images (original, noisy,
   restored). The noise is fixed by (seed, batch), so every epoch sees the same inputs."""
