@@ -274,9 +274,15 @@ def _add_noise_tf(clean, step, seed: int, loc: float, scale: float):
 
 def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
                  batch_size: int) -> jax.Array:
-  """Batch `i` of an epoch whose order is `perm`, as float32 in [0, 1] (for use in jit)."""
+  """Batch `i` of an epoch whose order is `perm`, as float32 in [0, 1] (for use in jit).
+
+  Gathers whole rows of the images flattened to [N, H*W*C] (one 784-byte row per index
+  rather than a [1, 28, 28, 1] slice): XLA:CPU's gather and conversion then vectorize, and
+  the dense step runs ~4% faster (the same batches).
+  """
   idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-  return images_u8[idx].astype(jnp.float32) / 255.0
+  flat = images_u8.reshape(images_u8.shape[0], -1)
+  return (flat[idx].astype(jnp.float32) / 255.0).reshape(batch_size, *images_u8.shape[1:])
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:

@@ -13,6 +13,16 @@ import numpy as np
 LOSSES = ("bce", "mse")
 
 
+def _flat(x_Bx___: jax.Array) -> jax.Array:
+  """[B, H*W*C] from [B, H, W, C] images (a free reshape), for the per-pixel maths.
+
+  XLA:CPU vectorizes an elementwise loop along its last axis, which for [B, 28, 28, 1]
+  is 1 wide: on the flat [B, 784] the dense step's loss fusions run ~2x faster (jax
+  profiler) and the step ~4% (same losses, bit for bit).
+  """
+  return x_Bx___.reshape(x_Bx___.shape[0], -1)
+
+
 def _per_image_mean(x_BxN: jax.Array) -> jax.Array:
   """The mean over all but the batch axis, as a product with a vector of 1/N.
 
@@ -75,12 +85,12 @@ def bce_from_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
   three rounds, ae_jax's XLA flag). Being a
   custom VJP, it has reverse-mode derivatives (`jax.grad`) but no forward mode (`jax.jvp`).
   """
-  return _per_image_mean(_bce_elementwise(logits, target))
+  return _per_image_mean(_bce_elementwise(_flat(logits), _flat(target)))
 
 
 def mse(images: jax.Array, target: jax.Array) -> jax.Array:
   """Mean squared error per image; both arguments are images in [0, 1]."""
-  return _per_image_mean(jnp.square(images - target))
+  return _per_image_mean(jnp.square(_flat(images) - _flat(target)))
 
 
 def psnr(images: jax.Array, target: jax.Array, max_value: float = 1.0) -> jax.Array:
