@@ -90,6 +90,16 @@ def test_device_batches_follow_a_seeded_permutation():
   np.testing.assert_allclose(batch.ravel() * 255, perm[4:8], atol=1e-4)
 
 
+def test_device_batch_is_the_permuted_images_in_their_shape():
+  # device_batch gathers rows of the flattened images: each image must come back whole,
+  # in its own shape and channel order.
+  images = np.random.default_rng(0).integers(0, 256, (12, 5, 4, 3), np.uint8)
+  perm = data.epoch_permutation(seed=3, epoch=2, n=12)
+  batch = data.device_batch(jnp.asarray(images), jnp.asarray(perm), jnp.int32(2), 4)
+  assert batch.shape == (4, 5, 4, 3) and batch.dtype == jnp.float32
+  np.testing.assert_array_equal(batch, images[perm[8:12]].astype(np.float32) / 255.0)
+
+
 def _stream(builder, epoch, scale=0.1, start=0):
   return list(data.stream_epoch(builder, "train", batch_size=32, steps=3, epoch=epoch, seed=7,
                                 loc=0.5, scale=scale, first_step=epoch * 3, start=start))
