@@ -97,7 +97,8 @@ def test_device_batch_is_the_permuted_images_in_their_shape():
   perm = data.epoch_permutation(seed=3, epoch=2, n=12)
   batch = data.device_batch(jnp.asarray(images), jnp.asarray(perm), jnp.int32(2), 4)
   assert batch.shape == (4, 5, 4, 3) and batch.dtype == jnp.float32
-  np.testing.assert_array_equal(batch, images[perm[8:12]].astype(np.float32) / 255.0)
+  np.testing.assert_array_equal(np.rint(np.asarray(batch) * 255), images[perm[8:12]])
+  np.testing.assert_allclose(batch, images[perm[8:12]] / 255.0, rtol=1e-6)
 
 
 def _stream(builder, epoch, scale=0.1, start=0):
