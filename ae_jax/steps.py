@@ -75,15 +75,19 @@ def noise_key(seed: int, stream: int) -> jax.Array:
 # compilation cache filled by one seed's run serves the next (the noise key is derived in
 # the step, a few integer operations).
 @functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "loc", "scale",
-                                             "loss_kind", "sharding"), donate_argnums=0)
+                                             "loss_kind", "sharding", "unroll"),
+                   donate_argnums=0)
 def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
                        first: jax.Array, *, num_steps: int, batch_size: int,
                        seed: int | jax.Array, loc: float, scale: float, loss_kind: str,
-                       sharding: NamedSharding | None = None) -> tuple[TrainState, jax.Array]:
+                       sharding: NamedSharding | None = None,
+                       unroll: int = 1) -> tuple[TrainState, jax.Array]:
   """`num_steps` train steps on batches first, first+1, ... of the epoch order `perm`.
 
   Batches are gathered from the resident dataset and noised (key folded with the global
-  step) inside jit; more than one step runs in a `lax.scan`. Returns the per-step losses.
+  step) inside jit; more than one step runs in a `lax.scan`, `unroll` steps per loop
+  iteration (the same steps in the same order: the same numbers). Returns the per-step
+  losses.
   """
   def body(state, i):
     clean = data.device_batch(images_u8, perm, i, batch_size)
@@ -95,7 +99,7 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
   if num_steps == 1:
     state, loss = body(state, first)
     return state, loss[None]
-  return jax.lax.scan(body, state, first + jnp.arange(num_steps))
+  return jax.lax.scan(body, state, first + jnp.arange(num_steps), unroll=unroll)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_kind", "loc", "scale", "num_shown",
