@@ -3,8 +3,9 @@ XLA flag ae_jax sets at import (ae_jax/xla_flags.py) changes.
 
   python benchmarks/dense_ops.py [--rounds 3]
 
-Times ms per step of `steps.device_train_steps` (64 steps per jit call, batch 128, random
-images resident in memory; median of 5 x 4 calls) for the model's BCE (`metrics.
+Times ms per step of `steps.device_train_steps` as a dense run on the CPU calls it (36 steps
+per jit call, 4 per loop iteration: `train._steps_per_call`, `train._scan_unroll`; batch 128,
+random images resident in memory; median of 5 rounds of 13 calls, one epoch) for the model's BCE (`metrics.
 bce_from_logits`: custom VJP, series log1p), the same BCE written plainly (softplus(z) - t z,
 JAX's autodiff: ae_jax's form before), as a floor that is not the model's maths, a loss
 with no transcendental functions, and, as a bound, the step's five matmuls alone. The last
@@ -28,9 +29,12 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {repo!r})
 import jax, jax.numpy as jnp, numpy as np
-from ae_jax import data, metrics, models, steps
+from ae_jax import data, metrics, models, steps, train
 from benchmarks.timing import median_ms
 from configs import dense
+
+PER_CALL = train._steps_per_call(dense.get_config(), 468, "cpu")
+UNROLL = train._scan_unroll("cpu")
 
 def ms_per_step(loss_kind):
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (60000, 28, 28, 1), np.uint8))
@@ -38,17 +42,17 @@ def ms_per_step(loss_kind):
   model = models.make_autoencoder("dense")
   state = steps.create_train_state(model, dense.get_config(), (28, 28, 1))
   run = lambda state, first: steps.device_train_steps(
-      state, images, perm, jnp.int32(first), num_steps=64, batch_size=128, seed=0, loc=0.5,
-      scale=0.0, loss_kind=loss_kind)
+      state, images, perm, jnp.int32(first), num_steps=PER_CALL, batch_size=128, seed=0,
+      loc=0.5, scale=0.0, loss_kind=loss_kind, unroll=UNROLL)
   state, losses = run(state, 0)
   jax.block_until_ready(losses)
   times = []
   for _ in range(5):
     t0 = time.perf_counter()
-    for i in range(4):
-      state, losses = run(state, 64 * i)
+    for i in range(468 // PER_CALL):
+      state, losses = run(state, PER_CALL * i)
     jax.block_until_ready(losses)
-    times.append((time.perf_counter() - t0) / (4 * 64) * 1000)
+    times.append((time.perf_counter() - t0) / (468 // PER_CALL * PER_CALL) * 1000)
   return float(np.median(times))
 
 out = {{"bce": ms_per_step("bce")}}
@@ -102,7 +106,7 @@ def main():
   parser.add_argument("--rounds", type=int, default=3)
   args = parser.parse_args()
   print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs; dense train step, "
-        "batch 128, 64 steps per call; ms per step")
+        "batch 128, 36 steps per call, 4 per loop iteration; ms per step")
   print("| round | XLA flags | BCE (ae_jax) | BCE, plain softplus form | floor: no exp/log | "
         "the 5 matmuls alone | 2048² matmul GFLOP/s | BCE step, % of peak |\n"
         "|---|---|---|---|---|---|---|---|")
