@@ -277,8 +277,8 @@ def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
   """Batch `i` of an epoch whose order is `perm`, as float32 in [0, 1] (for use in jit).
 
   Gathers whole rows of the images flattened to [N, H*W*C] (one 784-byte row per index
-  rather than a [1, 28, 28, 1] slice): XLA:CPU's gather and conversion then vectorize, and
-  the dense step runs ~4% faster (the same batches).
+  rather than a [1, 28, 28, 1] slice): XLA:CPU's gather and conversion then vectorize
+  (with `metrics._flat`, the dense step is ~12% faster: benchmarks/dense_variants.py).
   """
   idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
   flat = images_u8.reshape(images_u8.shape[0], -1)

@@ -5,8 +5,8 @@ XLA flag ae_jax sets at import (ae_jax/xla_flags.py) changes.
 
 Times ms per step of `steps.device_train_steps` as a dense run on the CPU calls it (36 steps
 per jit call, 4 per loop iteration: `train._steps_per_call`, `train._scan_unroll`; batch 128,
-random images resident in memory; median of 5 rounds of 13 calls, one epoch) for the model's BCE (`metrics.
-bce_from_logits`: custom VJP, series log1p), the same BCE written plainly (softplus(z) - t z,
+random images resident in memory; median of 5 rounds of 13 calls, one epoch) for the
+model's BCE (`metrics.bce_from_logits`: custom VJP, series log1p), the same BCE written plainly (softplus(z) - t z,
 JAX's autodiff: ae_jax's form before), as a floor that is not the model's maths, a loss
 with no transcendental functions, and, as a bound, the step's five matmuls alone. The last
 columns: a 2048x2048 float32 product's GFLOP/s in that process, and the ae_jax step's share
