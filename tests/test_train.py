@@ -196,16 +196,23 @@ print("same")
   assert done.stdout.strip() == "same", done.stderr[-1500:]
 
 
+def _resident_images(n: int = 64):
+  """Random uint8 images on the device and an epoch order, as the device pipeline has them."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  images = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), np.uint8)
+  return jnp.asarray(images), jnp.asarray(data.epoch_permutation(0, 0, n))
+
+
 def test_one_compiled_step_serves_every_seed():
   """The seed is traced, not static: a second seed reuses the executable (and the persistent
   compilation cache), and the noise still follows the seed."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import data, steps  # pylint: disable=import-outside-toplevel
+  from ae_jax import steps  # pylint: disable=import-outside-toplevel
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
   model = models.make_autoencoder("conv")
-  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), np.uint8))
-  perm = jnp.asarray(data.epoch_permutation(0, 0, 64))
+  images, perm = _resident_images()
   init = steps.create_train_state(model, config, (28, 28, 1))  # one optimizer object
   steps.device_train_steps.clear_cache()
   losses = {}
@@ -223,12 +230,11 @@ def test_unrolled_scan_gives_the_same_state_and_losses():
   """The CPU fast path (4 steps per loop iteration, here with a remainder: 6 steps) gives
   bit for bit what a scan of one step per iteration gives."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import data, steps  # pylint: disable=import-outside-toplevel
+  from ae_jax import steps  # pylint: disable=import-outside-toplevel
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
   model = models.make_autoencoder("dense")
-  images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), np.uint8))
-  perm = jnp.asarray(data.epoch_permutation(0, 0, 64))
+  images, perm = _resident_images()
   init = steps.create_train_state(model, config, (28, 28, 1))
   out = {}
   for unroll in (1, 4):
