@@ -11,6 +11,11 @@ the final val loss is compared over seeds, not one draw: after 2 epochs of the d
 model one seed to the next moves it by ~3%. Medians over the repeats (and the val loss's
 range) go into a markdown table, printed and written to benchmarks/results/<timestamp>.md
 (the raw JSON records to <timestamp>.jsonl).
+
+With the dense model, each ae_jax repeat is preceded by a probe of the machine's matmul
+peak (benchmarks/peers/matmul_peak.py, a 2048x2048 float32 product), and the table is
+followed by ae_jax's dense step as a share of it: the peak measured in the same run, at
+the same time, not a figure from another day.
 """
 from __future__ import annotations
 
@@ -42,6 +47,9 @@ NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_t
            "final_val_loss", "num_params", "steps_per_epoch", "epochs")
 # Fields whose range over the repeats the table shows next to the median.
 RANGES = {"final_val_loss": "val_loss_range", "first_step_seconds": "first_step_range"}
+# The dense train step's matmuls: forward 2, backward 3 (no input gradient), batch 128,
+# 784 -> 64 -> 784 (benchmarks/dense_ops.py counts the same).
+DENSE_STEP_FLOP = 5 * 2 * 128 * 784 * 64
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
 
@@ -72,6 +80,36 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
   print(f"  {record['seconds_per_epoch']:.3f} s/epoch, val {record['final_val_loss']:.4f}, "
         f"process {record['process_seconds']:.1f} s", file=sys.stderr, flush=True)
   return record
+
+
+def probe_peak(log) -> float | None:
+  """GFLOP/s of the matmul probe, run now in its own process (None if it failed)."""
+  proc = subprocess.run([sys.executable, os.path.join(PEERS, "matmul_peak.py")],
+                        capture_output=True, text=True, check=False)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    log.write(f"## matmul_peak (rc {proc.returncode})\n{proc.stderr[-2000:]}\n")
+    return None
+  return json.loads(lines[-1])["peak_gflops"]
+
+
+def peak_share(records: list[dict]) -> str | None:
+  """ae_jax's dense step against the matmul peak probed in this run (None: nothing to say)."""
+  pairs = [(r["seconds_per_epoch"] / r["steps_per_epoch"], r["peak_gflops"]) for r in records
+           if r.get("peak_gflops") and r.get("steps_per_epoch")]
+  if not pairs:
+    return None
+  peak = max(p for _, p in pairs)
+  step_s = statistics.median(s for s, _ in pairs)
+  gflops = DENSE_STEP_FLOP / step_s / 1e9
+  each = [100 * DENSE_STEP_FLOP / s / (p * 1e9) for s, p in pairs]
+  probes = [p for _, p in pairs]
+  return (f"ae_jax dense: {DENSE_STEP_FLOP / 1e6:.1f} MFLOP of matmuls per step in "
+          f"{1000 * step_s:.3f} ms (median) = {gflops:.0f} GFLOP/s = **{100 * gflops / peak:.0f}% "
+          f"of the matmul peak** measured in this run ({peak:.0f} GFLOP/s, the best of "
+          f"{len(probes)} probes of a 2048² float32 product, {min(probes):.0f}–{max(probes):.0f}, "
+          f"one just before each ae_jax dense repeat); each repeat against its own probe: "
+          f"{statistics.median(each):.0f}% median ({min(each):.0f}–{max(each):.0f}%).")
 
 
 def medians(records: list[dict]) -> dict:
@@ -189,13 +227,17 @@ def main() -> None:
     for r in range(args.repeats):
       for model in models:
         for fw in frameworks:
+          peak = probe_peak(log) if (fw, model) == ("ae_jax", "dense") else None
           record = run_one(fw, model, args.seed + r, args, log)
           if record is not None:
             record["repeat"] = r
+            if peak is not None:
+              record["peak_gflops"] = peak
             raw.write(json.dumps(record) + "\n")
             raw.flush()
             records.setdefault((fw, model), []).append(record)
   summary = {key: medians(recs) for key, recs in records.items()}
+  share = peak_share(records.get(("ae_jax", "dense"), []))
 
   steps = f"{args.steps_per_epoch} steps/epoch (smoke run)" if args.steps_per_epoch else \
       "whole epochs (468 steps)"
@@ -212,6 +254,7 @@ def main() -> None:
       *_load_warning(load_before),
       table(summary, frameworks, models),
       "",
+      *([share, ""] if share else []),
       "s/epoch: median training time of the epochs after the first (validation excluded); "
       "train s: their sum (with one epoch: epoch 1); 1st epoch s includes compilation; setup s: "
       "process start → first epoch starts (imports, data, model); 1st step done s: process "

@@ -1,0 +1,18 @@
+"""benchmarks/run.py's arithmetic (the benchmark itself needs Keras and PyTorch, not in CI)."""
+from benchmarks import run  # standard library only at import
+
+
+def test_peak_share_counts_the_dense_steps_flops_against_the_probes():
+  # 468 steps at 0.642 ms = 64.2 MFLOP / 0.642 ms = 100 GFLOP/s.
+  step = run.DENSE_STEP_FLOP / 100e9
+  records = [{"seconds_per_epoch": 468 * step, "steps_per_epoch": 468, "peak_gflops": 200.0},
+             {"seconds_per_epoch": 468 * step, "steps_per_epoch": 468, "peak_gflops": 100.0}]
+  text = run.peak_share(records)
+  assert "= 100 GFLOP/s = **50% of the matmul peak**" in text  # against the best probe
+  assert "(200 GFLOP/s, the best of 2 probes" in text and "100–200" in text
+  assert "75% median (50–100%)" in text  # each repeat against its own probe
+
+
+def test_peak_share_says_nothing_without_probes():
+  assert run.peak_share([{"seconds_per_epoch": 0.3, "steps_per_epoch": 468}]) is None
+  assert run.peak_share([]) is None
