@@ -103,12 +103,12 @@ def peak_share(records: list[dict]) -> str | None:
   step_s = statistics.median(s for s, _ in pairs)
   gflops = DENSE_STEP_FLOP / step_s / 1e9
   each = [100 * DENSE_STEP_FLOP / s / (p * 1e9) for s, p in pairs]
-  lo, hi = min(p for _, p in pairs), peak
+  lowest = min(p for _, p in pairs)
   return (f"ae_jax dense: {DENSE_STEP_FLOP / 1e6:.1f} MFLOP of matmuls per step in "
           f"{1000 * step_s:.3f} ms (median) = {gflops:.0f} GFLOP/s = "
           f"**{100 * gflops / peak:.0f}% of the matmul peak** measured in this run "
           f"({peak:.0f} GFLOP/s, the best of {len(pairs)} probes of a 2048² float32 product, "
-          f"{lo:.0f}–{hi:.0f}, one just before each ae_jax dense repeat); each repeat against "
+          f"{lowest:.0f}–{peak:.0f}, one just before each ae_jax dense repeat); each repeat against "
           f"its own probe: {statistics.median(each):.0f}% median "
           f"({min(each):.0f}–{max(each):.0f}%).")
 
