@@ -78,6 +78,22 @@ def test_noise_statistics_and_determinism():
   assert data.add_noise(key, grey, 0.5, 0.0) is grey  # scale 0: noise off
 
 
+def test_noise_drawn_flat_is_the_noise_drawn_in_the_image_shape():
+  # add_noise draws on [B, H*W*C] for XLA:CPU's sake; the numbers must be those of the
+  # literal form (drawn in the image shape), bit for bit, eagerly and compiled alike.
+  def literal(key, clean, loc, scale):
+    return jnp.clip(clean + (loc + scale * jax.random.normal(key, clean.shape)), 0.0, 1.0)
+
+  for shape in ((5, 4, 3, 2), (16, 28, 28, 1)):
+    key = jax.random.key(7)
+    clean = jax.random.uniform(jax.random.key(1), shape)
+    np.testing.assert_array_equal(data.add_noise(key, clean, 0.5, 0.1),
+                                  literal(key, clean, 0.5, 0.1))
+    compiled = [jax.jit(f, static_argnums=(2, 3))(key, clean, 0.5, 0.1)
+                for f in (data.add_noise, literal)]
+    np.testing.assert_array_equal(*compiled)
+
+
 def test_device_batches_follow_a_seeded_permutation():
   images = jnp.arange(10, dtype=jnp.uint8).reshape(10, 1, 1, 1)
   perm = data.epoch_permutation(seed=0, epoch=0, n=10)
