@@ -27,6 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ae_jax import data, metrics, models, steps, train  # noqa: E402
+from benchmarks.timing import alternating_ms  # noqa: E402
 from configs import dense  # noqa: E402
 
 PER_CALL = train._steps_per_call(dense.get_config(), 468, "cpu")  # pylint: disable=protected-access
@@ -57,7 +58,7 @@ def main():
         state, images, perm, jnp.int32(0), num_steps=PER_CALL, batch_size=128, seed=0,
         loc=0.5, scale=0.0, loss_kind="bce", unroll=unroll).compile()
     steps.device_train_steps.clear_cache()
-    return compiled, state
+    return [compiled, state]
 
   variants = {"ae_jax (flat, unroll 4)": build(UNROLL)}
   for unroll in (1, 2, 6, 12):
@@ -72,21 +73,15 @@ def main():
         f"{args.rounds} each (after 3 warm-up calls); ms per step")
   print("\n| repeat | variant | median ms/step | ratio to ae_jax |\n|---|---|---|---|")
   for repeat in range(1, args.repeats + 1):
-    times = {name: [] for name in variants}
-    last_loss = {}
-    for r in range(args.rounds + 3):
-      for name, (compiled, state) in variants.items():
-        t0 = time.perf_counter()
-        state, losses = compiled(state, images, perm, jnp.int32(PER_CALL * (r % 13)), seed=0)
-        losses.block_until_ready()
-        if r >= 3:
-          times[name].append((time.perf_counter() - t0) / PER_CALL * 1000)
-        variants[name] = (compiled, state)
-        last_loss[name] = float(losses[-1])
+    times, losses = alternating_ms(
+        variants, lambda ex, state, r: ex(state, images, perm, jnp.int32(PER_CALL * (r % 13)),
+                                          seed=0), args.rounds)
+    last_loss = {name: float(out[-1]) for name, out in losses.items()}
     assert len(set(last_loss.values())) == 1, last_loss  # the same maths, bit for bit
-    base = float(np.median(times["ae_jax (flat, unroll 4)"]))
+    base = float(np.median(times["ae_jax (flat, unroll 4)"])) / PER_CALL
     for name, t in times.items():
-      print(f"| {repeat} | {name} | {np.median(t):.3f} | {np.median(t) / base:.2f}x |")
+      ms = np.median(t) / PER_CALL
+      print(f"| {repeat} | {name} | {ms:.3f} | {ms / base:.2f}x |")
     # the states carry on into the next repeat: every variant has made the same steps
 
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ae_jax import data, models, steps  # noqa: E402
+from benchmarks.timing import alternating_ms  # noqa: E402
 from configs import denoise  # noqa: E402
 
 FLAT = data.add_noise
@@ -82,25 +83,20 @@ def main():
   all_secs = {name: [] for name in FORMS}
   try:
     for r in range(1, args.rounds + 1):
-      compiled, states, secs = {}, {}, {}
+      variants, secs = {}, {}
       order = list(enumerate(FORMS.items()))[::1 if r % 2 else -1]  # alternate the order
       for i, (name, form) in order:
         secs[name] = compile_seconds(i)
         all_secs[name].append(secs[name])
         data.add_noise = form
         jax.clear_caches()
-        states[name] = steps.initial_state(model, config, models.IMAGE_SHAPE)
-        compiled[name] = steps.device_train_steps.lower(
-            states[name], images, perm, jnp.int32(0), **kw).compile()
-      times = {name: [] for name in FORMS}
-      for i in range(args.calls + 3):
-        for name, ex in compiled.items():
-          t0 = time.perf_counter()
-          states[name], losses = ex(states[name], images, perm, jnp.int32(i), seed=0)
-          losses.block_until_ready()
-          if i >= 3:
-            times[name].append((time.perf_counter() - t0) * 1000)
-      a, b = (jax.tree.leaves(s.params) for s in states.values())
+        state = steps.initial_state(model, config, models.IMAGE_SHAPE)
+        variants[name] = [steps.device_train_steps.lower(
+            state, images, perm, jnp.int32(0), **kw).compile(), state]
+      times, _ = alternating_ms(
+          variants, lambda ex, state, i: ex(state, images, perm, jnp.int32(i), seed=0),
+          args.calls)
+      a, b = (jax.tree.leaves(state.params) for _, state in variants.values())
       assert all(np.array_equal(x, y) for x, y in zip(a, b)), "the forms trained differently"
       base = float(np.median(times[next(iter(FORMS))]))
       for name in FORMS:

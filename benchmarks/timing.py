@@ -1,4 +1,4 @@
-"""The one timing helper the micro-benchmarks share."""
+"""The timing helpers the micro-benchmarks share."""
 import time
 
 import jax
@@ -16,3 +16,24 @@ def median_ms(fn, *args, n: int = 20) -> float:
     jax.block_until_ready(out)
     times.append((time.perf_counter() - t0) / n * 1000)
   return float(np.median(times))
+
+
+def alternating_ms(variants: dict, call, calls: int, warmup: int = 3):
+  """Times `call(compiled, state, i)` for each variant in turn, `calls` rounds after
+  `warmup`, so that the machine's drift falls on all variants alike.
+
+  `variants` maps a name to [compiled, state]; each call's new state replaces the old one
+  in place, so the variants carry on from one use to the next. Returns the milliseconds
+  of each call (name -> list) and each variant's last output (name -> output).
+  """
+  times = {name: [] for name in variants}
+  last = {}
+  for i in range(calls + warmup):
+    for name, variant in variants.items():
+      t0 = time.perf_counter()
+      variant[1], out = call(variant[0], variant[1], i)
+      jax.block_until_ready(out)
+      if i >= warmup:
+        times[name].append((time.perf_counter() - t0) * 1000)
+      last[name] = out
+  return times, last
