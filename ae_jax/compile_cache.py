@@ -32,6 +32,7 @@ def enable(path: str | None = DEFAULT_DIR, *, explicit: bool = False) -> str | N
   """
   current = jax.config.jax_compilation_cache_dir
   if not explicit and current:
+    _cache_short_compiles()
     return current
   if not path:
     jax.config.update("jax_enable_compilation_cache", False)
@@ -48,6 +49,11 @@ def enable(path: str | None = DEFAULT_DIR, *, explicit: bool = False) -> str | N
     print(f"warning: no compilation cache ({path}: {e.strerror or e})", file=sys.stderr)
     return None
   jax.config.update("jax_compilation_cache_dir", path)
+  _cache_short_compiles()
+  return path
+
+
+def _cache_short_compiles() -> None:
+  """Caches compiles from MIN_COMPILE_SECONDS on, in whichever directory is in use."""
   if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # the user's choice stays
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-  return path
