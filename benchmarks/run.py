@@ -62,15 +62,19 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
   if args.steps_per_epoch:
     cmd += ["--steps_per_epoch", str(args.steps_per_epoch)]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
-  if framework == "ae_jax":  # the run's own compilation cache (see the table's notes)
-    env["JAX_COMPILATION_CACHE_DIR"] = args.ae_jax_cache_dir
   print(f"[{time.strftime('%H:%M:%S')}] {framework} {model} seed {seed} ...", file=sys.stderr,
         flush=True)
-  try:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-  except subprocess.TimeoutExpired:
-    log.write(f"## {framework} {model}: timed out after {args.timeout} s\n")
-    return None
+  # ae_jax's compilation cache (see the table's notes): the run's own, or with --cold a new
+  # one for every process.
+  with tempfile.TemporaryDirectory(prefix="ae_jax_bench_cold_") as cold:
+    if framework == "ae_jax":
+      env["JAX_COMPILATION_CACHE_DIR"] = cold if args.cold else args.ae_jax_cache_dir
+    try:
+      proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                            timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+      log.write(f"## {framework} {model}: timed out after {args.timeout} s\n")
+      return None
   log.write(f"## {framework} {model} (rc {proc.returncode})\n{proc.stderr[-4000:]}\n")
   lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
   if proc.returncode or not lines:
@@ -94,9 +98,10 @@ def probe_peak(log) -> float | None:
 
 
 def peak_share(records: list[dict]) -> str | None:
-  """ae_jax's dense step against the matmul peak probed in this run (None: nothing to say)."""
+  """ae_jax's dense step against the matmul peak probed in this run (None: nothing to say;
+  also with one epoch, whose time holds the compile)."""
   pairs = [(r["seconds_per_epoch"] / r["steps_per_epoch"], r["peak_gflops"]) for r in records
-           if r.get("peak_gflops") and r.get("steps_per_epoch")]
+           if r.get("peak_gflops") and r.get("steps_per_epoch") and r.get("epochs", 2) > 1]
   if not pairs:
     return None
   peak = max(p for _, p in pairs)
@@ -210,6 +215,10 @@ def main() -> None:
   parser.add_argument("--seed", type=int, default=0, help="repeat r uses seed + r")
   parser.add_argument("--timeout", type=int, default=3600, help="seconds per process")
   parser.add_argument("--out_dir", default=os.path.join(HERE, "results"))
+  parser.add_argument("--cold", action="store_true",
+                      help="a new, empty compilation cache for every ae_jax process: each "
+                      "one compiles, as the first run on a machine does (the start-up "
+                      "overhead with nothing cached)")
   args = parser.parse_args()
   frameworks = [f for f in args.frameworks.split(",") if f]
   models = [m for m in args.models.split(",") if m]
@@ -261,9 +270,12 @@ def main() -> None:
       "process start → first epoch starts (imports, data, model); 1st step done s: process "
       "start → the first training step has finished (the start-up overhead, compile included; "
       "ae_jax: its first jit call; Keras: not measured, a per-batch callback would change its "
-      "dispatch). ae_jax's processes share one persistent compilation cache, new for this "
-      "run (as launch.py keeps one): its first repeat of a model compiles, later ones load "
-      "(the range shows both). process s: whole process, "
+      "dispatch). " + (
+          "--cold: every ae_jax process had a new, empty compilation cache (each one "
+          "compiled). " if args.cold else
+          "ae_jax's processes share one persistent compilation cache, new for this "
+          "run (as launch.py keeps one): its first repeat of a model compiles, later ones "
+          "load (the range shows both). ") + "process s: whole process, "
       "validation and (ae_jax) checkpoints, plots and logs included. Final val loss: median "
       "over the repeats, which use seeds --seed, --seed + 1, ... (range in brackets). Ratios "
       "are ae_jax ÷ the row's framework on the same model: below 1 means ae_jax is faster or "

@@ -16,3 +16,10 @@ def test_peak_share_counts_the_dense_steps_flops_against_the_probes():
 def test_peak_share_says_nothing_without_probes():
   assert run.peak_share([{"seconds_per_epoch": 0.3, "steps_per_epoch": 468}]) is None
   assert run.peak_share([]) is None
+
+
+def test_peak_share_leaves_out_one_epoch_runs():
+  # With one epoch, seconds_per_epoch is epoch 1: compile included, not the step's speed.
+  record = {"seconds_per_epoch": 1.1, "steps_per_epoch": 5, "peak_gflops": 150.0, "epochs": 1}
+  assert run.peak_share([record]) is None
+  assert run.peak_share([{**record, "epochs": 2}]) is not None
