@@ -15,11 +15,12 @@ import optax
 from flax.training import train_state
 from jax.sharding import NamedSharding
 
-from ae_jax import data, metrics, models
+from ae_jax import data, metrics, models, xla_flags
 
 
-# XLA options for code that runs once (initialization): a lighter backend optimization.
-QUICK_COMPILE = {"xla_backend_optimization_level": 1}
+# XLA options for code that runs once (initialization): a lighter backend optimization and,
+# where measured, XLA:CPU's older loop emitters (ae_jax/xla_flags.py).
+QUICK_COMPILE = {"xla_backend_optimization_level": 1, **xla_flags.quick_compile_cpu_options()}
 
 
 class TrainState(train_state.TrainState):
@@ -42,9 +43,10 @@ def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigD
 def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, image_shape,
                   out_shardings=None) -> TrainState:
   """`create_train_state` from key(config.seed), jit-compiled with QUICK_COMPILE: XLA's
-  backend optimization level 1 compiles the init ~8x faster than the default (conv model:
-  6.2 -> 0.7 s, benchmarks/init_compile.py; the random-number kernels are the cost), with
-  bit-identical parameters (tests/test_train.py)."""
+  backend optimization level 1 compiles the init ~6x faster than the default (conv model:
+  6.2 -> ~1 s, benchmarks/init_compile.py; the random-number kernels are the cost), the
+  older CPU loop emitters ~0.2 s faster still, with bit-identical parameters
+  (tests/test_train.py)."""
   init = jax.jit(lambda rng: create_train_state(model, config, image_shape, rng),
                  out_shardings=out_shardings, compiler_options=QUICK_COMPILE)
   return init(jax.random.key(config.seed))

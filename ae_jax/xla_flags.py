@@ -11,6 +11,9 @@ Applied when `ae_jax` is imported, before JAX creates its backends (later it has
 effect), and only to jaxlib versions known to have the flag (an unknown flag would abort
 XLA). A user's own setting of the flag in XLA_FLAGS is kept; AE_JAX_KEEP_XLA_FLAGS=1
 leaves XLA_FLAGS untouched.
+
+`quick_compile_cpu_options` are per-computation options (jit's `compiler_options`) for code
+that runs once, used by steps.QUICK_COMPILE.
 """
 from __future__ import annotations
 
@@ -43,3 +46,17 @@ def apply_cpu_defaults() -> None:
     return
   os.environ["XLA_FLAGS"] = with_cpu_defaults(os.environ.get("XLA_FLAGS", ""),
                                               _jaxlib_version())
+
+
+def quick_compile_cpu_options(jaxlib_version: tuple[int, int] | None = None) -> dict:
+  """XLA:CPU options for the init's compile, on jaxlib versions where they were measured.
+
+  XLA:CPU's older loop emitters (`xla_cpu_use_fusion_emitters=False`) compile the conv
+  model's init in 1.01 s instead of 1.28 s at level 1 alone (medians of 5,
+  benchmarks/results/20261128-init_compile.txt), with
+  the same parameters bit for bit (tests/test_train.py); they are not used for the train
+  step, which they make ~1.4x slower. Other backends ignore xla_cpu_ options; an option a
+  jaxlib does not know would fail the compile, hence the version check.
+  """
+  version = _jaxlib_version() if jaxlib_version is None else jaxlib_version
+  return {"xla_cpu_use_fusion_emitters": False} if version in TESTED_JAXLIB else {}

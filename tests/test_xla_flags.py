@@ -18,6 +18,13 @@ def test_flag_is_added_only_where_known_and_not_set_by_the_user():
   assert xla_flags.with_cpu_defaults("", (0, 11)) == ""  # not run here
 
 
+def test_init_compile_options_only_for_a_measured_jaxlib():
+  # An option the jaxlib does not know would fail the init's compile: only where measured.
+  assert xla_flags.quick_compile_cpu_options((0, 10)) == {"xla_cpu_use_fusion_emitters": False}
+  assert xla_flags.quick_compile_cpu_options((0, 11)) == {}
+  assert xla_flags.quick_compile_cpu_options((0, 4)) == {}
+
+
 def _compiled_reduction_uses_ynn(**env) -> bool:
   code = ("import ae_jax, jax, jax.numpy as jnp\n"
           "f = jax.jit(lambda x: jnp.exp(x).sum(1))\n"
