@@ -53,10 +53,10 @@ def quick_compile_cpu_options(jaxlib_version: tuple[int, int] | None = None) -> 
 
   XLA:CPU's older loop emitters (`xla_cpu_use_fusion_emitters=False`) compile the conv
   model's init in 1.01 s instead of 1.28 s at level 1 alone (medians of 5,
-  benchmarks/results/20261128-init_compile.txt), with
-  the same parameters bit for bit (tests/test_train.py); they are not used for the train
-  step, which they make ~1.4x slower. Other backends ignore xla_cpu_ options; an option a
-  jaxlib does not know would fail the compile, hence the version check.
+  benchmarks/results/20261128-init_compile.txt), with the same parameters bit for bit
+  (tests/test_train.py). Not used for the train step, which they made slower and rounded
+  differently (tried). Other backends ignore xla_cpu_ options; an option a jaxlib does not
+  know would fail the compile, hence the version check.
   """
   version = _jaxlib_version() if jaxlib_version is None else jaxlib_version
   return {"xla_cpu_use_fusion_emitters": False} if version in TESTED_JAXLIB else {}
