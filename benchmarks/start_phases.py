@@ -6,7 +6,9 @@ Each run is `benchmarks/peers/ae_jax_runner.py` (launch.py's `train_and_evaluate
 steps, one epoch) in its own process with a new, empty compilation cache, as the first run
 on a machine. Inside it, JAX's own monitoring events (jaxpr trace, lowering, XLA compile)
 and wrappers around the setup functions give each phase's end (seconds since the process
-started) and duration; the table shows their medians over the runs.
+started) and duration; the table shows their medians over the runs. "trace #2" is the
+second jaxpr trace of the process that took over 0.05 s (shorter ones, of small helper
+computations, are left out), and so on.
 """
 import argparse
 import json
