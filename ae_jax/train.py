@@ -270,7 +270,9 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
       settle()  # the previous call: the host stays one call ahead of the device
       pending = (losses, first_step + end)
       step = first_step + end
-      if (every and step % every == 0 and end < steps_per_epoch) or stop.signum:
+      # At the epoch's end, the evaluation and its checkpoint below come first: a stop
+      # that skipped them would lose the epoch's metrics row (the resume starts the next).
+      if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
         settle()
         checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum})
         if stop.signum:
@@ -301,7 +303,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     say(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
         f"val_loss {val['val_loss']:.4f} val_psnr {val['val_psnr']:.2f} dB "
         f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s")
-    if stop.signum:
+    if stop.signum and epoch + 1 < config.num_epochs:  # after the last epoch: done anyway
       manager.wait_until_finished()
       raise Interrupted(stop.signum, int(state.step))
   return state
