@@ -113,7 +113,13 @@ def get_builder(dataset: str, data_dir: str | None = None,
         f"dataset {dataset!r} is not prepared in {builder.data_dir_root} and cannot be "
         f"downloaded (no network): prepare it where there is network and copy it there, "
         f"or set --config.data_dir{hint}")
-  builder.download_and_prepare()
+  try:
+    builder.download_and_prepare()
+  except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)
+    reason = (str(e).splitlines() or [""])[0][:300]
+    raise UserError(f"dataset {dataset!r} could not be downloaded and prepared in "
+                    f"{builder.data_dir_root} ({type(e).__name__}: {reason}): fix that and "
+                    "rerun, or prepare it elsewhere and set --config.data_dir") from None
   return builder
 
 

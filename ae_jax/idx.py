@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -31,10 +32,16 @@ def has_idx_files(folder: str | None) -> bool:
 
 
 def read_idx(path: str) -> np.ndarray:
-  """Reads an IDX file (gzipped or not) into a uint8 array of the shape its header gives."""
+  """Reads an IDX file (gzipped or not) into a uint8 array of the shape its header gives.
+
+  A file that is not IDX, or damaged, raises ValueError (OSError/EOFError from the file).
+  """
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    data = f.read()
+  try:
+    with opener(path, "rb") as f:
+      data = f.read()
+  except zlib.error as e:  # damage inside the compressed stream (not an OSError)
+    raise ValueError(f"{path} is damaged ({e})") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
     raise ValueError(f"{path} is not an IDX file of unsigned bytes")
   ndim = data[3]

@@ -21,6 +21,12 @@ def test_idx_reader_round_trip(tmp_path):
   (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05garbage")
   with pytest.raises(ValueError, match="header says"):
     idx.read_idx(str(tmp_path / "bad"))
+  # A gzip whose compressed stream is damaged (zlib.error, which is not an OSError).
+  blob = bytearray((tmp_path / "x.gz").read_bytes())
+  blob[30:60] = bytes(30)
+  (tmp_path / "damaged.gz").write_bytes(bytes(blob))
+  with pytest.raises(ValueError, match="damaged"):
+    idx.read_idx(str(tmp_path / "damaged.gz"))
 
 
 def test_builder_prepares_from_idx_files_and_reuses_them(tiny_data):
@@ -54,6 +60,16 @@ def test_offline_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):
     data.get_builder("mnist", str(tmp_path), idx_dir=str(tmp_path / "missing"))
   assert time.perf_counter() - t0 < 10
 
+
+
+def test_a_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+  # The network cannot exist here: the probe is told it is up, and tfds' real imagenet2012
+  # builder then fails before any download, as it does everywhere, for want of the files
+  # it needs in its manual folder.
+  monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: True)
+  with pytest.raises(UserError, match="'imagenet2012' could not be downloaded and prepared.*"
+                                      "Manual directory.*--config.data_dir"):
+    data.get_builder("imagenet2012", str(tmp_path))
 
 def test_network_probe_gives_up_quickly():
   t0 = time.perf_counter()
