@@ -63,14 +63,35 @@ def check_writable(workdir: str) -> None:
   target = workdir if os.path.isdir(workdir) else parent
   if not os.access(target, os.W_OK | os.X_OK):
     raise UserError(f"{target} is not writable: choose a writable --workdir")
+  if not is_run(workdir) and set(_entries(workdir)) - {"config.json.tmp"}:
+    raise UserError(f"--workdir {workdir} holds other files and no run (no config.json): "
+                    "choose a new or empty folder (a run writes several files there)")
+
+
+def _entries(folder: str) -> list[str]:
+  return os.listdir(folder) if os.path.isdir(folder) else []
+
+
+def is_run(workdir: str) -> bool:
+  """Whether `workdir` holds a training run (its config.json, the first file a run writes)."""
+  return os.path.isfile(os.path.join(workdir, "config.json"))
 
 
 def move_aside(workdir: str) -> str | None:
-  """Renames an existing workdir to WORKDIR.old-<time> (nothing is deleted); returns it."""
-  if not os.path.exists(workdir):
+  """Renames the run in `workdir` to WORKDIR.old-<time>[-n] (nothing is deleted); returns
+  the new name, or None when `workdir` holds no run (a folder that is not a run is never
+  moved: `check_writable` refuses one that is not empty)."""
+  if not is_run(workdir):
     return None
-  dest = f"{os.path.abspath(workdir)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-  os.rename(workdir, dest)
+  base = f"{os.path.abspath(workdir)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+  dest, n = base, 1
+  while os.path.exists(dest):  # two restarts within a second
+    dest, n = f"{base}-{n}", n + 1
+  try:
+    os.rename(workdir, dest)
+  except OSError as e:
+    raise UserError(f"cannot move {workdir} aside to {dest} ({e.strerror}): move or rename "
+                    "it yourself, or choose another --workdir") from None
   print(f"Moved the previous run aside to {dest}.", file=sys.stderr)
   return dest
 
@@ -79,7 +100,7 @@ def prepare(workdir: str, record: dict) -> None:
   """Creates the workdir and writes config.json, refusing a workdir of another run."""
   check_writable(workdir)
   try:
-    os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise UserError(f"cannot create --workdir {workdir} ({e.strerror}): choose a writable "
                     "path") from None
@@ -97,7 +118,8 @@ def prepare(workdir: str, record: dict) -> None:
                       "resume it, or --restart to move it aside and start over")
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  os.replace(path + ".tmp", path)  # config.json first: it is what marks a folder as a run
+  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
 
 
 class MetricsLog:

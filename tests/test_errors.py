@@ -78,6 +78,10 @@ CASES = [
     ("workdir parent missing", ["--workdir={tmp}/no/such/run"], None, "does not exist"),
     ("workdir is a file", ["--workdir={tmp}/a_file"], "file", "is a file"),
     ("workdir not writable", ["--workdir={tmp}/locked/run"], "locked", "is not writable"),
+    ("workdir holds other files, no run", ["--workdir={tmp}/not_a_run"], "not_a_run",
+     "holds other files and no run"),
+    ("--restart on a folder that is not a run", ["--workdir={tmp}/not_a_run", "--restart"],
+     "not_a_run", "holds other files and no run"),
     ("workdir of another config", ["--config.latent_dim=32"], "trained",
      "another config (differs in latent_dim)"),
     ("workdir with a broken config.json", [], "broken_json", "cannot read"),
@@ -157,6 +161,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
     (tmp / "bad_idx" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
   elif kind == "file":
     (tmp / "a_file").write_text("mine\n")
+  elif kind == "not_a_run":
+    os.makedirs(tmp / "not_a_run")
+    (tmp / "not_a_run" / "notes.txt").write_text("mine\n")
   elif kind == "locked":
     os.makedirs(tmp / "locked")
     subprocess.run(["chattr", "+i", str(tmp / "locked")], check=True)  # even root can't write

@@ -220,3 +220,18 @@ def test_no_readable_checkpoint_stops_with_a_clear_error(tiny_config, tmp_path):
   state = train.train_and_evaluate(tiny_config, workdir, restart=True)
   assert int(state.step) == 4
   assert any(".old-" in name for name in os.listdir(tmp_path))
+
+
+def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  run = tmp_path / "run"
+  assert workdir_lib.move_aside(str(run)) is None  # nothing there
+  run.mkdir()
+  assert workdir_lib.move_aside(str(run)) is None and run.is_dir()  # empty: not a run
+  moved = []
+  for i in range(3):  # three restarts within (most likely) one second: three names
+    run.mkdir(exist_ok=True)
+    (run / "config.json").write_text(json.dumps({"n": i}))
+    moved.append(workdir_lib.move_aside(str(run)))
+  assert len(set(moved)) == 3 and not run.exists()
+  assert [json.loads(open(os.path.join(m, "config.json")).read())["n"] for m in moved] == [0, 1, 2]
