@@ -61,7 +61,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(isinstance(loc, (int, float)) and math.isfinite(loc), "noise.loc", "a finite number")
   need(isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0, "noise.scale",
        "a number >= 0 (0 turns noise off)")
-  need(isinstance(config.seed, int) and config.seed >= 0, "seed", "an integer >= 0")
+  # The seed is a traced int32 in the steps (one executable for every seed).
+  need(isinstance(config.seed, int) and 0 <= config.seed < 2**31, "seed",
+       "an integer in [0, 2**31)")
 
 
 def config_get(config: ml_collections.ConfigDict, dotted: str):

@@ -62,6 +62,7 @@ CASES = [
     ("steps_per_epoch 0", ["--config.steps_per_epoch=0"], None, "steps_per_epoch=0"),
     ("eval_batch_size 0", ["--config.eval_batch_size=0"], None, "eval_batch_size=0"),
     ("negative seed", ["--config.seed=-1"], None, "seed=-1"),
+    ("seed too large for int32", ["--config.seed=2147483648"], None, "seed=2147483648"),
     ("negative steps_per_call", ["--config.steps_per_call=-1"], None, "steps_per_call=-1"),
     ("negative checkpoint interval", ["--config.checkpoint_every_steps=-5"], None,
      "checkpoint_every_steps=-5"),
