@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Sequence
@@ -175,12 +176,19 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
                     "encode the images again")
   parent = os.path.dirname(os.path.abspath(path))
   # A new folder is filled under a temporary name and renamed: no half-written output.
-  target = path if os.path.isdir(path) else tempfile.mkdtemp(dir=parent, prefix=".decode-")
-  for name, image in zip(names, images_u8):
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-        os.path.join(target, name + ".png"))
-  if target != path:
-    os.rename(target, path)
+  new, target = not os.path.isdir(path), None
+  try:
+    target = tempfile.mkdtemp(dir=parent, prefix=".decode-") if new else path
+    for name, image in zip(names, images_u8):
+      Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+          os.path.join(target, name + ".png"))
+    if new:
+      os.rename(target, path)
+  except OSError as e:
+    if new and target is not None:
+      shutil.rmtree(target, ignore_errors=True)
+    raise UserError(f"cannot write the images to {path} ({e.strerror or e}): choose a "
+                    "writable --out with free space") from None
 
 
 def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False) -> None:
@@ -193,6 +201,38 @@ def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = Fal
   parent = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(parent):
     raise UserError(f"the folder of {flag} {path} does not exist: create {parent} first")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise UserError(f"{parent} is not writable: choose another {flag}")
+
+
+def prepare_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
+                          flag: str = "--out") -> None:
+  """Before any work: makes `folder` (and its parents) and refuses to replace any of the
+  files `names` already there unless `overwrite`, for tools that write reports into it."""
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise UserError(f"{flag} {folder} is a file: choose a folder")
+  clash = [n for n in names if os.path.exists(os.path.join(folder, n))]
+  if clash and not overwrite:
+    raise UserError(f"{flag} {folder} already holds {', '.join(clash)}: choose another "
+                    f"{flag} or pass --overwrite")
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create {flag} {folder} ({e.strerror}): choose a writable "
+                    "folder") from None
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise UserError(f"{flag} {folder} is not writable: choose a writable folder")
+
+
+def positive_int(text: str) -> int:
+  """argparse type: an integer >= 1."""
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+  return value
 
 
 def _atomic_write(path: str, data: bytes) -> None:
@@ -288,7 +328,7 @@ def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
   p.add_argument("--split", default="test", help="tfds split (default: test)")
   p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
                  "else tfds' own)")
-  p.add_argument("--max_images", type=int, help="only the first N images of the split")
+  p.add_argument("--max_images", type=positive_int, help="only the first N images of the split")
 
 
 def make_parser() -> argparse.ArgumentParser:

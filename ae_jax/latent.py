@@ -35,11 +35,14 @@ def load_labelled(workdir: str, max_images: int | None) -> tuple[np.ndarray, np.
 
 
 def pca_2d(codes_NxD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(the codes projected on their first two principal axes [N, 2], explained variance ratio)."""
+  """(the codes projected on their first two principal axes [N, 2], explained variance ratio
+  [2]). A code of one number (K=1) has no second axis: its column and ratio are 0."""
   centred = codes_NxD - codes_NxD.mean(axis=0)
   _, s, vt = np.linalg.svd(centred, full_matrices=False)
   var = s**2 / max(np.sum(s**2), 1e-12)
-  return centred @ vt[:2].T, var[:2]
+  xy, var = centred @ vt[:2].T, var[:2]
+  pad = 2 - xy.shape[1]
+  return np.pad(xy, ((0, 0), (0, pad))), np.pad(var, (0, pad))
 
 
 def interpolate(codes: compress.Codes, workdir: str, a: int, b: int,
@@ -70,9 +73,14 @@ def save_scatter(path: str, xy: np.ndarray, labels: np.ndarray, names: Sequence[
   plt.close(fig)
 
 
+OUTPUTS = ("latent_pca.png", "interpolation.png")
+
+
 def run(workdir: str, out: str, max_images: int = 2000,
-        pair: tuple[int, int] | None = None, steps: int = 9) -> dict:
-  """Writes both pictures; `pair` defaults to image 0 and the image whose code is farthest."""
+        pair: tuple[int, int] | None = None, steps: int = 9, overwrite: bool = False) -> dict:
+  """Writes both pictures (refused before any work if they exist in `out`, unless
+  `overwrite`); `pair` defaults to image 0 and the image whose code is farthest."""
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)
   compress.run_identity(workdir)
   images, labels, names = load_labelled(workdir, max_images)
   if pair is not None and not (0 <= min(pair) and max(pair) < len(images)):
@@ -81,7 +89,6 @@ def run(workdir: str, out: str, max_images: int = 2000,
   if pair is None:
     pair = (0, int(np.argmax(np.linalg.norm(codes.values - codes.values[0], axis=1))))
   xy, var = pca_2d(codes.values)
-  os.makedirs(out, exist_ok=True)
   save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
                f"codes of {len(images)} eval images ({codes.model}, code {codes.code_shape}), "
                "first two principal components")
@@ -101,10 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--workdir", required=True, help="a trained run")
   parser.add_argument("--out", required=True, help="folder for latent_pca.png and "
                       "interpolation.png")
-  parser.add_argument("--max_images", type=int, default=2000)
+  parser.add_argument("--max_images", type=compress.positive_int, default=2000)
   parser.add_argument("--pair", help="indices of the two images to mix (default: image 0 "
                       "and the image whose code is farthest from its code)")
   parser.add_argument("--steps", type=int, default=9)
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace the two pictures in --out")
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
@@ -112,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pair = rate_distortion.parse_ints(args.pair) if args.pair else None
     if (pair is not None and len(pair) != 2) or args.steps < 2:
       raise UserError("--pair takes two indices (e.g. 0,1) and --steps at least 2")
-    info = run(args.workdir, args.out, args.max_images, pair and tuple(pair), args.steps)
+    info = run(args.workdir, args.out, args.max_images, pair and tuple(pair), args.steps,
+               args.overwrite)
   except UserError as e:
     return print_error(e)
   print(f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to {args.out} "

@@ -99,14 +99,17 @@ def save_picture(path: str, shown: dict, n: int = 10) -> None:
   plots.save_grid(path, grid)
 
 
+OUTPUTS = ("ood.md", "ood.csv", "ood.json", "ood.png")
+
+
 def run(workdir: str, out: str, num_digits: int = 500,
-        quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000
-        ) -> list[dict]:
+        quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000,
+        overwrite: bool = False) -> list[dict]:
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)
   compress.run_identity(workdir)  # no checkpoint: fail before rendering anything
   digits, _ = render_digits(num_digits)
   test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
   rows, shown = compare(workdir, digits, test_images, quants)
-  os.makedirs(out, exist_ok=True)
   rate_distortion.write_table(out, "ood", rows, COLUMNS)
   save_picture(os.path.join(out, "ood.png"), shown)
   return rows
@@ -118,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--workdir", required=True, help="a trained run (e.g. on fashion_mnist)")
   parser.add_argument("--out", required=True, help="folder for ood.md/.csv/.json/.png")
   parser.add_argument("--num_digits", type=int, default=500)
-  parser.add_argument("--max_images", type=int, default=1000, help="in-domain test images")
+  parser.add_argument("--max_images", type=compress.positive_int, default=1000,
+                      help="in-domain test images")
+  parser.add_argument("--overwrite", action="store_true", help="replace ood.* in --out")
   parser.add_argument("--quants", default="uint8,float16",
                       help="quantizations of the codes to compare (the first is pictured)")
   args = parser.parse_args(argv)
@@ -128,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.num_digits < 1 or not quants or set(quants) - set(compress.QUANTS):
       raise UserError(f"--num_digits must be positive and --quants a list of "
                       f"{','.join(compress.QUANTS)}")
-    run(args.workdir, args.out, args.num_digits, quants, args.max_images)
+    run(args.workdir, args.out, args.num_digits, quants, args.max_images, args.overwrite)
   except UserError as e:
     return print_error(e)
   return print_report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")

@@ -210,13 +210,17 @@ def load_eval_images(workdir: str, split: str | None = None,
   return data.load_images(builder, split, max_images), cfg
 
 
+OUTPUTS = ("rd.md", "rd.csv", "rd.json", "rd.png")
+
+
 def run(workdir: str, out: str, *, split: str | None = None, max_images: int | None = None,
-        jpeg_qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
-  """Measures every method on the run's eval images and writes the table and plot."""
+        jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False) -> list[dict]:
+  """Measures every method on the run's eval images and writes the table and plot
+  (refused before any work if they exist in `out`, unless `overwrite`)."""
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)
   compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
   images, cfg = load_eval_images(workdir, split, max_images)
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
-  os.makedirs(out, exist_ok=True)
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))
   plot(os.path.join(out, "rd.png"), rows,
        f"{cfg['dataset']} {split or cfg['eval_split']}, {len(images)} images: {workdir}")
@@ -239,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--workdir", required=True, help="a trained run")
   parser.add_argument("--out", required=True, help="folder for rd.md/.csv/.json/.png")
   parser.add_argument("--split", help="split to measure on (default: the run's eval split)")
-  parser.add_argument("--max_images", type=int, help="only the first N images")
+  parser.add_argument("--max_images", type=compress.positive_int,
+                      help="only the first N images")
   parser.add_argument("--jpeg_qualities", default=",".join(map(str, JPEG_QUALITIES)))
+  parser.add_argument("--overwrite", action="store_true", help="replace rd.* in --out")
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
@@ -248,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not all(1 <= q <= 95 for q in qualities):
       raise UserError("--jpeg_qualities must lie in 1..95 (Pillow's useful range)")
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
-               jpeg_qualities=qualities)
+               jpeg_qualities=qualities, overwrite=args.overwrite)
   except UserError as e:
     return print_error(e)
   return print_report(os.path.join(args.out, "rd.md"),

@@ -6,8 +6,9 @@
 Each K trains `configs/dense.py` (with --epochs and any --set field=value overrides) in
 --out/runs/K<K> (rerunning resumes or reuses finished runs), then its codes are measured on
 the eval split at each quantization next to JPEG and PNG. Writes sweep.md, sweep.csv,
-sweep.json (one row per K) and sweep.png (the rate-distortion axes of rate_distortion.py,
-one point per K) into --out.
+sweep.json (one row per K), sweep_rd.md/.csv/.json (every K's rate-distortion rows) and
+sweep.png (the rate-distortion axes of rate_distortion.py, one point per K) into --out,
+rewritten on every rerun (they are made from the runs there).
 """
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   configs = [make_config(k, epochs, overrides) for k in ks]  # every bad override first
   if configs[0].loss != "bce":
     raise UserError("the sweep reports the validation BCE: keep loss=bce")
+  # Its tables and plot are rewritten on every rerun: they are made from the runs in `out`.
+  compress.prepare_output_folder(out, (), overwrite=True)
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   rows, rd_rows, images = [], [], None
   for k, config in zip(ks, configs):
@@ -118,15 +121,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="config override, e.g. --set batch_size=256 (repeatable)")
   parser.add_argument("--jpeg_qualities",
                       default=",".join(map(str, rate_distortion.JPEG_QUALITIES)))
-  parser.add_argument("--max_images", type=int, help="measure on the first N eval images")
+  parser.add_argument("--max_images", type=compress.positive_int,
+                      help="measure on the first N eval images")
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
     ks = rate_distortion.parse_ints(args.ks)
     if min(ks) < 1 or args.epochs < 1:
       raise UserError("--ks and --epochs must be positive integers")
-    rows = run(args.out, ks, args.epochs, parse_overrides(args.set),
-               rate_distortion.parse_ints(args.jpeg_qualities), args.max_images)
+    qualities = rate_distortion.parse_ints(args.jpeg_qualities)
+    from ae_jax import train  # pylint: disable=import-outside-toplevel  (as in run)
+    try:
+      rows = run(args.out, ks, args.epochs, parse_overrides(args.set), qualities,
+                 args.max_images)
+    except train.Interrupted as e:  # the run being trained saved a checkpoint
+      print(f"interrupted: {e}", file=sys.stderr)
+      return 128 + e.signum
   except UserError as e:
     return print_error(e)
   return print_report(os.path.join(args.out, "sweep.md"),

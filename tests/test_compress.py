@@ -228,3 +228,12 @@ def test_bad_input_is_refused_in_one_line(bad_cases, case):
   assert os.listdir(t / "exists_dir") == ["keep.txt"]
   assert not [p for p in os.listdir(t) if re.fullmatch(r"(o\d\.aec|d\d)(\.tmp.*)?", p)
               or p.startswith(".decode-")]
+
+
+def test_png_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
+  images = np.zeros((2, 28, 28, 1), np.uint8)
+  with pytest.raises(UserError, match="cannot write the images to /proc/ae_jax_out"):
+    compress.write_png_folder("/proc/ae_jax_out", images, None)  # /proc takes no folders
+  compress.write_png_folder(str(tmp_path / "ok"), images, None)
+  assert sorted(os.listdir(tmp_path)) == ["ok"]  # no temporary folder left behind
+  assert sorted(os.listdir(tmp_path / "ok")) == ["00000.png", "00001.png"]

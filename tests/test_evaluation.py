@@ -126,3 +126,41 @@ def test_pca_2d_finds_the_main_axes():
   column_var = codes.var(axis=0)  # the axes are the columns: PCA must find their variances
   np.testing.assert_allclose(var, column_var[:2] / column_var.sum(), rtol=1e-3)
   np.testing.assert_allclose(np.abs(np.corrcoef(xy[:, 0], codes[:, 0])[0, 1]), 1, atol=1e-3)
+
+
+def test_pca_2d_of_one_number_codes():  # latent_dim=1 is a valid config
+  xy, var = latent.pca_2d(np.arange(10.0)[:, None])
+  assert xy.shape == (10, 2) and not xy[:, 1].any() and list(var) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("tool, outputs", [(rate_distortion, rate_distortion.OUTPUTS),
+                                           (out_of_domain, out_of_domain.OUTPUTS),
+                                           (latent, latent.OUTPUTS)])
+def test_existing_outputs_are_kept_unless_overwrite(swept, tmp_path, capsys, tool, outputs,
+                                                    monkeypatch):
+  out, _ = swept
+  workdir = os.path.join(out, "runs", "K4")
+  (tmp_path / outputs[-1]).write_bytes(b"mine")
+  # Refused before any work: the run's images are never loaded.
+  monkeypatch.setattr(rate_distortion, "load_eval_images", None)
+  monkeypatch.setattr(latent, "load_labelled", None)
+  args = ["--workdir", workdir, "--out", str(tmp_path), "--max_images", "20"]
+  assert tool.main(args) == 2
+  err = capsys.readouterr().err
+  assert f"already holds {outputs[-1]}" in err and "--overwrite" in err and "Traceback" not in err
+  assert (tmp_path / outputs[-1]).read_bytes() == b"mine"
+  (tmp_path / "a_file").write_text("mine")
+  assert tool.main(["--workdir", workdir, "--out", str(tmp_path / "a_file")]) == 2
+  assert "is a file" in capsys.readouterr().err
+  monkeypatch.undo()
+  extra = ["--num_digits", "10", "--quants", "uint8"] if tool is out_of_domain else []
+  assert tool.main(args + extra + ["--overwrite"]) == 0
+  assert (tmp_path / outputs[-1]).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("tool", [rate_distortion, out_of_domain, latent, sweep])
+def test_max_images_must_be_positive(tool, tmp_path, capsys):
+  args = ["--out", str(tmp_path), "--max_images", "0"]
+  with pytest.raises(SystemExit) as exit_:
+    tool.main(args if tool is sweep else ["--workdir", str(tmp_path), *args])
+  assert exit_.value.code == 2 and "'0' is not a positive integer" in capsys.readouterr().err
