@@ -34,7 +34,8 @@ def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[
   val = {k: float(v) / n for k, v in jax.device_get(totals).items()}
   if "val_noisy_psnr" in val:
     val["val_psnr_gain"] = val["val_psnr"] - val["val_noisy_psnr"]
-  return val, jax.device_get(shown)
+  # The first batch may be padded (fewer eval images than num_images): show real ones only.
+  return val, {k: v[:min(config.num_images, n)] for k, v in jax.device_get(shown).items()}
 
 
 # ------------------------------------------------------------------------ the loop

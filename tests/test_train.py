@@ -248,3 +248,14 @@ def test_unrolled_scan_gives_the_same_state_and_losses():
   assert len(set(np.asarray(out[1][1]).tolist())) == 6  # six different steps' losses
   for a, b in zip(jax.tree.leaves(out[1]), jax.tree.leaves(out[4])):
     np.testing.assert_array_equal(a, b)
+
+
+def test_evaluation_shows_only_real_images_when_there_are_fewer_than_num_images(tiny_config):
+  from ae_jax import parallel, steps  # pylint: disable=import-outside-toplevel
+  tiny_config.num_images, tiny_config.eval_batch_size = 4, 8
+  state = steps.create_train_state(models.make_autoencoder("dense"), tiny_config, (28, 28, 1))
+  images = np.random.default_rng(0).integers(1, 256, (3, 28, 28, 1), np.uint8)
+  val, shown = train.evaluate(state, images, tiny_config, parallel.make_mesh())
+  assert {k: v.shape[0] for k, v in shown.items()} == {"original": 3, "noisy": 3, "restored": 3}
+  np.testing.assert_allclose(shown["original"], images / np.float32(255), rtol=1e-6)
+  assert 0 < val["val_loss"] < 1
