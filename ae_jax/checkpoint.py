@@ -109,8 +109,16 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
   with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                              item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
-    restored = manager.restore(step, args=ocp.args.Composite(
-        **{item: ocp.args.StandardRestore(abstract)}))
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          **{item: ocp.args.StandardRestore(abstract)}))
+    except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
+      others = [s for s in checkpoint_steps(workdir) if s != step]
+      reason = (str(e).splitlines() or [""])[0][:200]
+      raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "
+                      f"({type(e).__name__}: {reason}): "
+                      + (f"use another step ({others})" if others else "train the run again")
+                      ) from None
   return restored[item]
 
 

@@ -64,3 +64,18 @@ def test_restore_from_a_workdir_without_a_run_or_checkpoint(tmp_path, trained):
   (empty / "config.json").write_text(open(os.path.join(trained[0], "config.json")).read())
   with pytest.raises(UserError, match="no checkpoint yet"):
     checkpoint.restore_decoder(str(empty))
+
+
+def test_a_damaged_checkpoint_is_one_clear_error_for_the_restore_helpers(tmp_path, trained):
+  import shutil  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained[0], workdir)
+  item = os.path.join(workdir, "checkpoints", "3", "encoder")
+  for root, _, files in os.walk(item):
+    for name in files:
+      with open(os.path.join(root, name), "r+b") as f:
+        f.truncate(os.path.getsize(f.name) // 2)
+  with pytest.raises(UserError, match="the encoder of checkpoint step 3 .* cannot be read "
+                                      r"\(.*\): train the run again"):
+    checkpoint.restore_encoder(workdir)
+  checkpoint.restore_decoder(workdir)  # the other item of the step is still good
