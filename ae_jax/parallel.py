@@ -74,11 +74,6 @@ def global_array(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def local_batch_size(batch_size: int) -> int:
-  """This process's share of each global batch."""
-  return batch_size // jax.process_count()
-
-
 def from_local_batch(x: np.ndarray, mesh: Mesh) -> jax.Array:
   """The global batch whose rows on this process are `x` (its share)."""
   return jax.make_array_from_process_local_data(batch_sharding(mesh), x)

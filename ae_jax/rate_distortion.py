@@ -161,8 +161,9 @@ def write_table(out: str, name: str, rows: list[dict], columns: Sequence[str]) -
     json.dump(clean, f, indent=1)
 
 
-def plot(path: str, rows: list[dict], title: str) -> None:
-  """PSNR and SSIM against bytes/image (log scale), one curve per method."""
+def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
+  """PSNR and SSIM against bytes/image (log scale), one curve per method; `raw_bytes`: an
+  uncompressed image's size, for the axis label."""
   from ae_jax import plots  # pylint: disable=import-outside-toplevel,unused-import  (Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
@@ -187,7 +188,7 @@ def plot(path: str, rows: list[dict], title: str) -> None:
     ax.set_xticks(ticks)  # plain numbers: log-scale's default labels overlap here
     ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel("bytes per image (raw: 784)")
+    ax.set_xlabel(f"bytes per image (raw: {raw_bytes})")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3, which="both")
   axes[0].legend(fontsize=7)
@@ -223,7 +224,8 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))
   plot(os.path.join(out, "rd.png"), rows,
-       f"{cfg['dataset']} {split or cfg['eval_split']}, {len(images)} images: {workdir}")
+       f"{cfg['dataset']} {split or cfg['eval_split']}, {len(images)} images: {workdir}",
+       images[0].size)
   return rows
 
 

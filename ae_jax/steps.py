@@ -1,8 +1,8 @@
 """TrainState and the pure, jit-compiled train and eval steps.
 
-Every step takes the batch sharding as a static argument: batches are constrained to it
-(sharded along the mesh's `data` axis), parameters stay replicated, and `jit` partitions
-the work over however many devices the mesh has.
+Batches arrive sharded along the mesh's `data` axis (`device_train_steps` gathers them in
+jit and constrains them to its static `sharding`), parameters stay replicated, and `jit`
+partitions the work over however many devices the mesh has.
 """
 from __future__ import annotations
 

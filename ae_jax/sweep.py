@@ -107,7 +107,7 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
   rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
                        f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
-                       f"vs JPEG and PNG, {len(images)} test images")
+                       f"vs JPEG and PNG, {len(images)} test images", images[0].size)
   return rows
 
 

@@ -132,10 +132,23 @@ class MetricsLog:
     self._tb = _EventFile(os.path.join(workdir, "tensorboard")) if enabled else None
 
   def rows(self) -> list[dict]:
+    """The logged rows. A last line cut short (a run killed while appending it) is left
+    out with a warning; any other line that is not JSON is a `UserError`."""
     if not os.path.exists(self.path):
       return []
     with open(self.path) as f:
-      return [json.loads(line) for line in f if line.strip()]
+      lines = [line for line in f if line.strip()]
+    rows = []
+    for i, line in enumerate(lines):
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        if i + 1 < len(lines):
+          raise UserError(f"line {i + 1} of {self.path} is not JSON: repair or delete it, "
+                          "or start over with --restart") from None
+        print(f"warning: the last line of {self.path} is incomplete; left out",
+              file=sys.stderr)
+    return rows
 
   def truncate_after(self, step: int) -> list[dict]:
     """Drops rows logged after `step` (a resume repeats them) and returns the rest."""

@@ -235,3 +235,16 @@ def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
     moved.append(workdir_lib.move_aside(str(run)))
   assert len(set(moved)) == 3 and not run.exists()
   assert [json.loads(open(os.path.join(m, "config.json")).read())["n"] for m in moved] == [0, 1, 2]
+
+
+def test_a_metrics_line_cut_short_is_left_out_and_a_broken_one_refused(tmp_path, capfd):
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  log = workdir_lib.MetricsLog(str(tmp_path), enabled=False)
+  with open(log.path, "w") as f:
+    f.write('{"epoch": 1, "step": 4}\n{"epoch": 2, "st')  # killed while appending
+  assert log.rows() == [{"epoch": 1, "step": 4}]
+  assert "last line" in capfd.readouterr().err
+  with open(log.path, "w") as f:
+    f.write('{"epoch": 1, "st\n{"epoch": 2, "step": 8}\n')
+  with pytest.raises(UserError, match="line 1 of .* is not JSON"):
+    log.rows()
