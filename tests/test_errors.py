@@ -24,6 +24,7 @@ from conftest import REPO  # pylint: disable=wrong-import-position
 
 sys.path.insert(0, REPO)
 import launch  # pylint: disable=wrong-import-position
+from ae_jax import data  # pylint: disable=wrong-import-position
 
 DOC = os.path.join(REPO, "docs", "errors.md")
 TINY = ["--config.batch_size=32", "--config.steps_per_epoch=2", "--config.num_epochs=1",
@@ -68,7 +69,7 @@ CASES = [
      "checkpoint_every_steps=-5"),
     ("unknown dataset", ["--config.dataset=imagenet_9000"], None, "unknown dataset"),
     ("dataset not prepared, offline", ["--config.dataset=mnist", "--config.data_dir={tmp}/empty_tfds",
-                                       "--config.idx_dir={tmp}/no_idx"], None,
+                                       "--config.idx_dir={tmp}/no_idx"], "offline",
      "cannot be downloaded (no network)"),
     ("damaged IDX files", ["--config.data_dir={tmp}/fresh_tfds", "--config.idx_dir={tmp}/bad_idx"],
      "bad_idx", "IDX files in"),
@@ -179,6 +180,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
         if os.path.isfile(path):
           with open(path, "r+b") as f:
             f.truncate(os.path.getsize(path) // 2)
+  elif kind == "offline":
+    # The network cannot be used in tests: where it is up, the probe is told it is not.
+    monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
   elif kind == "half_env":
     monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
     monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)

@@ -259,3 +259,25 @@ def test_evaluation_shows_only_real_images_when_there_are_fewer_than_num_images(
   assert {k: v.shape[0] for k, v in shown.items()} == {"original": 3, "noisy": 3, "restored": 3}
   np.testing.assert_allclose(shown["original"], images / np.float32(255), rtol=1e-6)
   assert 0 < val["val_loss"] < 1
+
+
+def test_every_step_draws_new_noise():
+  """The training noise follows the step: the same batch at two consecutive steps gets two
+  draws. With a learning rate too small to move the parameters, the two losses differ with
+  noise and are equal without it."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  from configs import denoise  # pylint: disable=import-outside-toplevel
+  config = denoise.get_config()
+  config.learning_rate = 1e-30
+  images, _ = _resident_images()
+  perm = jnp.concatenate([jnp.arange(32), jnp.arange(32)]).astype(jnp.int32)  # batch 0 twice
+  state = steps.create_train_state(models.make_autoencoder("dense"), config, (28, 28, 1))
+  losses = {}
+  for scale in (0.1, 0.0):
+    _, loss = steps.device_train_steps(jax.tree.map(jnp.copy, state), images, perm,
+                                       jnp.int32(0), num_steps=2, batch_size=32, seed=0,
+                                       loc=0.5, scale=scale, loss_kind="bce")
+    losses[scale] = np.asarray(loss)
+  assert losses[0.0][0] == losses[0.0][1]  # the parameters did not move
+  assert losses[0.1][0] != losses[0.1][1]
