@@ -281,3 +281,36 @@ def test_every_step_draws_new_noise():
     losses[scale] = np.asarray(loss)
   assert losses[0.0][0] == losses[0.0][1]  # the parameters did not move
   assert losses[0.1][0] != losses[0.1][1]
+
+
+def test_evaluation_matches_the_metrics_computed_image_by_image(tiny_config):
+  """Masked sums over a padded last batch, the fixed per-batch noise (seed, batch index),
+  and the means: evaluate's figures against the metrics computed directly."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from ae_jax import data, metrics, parallel, steps  # pylint: disable=import-outside-toplevel
+  tiny_config.eval_batch_size, tiny_config.noise.scale, tiny_config.num_images = 2, 0.1, 2
+  state = steps.create_train_state(models.make_autoencoder("dense"), tiny_config, (28, 28, 1))
+  images = np.random.default_rng(1).integers(0, 256, (3, 28, 28, 1), np.uint8)
+  val, _ = train.evaluate(state, images, tiny_config, parallel.make_mesh())
+  per_image = {k: [] for k in ("val_bce", "val_mse", "val_psnr", "val_ssim", "val_noisy_psnr")}
+  for b, start in enumerate((0, 2)):
+    clean = np.zeros((2, 28, 28, 1), np.float32)  # the padded batch, as eval draws its noise
+    chunk = images[start:start + 2] / np.float32(255)
+    clean[:len(chunk)] = chunk
+    key = jax.random.fold_in(steps.noise_key(tiny_config.seed, 2), b)
+    noisy = data.add_noise(key, jnp.asarray(clean), tiny_config.noise.loc, tiny_config.noise.scale)
+    logits = state.apply_fn({"params": state.params}, noisy)
+    restored = jax.nn.sigmoid(logits)
+    for i in range(len(chunk)):
+      one = lambda x: x[i:i + 1]  # pylint: disable=cell-var-from-loop
+      per_image["val_bce"].append(metrics.bce_from_logits(one(logits), one(clean)))
+      per_image["val_mse"].append(metrics.mse(one(restored), one(clean)))
+      per_image["val_psnr"].append(metrics.psnr(one(restored), one(clean)))
+      per_image["val_ssim"].append(metrics.ssim(one(restored), one(clean)))
+      per_image["val_noisy_psnr"].append(metrics.psnr(one(noisy), one(clean)))
+  for k, values in per_image.items():
+    assert val[k] == pytest.approx(float(np.mean(values)), rel=1e-5), k
+  assert val["val_loss"] == val["val_bce"]
+  assert val["val_psnr_gain"] == pytest.approx(val["val_psnr"] - val["val_noisy_psnr"])
+  again, _ = train.evaluate(state, images, tiny_config, parallel.make_mesh())
+  assert again == val  # the evaluation noise is fixed: every epoch sees the same inputs
