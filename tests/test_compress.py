@@ -247,3 +247,23 @@ def test_png_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
   compress.write_png_folder(str(tmp_path / "ok"), images, None)
   assert sorted(os.listdir(tmp_path)) == ["ok"]  # no temporary folder left behind
   assert sorted(os.listdir(tmp_path / "ok")) == ["00000.png", "00001.png"]
+
+
+def test_cli_dataset_round_trip_and_info(runs, tiny_data, tmp_path, capsys):
+  """The README's commands: encode a tfds split, describe the file, decode against it."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  _, data_dir = tiny_data
+  wd, codes_path, out = runs["dense"], str(tmp_path / "test.aec"), tmp_path / "restored"
+  source = ["--dataset", "fashion_mnist", "--split", "test", "--data_dir", data_dir]
+  assert compress.main(["encode", "--workdir", wd, *source, "--max_images", "5",
+                        "--quant", "uint8", "--out", codes_path]) == 0
+  assert "5 images" in capsys.readouterr().out
+  assert compress.main(["info", "--codes", codes_path]) == 0
+  assert "5 images, dense code (8,) as uint8: 8 B/image" in capsys.readouterr().out
+  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+                        *source, "--max_images", "5"]) == 0
+  assert "PSNR" in capsys.readouterr().out
+  images = data.load_images(data.get_builder("fashion_mnist", data_dir, None), "test", 5)
+  expected = compress.decode(compress.encode(wd, images, "uint8"), wd)
+  got = np.stack([np.asarray(Image.open(out / f"{i:05d}.png")) for i in range(5)])
+  np.testing.assert_array_equal(got, np.round(expected[..., 0] * 255).astype(np.uint8))
