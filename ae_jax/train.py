@@ -97,9 +97,9 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
 
 def _scan_unroll(backend: str) -> int:
   """Train steps per iteration of the scan's loop. On XLA:CPU 4 saves the loop's per-
-  iteration overhead: with 1 the dense step is 6-14% slower; 2, 6 and 12 are within 3% of 4
-  (`python benchmarks/dense_variants.py`, in-process A/B). Elsewhere unmeasured, so XLA's
-  default."""
+  iteration overhead: with 1 the dense step is 6-14% slower; 2 and 6 are within 3% of 4,
+  12 within 5% (`python benchmarks/dense_variants.py`, in-process A/B). Elsewhere
+  unmeasured, so XLA's default."""
   return 4 if backend == "cpu" else 1
 
 

@@ -202,6 +202,18 @@ def _git_commit() -> str:
     return "?"
 
 
+def _cpu_model() -> str:
+  """The CPU's name as Linux reports it (/proc/cpuinfo), else Python's guess."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
@@ -257,7 +269,8 @@ def main() -> None:
       f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`",
       f"Fashion-MNIST, batch 128, Adam 1e-3, BCE; {args.epochs} epochs, {steps}; "
       f"median of {args.repeats} interleaved repeat(s); wall time {time.time() - t0:.0f} s.",
-      f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}; "
+      f"Machine: {_cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs, "
+      f"Python {platform.python_version()}; "
       f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}. "
       f"git {_git_commit()}. {_versions()}.",
       "",
