@@ -23,3 +23,12 @@ def test_peak_share_leaves_out_one_epoch_runs():
   record = {"seconds_per_epoch": 1.1, "steps_per_epoch": 5, "peak_gflops": 150.0, "epochs": 1}
   assert run.peak_share([record]) is None
   assert run.peak_share([{**record, "epochs": 2}]) is not None
+
+
+def test_fastest_epochs_compare_each_frameworks_quickest_epoch_after_the_first():
+  records = {("ae_jax", "dense"): [{"epoch_seconds": [0.9, 0.4, 0.3]},
+                                   {"epoch_seconds": [0.1, 0.35]}],  # epoch 1 never counts
+             ("keras-jax", "dense"): [{"epoch_seconds": [2.0, 0.6, 0.75]}],
+             ("ae_jax", "conv"): [{"epoch_seconds": [5.0]}]}  # one epoch: nothing to say
+  lines = run.fastest_epochs(records, ["ae_jax", "keras-jax"], ["dense", "conv"])
+  assert lines == ["dense, fastest epoch: ae_jax 0.300 s; keras-jax 0.600 s (0.50×)."]
