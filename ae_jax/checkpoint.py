@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from ae_jax import models
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, describe
 from ae_jax.workdir import checkpoint_dir, checkpoint_steps, read_run_config
 
 ITEMS = ("encoder", "decoder", "state", "progress")
@@ -64,9 +64,8 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
     except Exception as e:  # pylint: disable=broad-except  (any damage: fall back)
-      reason = (str(e).splitlines() or [""])[0][:200]
-      print(f"warning: checkpoint step {step} cannot be restored ({type(e).__name__}: "
-            f"{reason})", file=sys.stderr)
+      print(f"warning: checkpoint step {step} cannot be restored ({describe(e)})",
+            file=sys.stderr)
       damaged.append(step)
       continue
     if int(restored["state"].step) != step:
@@ -114,9 +113,8 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
           **{item: ocp.args.StandardRestore(abstract)}))
     except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
       others = [s for s in checkpoint_steps(workdir) if s != step]
-      reason = (str(e).splitlines() or [""])[0][:200]
       raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "
-                      f"({type(e).__name__}: {reason}): "
+                      f"({describe(e)}): "
                       + (f"use another step ({others})" if others else "train the run again")
                       ) from None
   return restored[item]

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import idx
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, describe
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 _PROBE_SECONDS = 3.0
@@ -100,8 +100,8 @@ def get_builder(dataset: str, data_dir: str | None = None,
         ours.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"the IDX files in {idx_dir} cannot be read ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:160]}): reinstall them (apt-get install "
+        raise UserError(f"the IDX files in {idx_dir} cannot be read ({describe(e, 160)}): "
+                        "reinstall them (apt-get install "
                         "--reinstall dataset-fashion-mnist) or point --config.idx_dir at "
                         "good ones") from None
       return ours
@@ -116,9 +116,8 @@ def get_builder(dataset: str, data_dir: str | None = None,
   try:
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)
-    reason = (str(e).splitlines() or [""])[0][:300]
     raise UserError(f"dataset {dataset!r} could not be downloaded and prepared in "
-                    f"{builder.data_dir_root} ({type(e).__name__}: {reason}): fix that and "
+                    f"{builder.data_dir_root} ({describe(e, 300)}): fix that and "
                     "rerun, or prepare it elsewhere and set --config.data_dir") from None
   return builder
 

@@ -6,6 +6,12 @@ class UserError(Exception):
   """A bad config, missing data, unusable workdir...: the message says what to do."""
 
 
+def describe(e: BaseException, limit: int = 200) -> str:
+  """'Type: first line of the message' (at most `limit` characters of it), for one-line errors
+  that pass on what a library said."""
+  return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:limit]}"
+
+
 def print_error(e: UserError) -> int:
   """Prints the mistake as one line on stderr; returns the tools' exit status for it (2)."""
   print(f"error: {e}", file=sys.stderr)
