@@ -13,7 +13,6 @@ rewritten on every rerun (they are made from the runs there).
 from __future__ import annotations
 
 import ast
-import json
 import os
 import sys
 from typing import Sequence
@@ -64,8 +63,8 @@ def parse_overrides(items: Sequence[str]) -> dict:
 
 
 def last_metrics(workdir: str) -> dict:
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()][-1]
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  return workdir_lib.MetricsLog(workdir, enabled=False).rows()[-1]
 
 
 def sweep_row(k: int, workdir: str, images_u8) -> tuple[dict, list[dict]]:
@@ -96,7 +95,13 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   for k, config in zip(ks, configs):
     workdir = os.path.join(out, "runs", f"K{k}")
     print(f"K={k}: training {epochs} epochs in {workdir}", file=sys.stderr)
-    train.train_and_evaluate(config, workdir)
+    try:
+      train.train_and_evaluate(config, workdir)
+    except UserError as e:
+      if "--restart" not in str(e):
+        raise
+      # The sweep has no --restart: the way to start a K over is to move its folder.
+      raise UserError(f"{e} (in the sweep: move {workdir} away instead)") from None
     if images is None:
       images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
     row, points = sweep_row(k, workdir, images)

@@ -164,3 +164,14 @@ def test_max_images_must_be_positive(tool, tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_:
     tool.main(args if tool is sweep else ["--workdir", str(tmp_path), *args])
   assert exit_.value.code == 2 and "'0' is not a positive integer" in capsys.readouterr().err
+
+def test_sweep_over_runs_of_another_config_names_its_own_fix(swept, tiny_data, capsys):
+  out, _ = swept
+  idx_dir, data_dir = tiny_data
+  args = ["--out", out, "--ks", "2", "--epochs", "1", "--set", f"data_dir={data_dir}",
+          "--set", f"idx_dir={idx_dir}", "--set", "steps_per_epoch=2",
+          "--set", "eval_batch_size=64", "--set", "batch_size=16"]  # the runs used 32
+  assert sweep.main(args) == 2
+  err = capsys.readouterr().err
+  assert "another config (differs in batch_size)" in err
+  assert f"(in the sweep: move {os.path.join(out, 'runs', 'K2')} away instead)" in err
