@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import latent, out_of_domain, rate_distortion, sweep
+from ae_jax import compress, latent, out_of_domain, rate_distortion, sweep
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +110,18 @@ def test_jpeg_near_picks_the_nearest_size():
 
 def test_latent_pictures(swept, tmp_path):
   out, _ = swept
-  info = latent.run(os.path.join(out, "runs", "K4"), str(tmp_path), max_images=64, steps=5)
-  assert info["num_images"] == 64 and info["pair"][0] == 0 and info["pair"][1] != 0
+  workdir = os.path.join(out, "runs", "K4")
+  info = latent.run(workdir, str(tmp_path), max_images=64, steps=5)
+  assert info["num_images"] == 64 and info["pair"][0] == 0
+  images, _, _ = latent.load_labelled(workdir, 64)
+  codes = compress.encode(workdir, images, "float32").values
+  distances = np.linalg.norm(codes - codes[0], axis=1)
+  assert distances[info["pair"][1]] == distances.max() > 0  # the farthest code from image 0's
+  a, b = info["pair"]
+  full = compress.encode(workdir, images, "float32")
+  strip = latent.interpolate(full, workdir, a, b, steps=5)
+  ends = compress.decode(compress.encode(workdir, images[[a, b]], "float32"), workdir)
+  np.testing.assert_allclose(strip[[0, -1]], ends, atol=1e-6)  # t = 0 and 1: the two images
   assert sum(info["explained_variance"]) <= 1.0 + 1e-6
   assert Image.open(tmp_path / "latent_pca.png").size[0] > 300
   strip = Image.open(tmp_path / "interpolation.png")
