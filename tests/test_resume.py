@@ -248,3 +248,13 @@ def test_a_metrics_line_cut_short_is_left_out_and_a_broken_one_refused(tmp_path,
     f.write('{"epoch": 1, "st\n{"epoch": 2, "step": 8}\n')
   with pytest.raises(UserError, match="line 1 of .* is not JSON"):
     log.rows()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_become_a_stop_request_and_handlers_are_restored(signum):
+  before = signal.getsignal(signum)
+  with train._StopRequests() as stop:  # pylint: disable=protected-access
+    os.kill(os.getpid(), signum)  # Ctrl-C is SIGINT: no KeyboardInterrupt mid-step
+    time.sleep(0.01)
+    assert stop.signum == signum
+  assert signal.getsignal(signum) is before
