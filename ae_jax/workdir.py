@@ -63,13 +63,10 @@ def check_writable(workdir: str) -> None:
   target = workdir if os.path.isdir(workdir) else parent
   if not os.access(target, os.W_OK | os.X_OK):
     raise UserError(f"{target} is not writable: choose a writable --workdir")
-  if not is_run(workdir) and set(_entries(workdir)) - {"config.json.tmp"}:
+  others = set(os.listdir(workdir) if os.path.isdir(workdir) else ()) - {"config.json.tmp"}
+  if others and not is_run(workdir):
     raise UserError(f"--workdir {workdir} holds other files and no run (no config.json): "
                     "choose a new or empty folder (a run writes several files there)")
-
-
-def _entries(folder: str) -> list[str]:
-  return os.listdir(folder) if os.path.isdir(folder) else []
 
 
 def is_run(workdir: str) -> bool:
