@@ -54,13 +54,20 @@ def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, 
 
 def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array,
                loss_kind: str) -> tuple[TrainState, jax.Array]:
-  """One Adam step on the mean loss of decoder(encoder(noisy)) against `clean`."""
+  """One Adam step on the mean loss of decoder(encoder(noisy)) against `clean`.
+
+  The optimizer's operations carry the name scope `optimizer` (and device_train_steps'
+  batch gather and noise `batch`), so profiles can tell them apart from the model's
+  forward (`jvp(...)`) and backward (`transpose(jvp(...))`) passes:
+  benchmarks/profile_step.py.
+  """
   def loss_fn(params):
     logits = state.apply_fn({"params": params}, noisy)
     return metrics.reconstruction_loss(loss_kind, logits, clean).mean()
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
-  return state.apply_gradients(grads=grads), loss
+  with jax.named_scope("optimizer"):
+    return state.apply_gradients(grads=grads), loss
 
 
 @functools.partial(jax.jit, static_argnames="loss_kind", donate_argnums=0)
@@ -92,11 +99,13 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
   losses.
   """
   def body(state, i):
-    clean = data.device_batch(images_u8, perm, i, batch_size)
-    if sharding is not None:
-      clean = jax.lax.with_sharding_constraint(clean, sharding)
-    key = jax.random.fold_in(noise_key(seed, 1), state.step)
-    return train_step(state, data.add_noise(key, clean, loc, scale), clean, loss_kind)
+    with jax.named_scope("batch"):
+      clean = data.device_batch(images_u8, perm, i, batch_size)
+      if sharding is not None:
+        clean = jax.lax.with_sharding_constraint(clean, sharding)
+      key = jax.random.fold_in(noise_key(seed, 1), state.step)
+      noisy = data.add_noise(key, clean, loc, scale)
+    return train_step(state, noisy, clean, loss_kind)
 
   if num_steps == 1:
     state, loss = body(state, first)

@@ -1,5 +1,6 @@
-"""benchmarks/run.py's arithmetic (the benchmark itself needs Keras and PyTorch, not in CI)."""
-from benchmarks import run  # standard library only at import
+"""benchmarks/run.py's arithmetic (the benchmark itself needs Keras and PyTorch, not in CI),
+and benchmarks/profile_step.py on the real dense step."""
+from benchmarks import profile_step, run  # standard library only at import
 
 
 def test_peak_share_counts_the_dense_steps_flops_against_the_probes():
@@ -32,3 +33,24 @@ def test_fastest_epochs_compare_each_frameworks_quickest_epoch_after_the_first()
              ("ae_jax", "conv"): [{"epoch_seconds": [5.0]}]}  # one epoch: nothing to say
   lines = run.fastest_epochs(records, ["ae_jax", "keras-jax"], ["dense", "conv"])
   assert lines == ["dense, fastest epoch: ae_jax 0.300 s; keras-jax 0.600 s (0.50×)."]
+
+
+def test_profile_step_finds_the_dense_steps_five_matmuls_its_optimizer_and_its_batch():
+  # The real dense train step, one jit call traced by the JAX profiler: the kernels are
+  # matched to the compiled HLO and grouped by what they compute (no timings asserted).
+  times, num_steps, _, _, per_call = profile_step.profile("dense", calls=1)
+  assert num_steps == per_call > 1
+  matmuls = {profile_step.short(op_name): n for (opcode, op_name), (_, n) in times.items()
+             if opcode == "dot" and "Autoencoder" in op_name}
+  assert sorted(matmuls) == [  # forward 2, backward 3 (the image needs no gradient)
+      "jvp(Autoencoder)/decoder/output/dot_general",
+      "jvp(Autoencoder)/encoder/latent_vector/dot_general",
+      "transpose(jvp(Autoencoder))/decoder/output/dot_general",
+      "transpose(jvp(Autoencoder))/decoder/output/transpose",
+      "transpose(jvp(Autoencoder))/encoder/latent_vector/transpose"]
+  assert set(matmuls.values()) == {num_steps}  # each once per step
+  groups = {profile_step.group_of(*key) for key in times}
+  # steps.py's name scopes reach the kernels: the Adam update and the batch gather.
+  assert {"optimizer (Adam)", "batch gather and noise", "matmuls and convolutions"} <= groups
+  table = profile_step.report(times, num_steps, traced_ms=1.0, step_ms=0.9)
+  assert "| optimizer (Adam) |" in table and "| **traced step** | **1000.0** | 100% |" in table
