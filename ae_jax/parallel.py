@@ -83,6 +83,24 @@ def is_main_process() -> bool:
   return jax.process_index() == 0
 
 
-def sync(name: str) -> None:
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
+_MESSAGE_BYTES = 4096
+
+
+def on_main_process(fn) -> None:
+  """Runs `fn` on process 0 alone; every process then waits for it. A UserError that `fn`
+  raises is raised on every process, with its message: the others would otherwise wait
+  for process 0 at their next collective until gloo or the coordinator gives up."""
+  if jax.process_count() == 1:
+    fn()
+    return
+  message = b""
+  if is_main_process():
+    try:
+      fn()
+    except UserError as e:
+      message = str(e).encode()[:_MESSAGE_BYTES]
+  buffer = np.zeros(_MESSAGE_BYTES, np.uint8)
+  buffer[:len(message)] = np.frombuffer(message, np.uint8)
+  shared = multihost_utils.broadcast_one_to_all(buffer)  # a collective: the sync point
+  if shared.any():
+    raise UserError(bytes(np.asarray(shared)).rstrip(b"\0").decode(errors="replace"))

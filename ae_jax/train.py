@@ -170,13 +170,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                     f"examples of {config.train_split}: lower --config.batch_size")
   eval_images = source.load_images(config.eval_split, config.eval_examples)
 
-  main = parallel.is_main_process()
-  if main:
+  def prepare_workdir():
     if restart:
       workdir_lib.move_aside(workdir)
     workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape))
-  parallel.sync("workdir prepared")
-  log = workdir_lib.MetricsLog(workdir, enabled=main)
+
+  parallel.on_main_process(prepare_workdir)
+  log = workdir_lib.MetricsLog(workdir, enabled=parallel.is_main_process())
   manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
   try:
     with _StopRequests() as stop:

@@ -119,3 +119,22 @@ def test_half_a_distributed_environment_is_refused(monkeypatch):
   monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
   with pytest.raises(UserError, match="also set JAX_NUM_PROCESSES and JAX_PROCESS_ID"):
     parallel.initialize_from_env()
+
+
+def test_an_error_on_process_0_stops_every_process(tiny_data, tmp_path):
+  # Process 0 alone prepares the workdir. When it refuses it (here: an unreadable
+  # config.json), process 1 must stop with the same one-line error instead of waiting for
+  # process 0 at the next sync.
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "config.json").write_text("{not json")
+  port = _free_port()
+  procs = [_run(_args(tiny_data, str(workdir), "device"),
+                _env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                     JAX_PROCESS_ID=str(i))) for i in range(2)]
+  for proc in procs:
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("error: cannot read "), err[-2000:]
+    assert "Traceback" not in err
+  assert (workdir / "config.json").read_text() == "{not json"  # nothing overwritten
