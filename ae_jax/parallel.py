@@ -17,9 +17,11 @@ from ae_jax.errors import UserError
 
 AXIS = "data"
 # Cluster managers jax.distributed.initialize() detects by itself (process count, rank,
-# coordinator). With JAX_COORDINATOR_ADDRESS set, JAX_NUM_PROCESSES and JAX_PROCESS_ID
-# say the rest.
-_AUTO_DETECTED = {"SLURM_NTASKS": "SLURM", "OMPI_COMM_WORLD_SIZE": "Open MPI"}
+# coordinator), by the variable that counts the processes launched together: srun's job
+# step (not SLURM_NTASKS, which an salloc or sbatch shell also has, where `python` runs as
+# one process) and mpirun's. With JAX_COORDINATOR_ADDRESS set, JAX_NUM_PROCESSES and
+# JAX_PROCESS_ID say the rest.
+_AUTO_DETECTED = ("SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE")
 
 
 def initialize_from_env() -> None:

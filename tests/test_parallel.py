@@ -121,6 +121,26 @@ def test_half_a_distributed_environment_is_refused(monkeypatch):
     parallel.initialize_from_env()
 
 
+@pytest.mark.parametrize("env,joins", [
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, False),  # an salloc/sbatch shell: one process
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "4"}, True),  # srun
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_NUM_TASKS": "1"}, False),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, True),  # mpirun -n 2
+])
+def test_cluster_launchers_start_the_distributed_runtime_only_for_several_processes(
+    monkeypatch, env, joins):
+  # No SLURM or MPI exists here: jax.distributed.initialize is replaced by a recorder.
+  for var in ("JAX_COORDINATOR_ADDRESS", "SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE"):
+    monkeypatch.delenv(var, raising=False)
+  for var, value in env.items():
+    monkeypatch.setenv(var, value)
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
+  monkeypatch.setattr(parallel, "_cpu_collectives", lambda: None)
+  parallel.initialize_from_env()
+  assert calls == ([((), {})] if joins else [])
+
+
 def test_an_error_on_process_0_stops_every_process(tiny_data, tmp_path):
   # Process 0 alone prepares the workdir. When it refuses it (here: an unreadable
   # config.json), process 1 must stop with the same one-line error instead of waiting for
