@@ -2,12 +2,15 @@
 
 Codes are stored as float32, float16 or uint8 (per-dimension affine: code_d ~ offset_d +
 scale_d * q, q in 0..255). The file, all little-endian:
-    8 bytes   magic b"AECODES" + format version byte (1)
+    8 bytes   magic b"AECODES" + format version byte (2)
     4 bytes   uint32 length H of the header
+    4 bytes   uint32 CRC-32 of the header's H bytes
     H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
               the run (workdir, config hash, checkpoint step), optional image names, and the
               list of arrays (name, dtype, shape) with the payload's length and CRC-32
     payload   the arrays, C order, one after the other (offset and scale first for uint8)
+Version 1 files (no header CRC: a header altered into other valid JSON went unnoticed) are
+still read.
 No JAX here: reading and writing codes needs numpy only.
 """
 from __future__ import annotations
@@ -23,8 +26,9 @@ from ae_jax.errors import UserError
 
 QUANTS = ("float32", "float16", "uint8")
 MAGIC = b"AECODES"
-VERSION = 1
+VERSION = 2
 _PREFIX = struct.Struct("<7sBI")  # magic, version, header length
+_HEADER_CRC = struct.Struct("<I")  # version 2 on: the header's CRC-32, after the prefix
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -125,7 +129,8 @@ def codes_to_bytes(codes: Codes) -> bytes:
       "payload_bytes": len(payload), "crc32": zlib.crc32(payload),
   }
   blob = json.dumps(header, separators=(",", ":")).encode()
-  return _PREFIX.pack(MAGIC, VERSION, len(blob)) + blob + payload
+  return (_PREFIX.pack(MAGIC, VERSION, len(blob)) + _HEADER_CRC.pack(zlib.crc32(blob)) + blob
+          + payload)
 
 
 def load_codes(path: str) -> Codes:
@@ -141,14 +146,18 @@ def load_codes(path: str) -> Codes:
     raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
                     "`python -m ae_jax.compress encode`")
   _, version, header_len = _PREFIX.unpack_from(data)
-  if version != VERSION:
-    raise UserError(f"{path} has codes format version {version}; this ae_jax reads version "
-                    f"{VERSION}: {redo} with this version")
-  start = _PREFIX.size + header_len
+  if version not in (1, VERSION):
+    raise UserError(f"{path} has codes format version {version}; this ae_jax reads versions "
+                    f"1 and {VERSION}: {redo} with this version")
+  at = _PREFIX.size + (_HEADER_CRC.size if version >= 2 else 0)
+  start = at + header_len
   if len(data) < start:
     raise UserError(f"{path} is truncated (its header is cut short): {redo}")
+  if version >= 2 and (zlib.crc32(data[at:start])
+                      != _HEADER_CRC.unpack_from(data, _PREFIX.size)[0]):
+    raise UserError(f"{path} is corrupted (its header's checksum does not match): {redo}")
   try:
-    header = json.loads(data[_PREFIX.size:start])
+    header = json.loads(data[at:start])
     arrays = [(a["name"], np.dtype(a["dtype"]).newbyteorder("<"), tuple(a["shape"]))
               for a in header["arrays"]]
     expected_len, crc = int(header["payload_bytes"]), int(header["crc32"])

@@ -1,5 +1,6 @@
 """The codec: quantization bounds and the codes file (ae_jax/codes.py), encode/decode against
 the model, the CLI (ae_jax/compress.py)."""
+import json
 import os
 import subprocess
 import sys
@@ -73,6 +74,30 @@ def test_codes_file_round_trip(runs, tmp_path, quant):
   assert loaded.bytes_per_image == 8 * np.dtype(quant).itemsize  # K = 8
   with pytest.raises(UserError, match="already exists.*--overwrite"):
     compress.save_codes(path, codes)
+
+
+def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, tmp_path):
+  codes = compress.encode(runs["dense"], _images(3), "uint8", names=["a", "b", "c"])
+  blob = codes_file.codes_to_bytes(codes)
+  _, version, header_len = codes_file._PREFIX.unpack_from(blob)
+  at = codes_file._PREFIX.size + 4  # the header's CRC-32 comes after the prefix
+  header, payload = blob[at:at + header_len], blob[at + header_len:]
+  assert version == 2 and json.loads(header)["names"] == ["a", "b", "c"]
+  # A header altered into other valid JSON (another image name, same length) is refused.
+  altered = blob.replace(b'"names":["a"', b'"names":["z"')
+  assert altered != blob and json.loads(altered[at:at + header_len])["names"][0] == "z"
+  (tmp_path / "altered.aec").write_bytes(altered)
+  with pytest.raises(UserError, match="corrupted .*header's checksum"):
+    compress.load_codes(str(tmp_path / "altered.aec"))
+  # Version 1 (no header CRC), as ae_jax wrote it before, reads back the same codes.
+  v1 = codes_file._PREFIX.pack(codes_file.MAGIC, 1, header_len) + header + payload
+  (tmp_path / "v1.aec").write_bytes(v1)
+  loaded = compress.load_codes(str(tmp_path / "v1.aec"))
+  np.testing.assert_array_equal(loaded.values, codes.values)
+  assert loaded.names == codes.names and loaded.run == codes.run
+  (tmp_path / "v9.aec").write_bytes(codes_file._PREFIX.pack(codes_file.MAGIC, 9, 0))
+  with pytest.raises(UserError, match="format version 9; this ae_jax reads versions 1 and 2"):
+    compress.load_codes(str(tmp_path / "v9.aec"))
 
 
 def _dense_image_bound(workdir, codes32, quant, scale):
