@@ -23,6 +23,10 @@ from ae_jax import idx
 from ae_jax.errors import UserError, describe
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
+# IDX folders whose dataset is known (Debian's packages): their files never stand in for
+# another MNIST-format dataset (the default idx_dir would otherwise make "mnist" out of
+# Fashion-MNIST's images).
+_KNOWN_IDX_DIRS = {DEFAULT_IDX_DIR: "fashion_mnist"}
 _PROBE_SECONDS = 3.0
 
 
@@ -70,12 +74,19 @@ def _download_hosts(builder) -> list[str]:
   return sorted(h for h in hosts if h)[:4]
 
 
+def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
+  """The dataset a known IDX folder holds, when it is not `dataset`."""
+  holds = _KNOWN_IDX_DIRS.get(os.path.realpath(idx_dir)) if idx_dir else None
+  return holds if holds not in (None, dataset) else None
+
+
 def get_builder(dataset: str, data_dir: str | None = None,
                 idx_dir: str | None = DEFAULT_IDX_DIR):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
   Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
-  MNIST-format datasets from the IDX files in `idx_dir`; a tfds download when the
+  MNIST-format datasets from the IDX files in `idx_dir` (never a folder known to hold
+  another dataset's files, such as the default, Fashion-MNIST's); a tfds download when the
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
   for minutes when offline).
   """
@@ -91,11 +102,15 @@ def get_builder(dataset: str, data_dir: str | None = None,
     raise UserError(f"cannot open dataset {dataset!r} ({type(e).__name__}: {e})") from None
   if builder.is_prepared():
     return builder
+  idx_dir_note = ""
   if dataset in {c.name for c in idx_builder.IdxImages.BUILDER_CONFIGS}:
     ours = idx_builder.IdxImages(config=dataset, data_dir=data_dir)
     if ours.is_prepared():
       return ours
-    if idx.has_idx_files(idx_dir):
+    other = _idx_dir_holds_another(idx_dir, dataset)
+    if other:
+      idx_dir_note = f"; --config.idx_dir {idx_dir} holds {other}'s IDX files, not {dataset}'s"
+    elif idx.has_idx_files(idx_dir):
       try:
         ours.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
@@ -111,8 +126,8 @@ def get_builder(dataset: str, data_dir: str | None = None,
             if dataset in ("mnist", "fashion_mnist") else "")
     raise UserError(
         f"dataset {dataset!r} is not prepared in {builder.data_dir_root} and cannot be "
-        f"downloaded (no network): prepare it where there is network and copy it there, "
-        f"or set --config.data_dir{hint}")
+        f"downloaded (no network{idx_dir_note}): prepare it where there is network and "
+        f"copy it there, or set --config.data_dir{hint}")
   try:
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)

@@ -62,6 +62,16 @@ def test_offline_dataset_fails_fast_with_the_fix(tmp_path, monkeypatch):
 
 
 
+def test_fashion_mnists_idx_folder_never_stands_in_for_mnist(tmp_path, monkeypatch):
+  # Debian's Fashion-MNIST folder (the default idx_dir) must not be prepared as "mnist".
+  # The network cannot exist here; the probe says it is down, as it is.
+  monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
+  with pytest.raises(UserError, match="cannot be downloaded \\(no network; --config.idx_dir "
+                                      ".*holds fashion_mnist's IDX files, not mnist's\\)"):
+    data.get_builder("mnist", str(tmp_path), idx_dir=data.DEFAULT_IDX_DIR)
+  assert not list(tmp_path.rglob("*.tfrecord*"))  # nothing prepared
+
+
 def test_a_failed_download_is_one_clear_error(tmp_path, monkeypatch):
   # The network cannot exist here: the probe is told it is up, and tfds' real imagenet2012
   # builder then fails before any download, as it does everywhere, for want of the files
