@@ -95,6 +95,23 @@ def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) 
 
 # ----------------------------------------------------------------- library helpers
 
+def checkpoint_id(workdir: str, step: int) -> int:
+  """When orbax began writing checkpoint `step` of a run (ns since the epoch, from the
+  step's metadata): with the step, it tells this checkpoint from one of the same step
+  written by another run, or by this workdir before a --restart. Copies keep it."""
+  handlers = {"encoder": ocp.StandardCheckpointHandler(),
+              "decoder": ocp.StandardCheckpointHandler(),
+              "state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()}
+  options = ocp.CheckpointManagerOptions(create=False)
+  try:
+    with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
+                               item_handlers=handlers) as manager:
+      return int(manager.metadata(step).init_timestamp_nsecs)
+  except Exception as e:  # pylint: disable=broad-except  (a damaged or missing metadata file)
+    raise UserError(f"the metadata of checkpoint step {step} in {workdir} cannot be read "
+                    f"({describe(e)}): use another step or train the run again") from None
+
+
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
                   step: int | None) -> dict:
   # Restore onto this process's first device, whatever sharding the run trained with.

@@ -44,7 +44,8 @@ def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
 # ----------------------------------------------------------------------- the run
 
 def run_identity(workdir: str, step: int | None = None) -> dict:
-  """{"workdir", "config_hash", "step"} naming a run's checkpoint (default: its latest)."""
+  """{"workdir", "config_hash", "step", "checkpoint_id"} naming a run's checkpoint (default:
+  its latest)."""
   cfg = read_run_config(workdir)
   steps = checkpoint_steps(workdir)
   if not steps:
@@ -55,7 +56,9 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
   elif step not in steps:
     raise UserError(f"{workdir} has no checkpoint of step {step} (it keeps {steps}): "
                     "choose one of those steps")
-  return {"workdir": os.path.abspath(workdir), "config_hash": config_hash(cfg), "step": step}
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
+  return {"workdir": os.path.abspath(workdir), "config_hash": config_hash(cfg), "step": step,
+          "checkpoint_id": checkpoint.checkpoint_id(workdir, step)}
 
 
 def config_hash(cfg: dict) -> str:
@@ -110,6 +113,14 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
   if codes.run.get("step") not in steps:
     raise UserError(f"{source} were made by checkpoint step {codes.run.get('step')}, which "
                     f"{workdir} no longer keeps (it has {steps}): encode the images again")
+  expected = codes.run.get("checkpoint_id")  # absent from codes files of earlier versions
+  if expected is not None:
+    from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
+    if checkpoint.checkpoint_id(workdir, codes.run["step"]) != expected:
+      raise UserError(f"{source} were {made_by} from another checkpoint than step "
+                      f"{codes.run['step']} of {workdir} (the same config and step, other "
+                      f"weights: another run, or this one before a --restart): decode with "
+                      f"the run that encoded them, or encode the images again")
 
 
 def decode(codes: Codes, workdir: str, batch_size: int = 1000) -> np.ndarray:

@@ -2,6 +2,7 @@
 the model, the CLI (ae_jax/compress.py)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +75,27 @@ def test_codes_file_round_trip(runs, tmp_path, quant):
   assert loaded.bytes_per_image == 8 * np.dtype(quant).itemsize  # K = 8
   with pytest.raises(UserError, match="already exists.*--overwrite"):
     compress.save_codes(path, codes)
+
+
+def test_decode_refuses_codes_of_another_checkpoint_of_the_same_config_and_step(runs, tmp_path):
+  # Another run with the same config hash and the same steps (a rerun with only a
+  # resumable field changed, or the workdir after --restart): here the seed-1 run's
+  # checkpoints under the seed-0 run's config.json. Only the checkpoints tell them apart.
+  impostor, copy = tmp_path / "impostor", tmp_path / "copy"
+  shutil.copytree(runs["dense_other_seed"], impostor)
+  shutil.copy(os.path.join(runs["dense"], "config.json"), impostor / "config.json")
+  shutil.copytree(runs["dense"], copy)
+  codes = compress.encode(runs["dense"], _images(3), "float16")
+  assert codes.run["checkpoint_id"] == checkpoint.checkpoint_id(runs["dense"], codes.run["step"])
+  with pytest.raises(UserError, match="from another checkpoint than step .* decode with the "
+                                      "run that encoded them"):
+    compress.decode(codes, str(impostor))
+  # A copy of the run keeps its checkpoints' identity, and decodes the same images.
+  np.testing.assert_array_equal(compress.decode(codes, str(copy)),
+                                compress.decode(codes, runs["dense"]))
+  # Codes files written before the identity was recorded still decode (older checks only).
+  del codes.run["checkpoint_id"]
+  assert compress.decode(codes, str(impostor)).shape == (3, 28, 28, 1)
 
 
 def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, tmp_path):
