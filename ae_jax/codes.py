@@ -6,8 +6,8 @@ scale_d * q, q in 0..255). The file, all little-endian:
     4 bytes   uint32 length H of the header
     4 bytes   uint32 CRC-32 of the header's H bytes
     H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
-              the run (workdir, config hash, checkpoint step and id), optional image names, and the
-              list of arrays (name, dtype, shape) with the payload's length and CRC-32
+              the run (workdir, config hash, checkpoint step and id), optional image names,
+              and the list of arrays (name, dtype, shape) with the payload's length and CRC-32
     payload   the arrays, C order, one after the other (offset and scale first for uint8)
 Version 1 files (no header CRC: a header altered into other valid JSON went unnoticed) are
 still read.
