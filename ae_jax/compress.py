@@ -271,8 +271,8 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   same = args.dataset == cfg.get("dataset")
   data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
   idx_dir = cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same else data.DEFAULT_IDX_DIR
-  builder = data.get_builder(args.dataset, data_dir, idx_dir)
-  data.num_examples(builder, args.split)
+  builder = data.get_builder(args.dataset, data_dir, idx_dir, flag="--dataset")
+  data.num_examples(builder, args.split, flag="--split")
   images = data.load_images(builder, args.split, args.max_images)
   return images, None, f"{args.dataset}:{args.split}"
 

@@ -81,14 +81,14 @@ def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
 
 
 def get_builder(dataset: str, data_dir: str | None = None,
-                idx_dir: str | None = DEFAULT_IDX_DIR):
+                idx_dir: str | None = DEFAULT_IDX_DIR, flag: str = "--config.dataset"):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
   Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
   MNIST-format datasets from the IDX files in `idx_dir` (never a folder known to hold
   another dataset's files, such as the default, Fashion-MNIST's); a tfds download when the
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
-  for minutes when offline).
+  for minutes when offline). `flag`: the option that named the dataset, for the messages.
   """
   tfds = _tfds()
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
@@ -97,7 +97,7 @@ def get_builder(dataset: str, data_dir: str | None = None,
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
-                    "fashion_mnist or mnist (--config.dataset=...)") from None
+                    f"fashion_mnist or mnist ({flag}=...)") from None
   except Exception as e:  # e.g. a tfds builder whose module fails to import
     raise UserError(f"cannot open dataset {dataset!r} ({type(e).__name__}: {e})") from None
   if builder.is_prepared():
@@ -150,13 +150,26 @@ def image_shape(builder) -> tuple[int, int, int]:
   return shape
 
 
-def num_examples(builder, split: str) -> int:
+def dataset_name(builder) -> str:
+  """The name a user gave for `builder`'s dataset (ours, from IDX files, is a config of
+  the tfds builder `idx_images`)."""
+  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
+  return builder.builder_config.name if isinstance(builder, idx_builder.IdxImages) else builder.name
+
+
+def num_examples(builder, split: str,
+                 flag: str = "--config.train_split / --config.eval_split") -> int:
+  """Examples in `split` (a name or a tfds slice such as 'test[:100]'); an unknown or empty
+  split is a `UserError` naming `flag`, the option that chose it."""
   try:
-    return builder.info.splits[split].num_examples
+    n = builder.info.splits[split].num_examples
   except (KeyError, ValueError):
-    raise UserError(f"dataset {builder.name!r} has no split {split!r}: set "
-                    f"--config.train_split / --config.eval_split to one of "
-                    f"{sorted(builder.info.splits)}") from None
+    raise UserError(f"dataset {dataset_name(builder)!r} has no split {split!r}: set {flag} "
+                    f"to one of {sorted(builder.info.splits)}") from None
+  if n == 0:
+    raise UserError(f"split {split!r} of dataset {dataset_name(builder)!r} has no examples: "
+                    f"set {flag} to a split or slice that has some")
+  return n
 
 
 def load_images(builder, split: str, max_examples: int | None = None) -> np.ndarray:

@@ -26,7 +26,8 @@ def load_labelled(workdir: str, max_images: int | None) -> tuple[np.ndarray, np.
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
   builder = data.get_builder(cfg["dataset"], cfg.get("data_dir"), cfg.get("idx_dir"))
-  split = cfg["eval_split"] + (f"[:{max_images}]" if max_images else "")
+  n = data.num_examples(builder, cfg["eval_split"])
+  split = cfg["eval_split"] + (f"[:{max_images}]" if max_images and max_images < n else "")
   batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False, batch_size=-1))
   if "label" not in batch:
     raise UserError(f"{cfg['dataset']} has no labels to colour the codes by")

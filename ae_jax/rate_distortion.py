@@ -200,14 +200,22 @@ def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 
-def load_eval_images(workdir: str, split: str | None = None,
-                     max_images: int | None = None) -> tuple[np.ndarray, dict]:
-  """The uint8 images of the run's dataset (its eval split unless told), and the config."""
+def eval_source(workdir: str, split: str | None = None):
+  """(tfds builder, split, run config) of the run's dataset (its eval split unless told);
+  an unknown or empty split is refused here, in seconds."""
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
   builder = data.get_builder(cfg["dataset"], cfg.get("data_dir"), cfg.get("idx_dir"))
   split = split or cfg["eval_split"]
-  data.num_examples(builder, split)
+  data.num_examples(builder, split, flag="--split")
+  return builder, split, cfg
+
+
+def load_eval_images(workdir: str, split: str | None = None,
+                     max_images: int | None = None) -> tuple[np.ndarray, dict]:
+  """The uint8 images of the run's dataset (its eval split unless told), and the config."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  builder, split, cfg = eval_source(workdir, split)
   return data.load_images(builder, split, max_images), cfg
 
 
@@ -218,8 +226,9 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
         jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False) -> list[dict]:
   """Measures every method on the run's eval images and writes the table and plot
   (refused before any work if they exist in `out`, unless `overwrite`)."""
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)
   compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
+  eval_source(workdir, split)  # so does an unknown or empty split, before --out is made
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)
   images, cfg = load_eval_images(workdir, split, max_images)
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))

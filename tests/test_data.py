@@ -192,3 +192,16 @@ print(data.device_batch(images, perm, 0, 2).shape)
                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert done.returncode == 0, done.stderr[-800:]
   assert done.stdout.strip() == "(2, 28, 28, 1)"
+
+
+def test_unknown_or_empty_splits_name_the_dataset_and_the_option(tiny_data):
+  builder = data.get_builder("fashion_mnist", tiny_data[1])  # ours, from IDX files
+  assert data.num_examples(builder, "test[:10]") == 10
+  with pytest.raises(UserError, match="dataset 'fashion_mnist' has no split 'tets': set "
+                                      r"--split to one of \['test', 'train'\]"):
+    data.num_examples(builder, "tets", flag="--split")
+  with pytest.raises(UserError, match="split 'test\\[:0\\]' of dataset 'fashion_mnist' has no "
+                                      "examples: set --config.train_split / --config.eval_split"):
+    data.num_examples(builder, "test[:0]")
+  with pytest.raises(UserError, match=r"unknown dataset 'fashon_mnist'.*\(--dataset=\.\.\.\)"):
+    data.get_builder("fashon_mnist", tiny_data[1], flag="--dataset")

@@ -128,6 +128,26 @@ def test_latent_pictures(swept, tmp_path):
   assert strip.size[0] > 2 * strip.size[1]
 
 
+def test_latent_takes_the_whole_split_when_max_images_is_larger(swept, tmp_path):
+  out, _ = swept
+  info = latent.run(os.path.join(out, "runs", "K4"), str(tmp_path), max_images=500, steps=3)
+  assert info["num_images"] == 128  # the tiny test split; tfds refused a [:500] slice
+
+
+@pytest.mark.parametrize("split, message", [
+    ("tets", "dataset 'fashion_mnist' has no split 'tets': set --split to one of"),
+    ("test[:0]", "split 'test[:0]' of dataset 'fashion_mnist' has no examples: set --split")])
+def test_rate_distortion_refuses_a_bad_split_before_making_out(swept, tmp_path, capsys, split,
+                                                               message):
+  out, _ = swept
+  target = tmp_path / "rd"
+  args = ["--workdir", os.path.join(out, "runs", "K4"), "--out", str(target), "--split", split]
+  assert rate_distortion.main(args) == 2
+  err = capsys.readouterr().err
+  assert err.strip().splitlines() == [f"error: {err.strip()[7:]}"] and message in err, err
+  assert not target.exists()
+
+
 def test_pca_2d_finds_the_main_axes():
   rng = np.random.default_rng(0)
   codes = rng.normal(size=(2000, 3)) * np.array([10.0, 3.0, 0.1])
