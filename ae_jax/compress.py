@@ -174,12 +174,19 @@ def read_png_folder(path: str, image_shape: tuple[int, ...]) -> tuple[np.ndarray
       raise UserError(f"image {file} has mode {im_mode} but the run takes {c}-channel "
                       f"8-bit images (mode {mode}): convert it, e.g. Image.convert({mode!r})")
     images.append(pixels.reshape(h, w, c))
-  return np.stack(images), [os.path.splitext(n)[0] for n in names]
+  stems = [os.path.splitext(n)[0] for n in names]
+  twins = [n for n in names if stems.count(os.path.splitext(n)[0]) > 1]
+  if twins:  # decode names its PNGs after these: each must be distinct
+    raise UserError(f"--images {path} holds {' and '.join(twins[:2])}, one name once the "
+                    ".png is dropped: rename one of them")
+  return np.stack(images), stems
 
 
 def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | None,
-                     overwrite: bool = False) -> None:
-  """Writes one PNG per image into folder `path` (new, or reused with overwrite)."""
+                     overwrite: bool = False) -> int:
+  """Writes one PNG per image into folder `path`: a new folder, or with `overwrite` an
+  existing one, where files of the same names are replaced and the others kept. Returns
+  how many other .png files the folder holds (earlier outputs, say)."""
   _check_output_path(path, overwrite, "--out", folder=True)
   names = list(names) if names is not None else [f"{i:05d}" for i in range(len(images_u8))]
   if len(set(names)) != len(names) or any(os.sep in n or n in ("", ".", "..") for n in names):
@@ -190,6 +197,10 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
   new, target = not os.path.isdir(path), None
   try:
     target = tempfile.mkdtemp(dir=parent, prefix=".decode-") if new else path
+    if new:  # mkdtemp makes it private (0700); a folder of outputs gets the umask's mode
+      umask = os.umask(0)
+      os.umask(umask)
+      os.chmod(target, 0o777 & ~umask)
     for name, image in zip(names, images_u8):
       Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
           os.path.join(target, name + ".png"))
@@ -200,6 +211,8 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
       shutil.rmtree(target, ignore_errors=True)
     raise UserError(f"cannot write the images to {path} ({e.strerror or e}): choose a "
                     "writable --out with free space") from None
+  ours = {name + ".png" for name in names}
+  return sum(1 for n in os.listdir(path) if n.lower().endswith(".png") and n not in ours)
 
 
 def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False) -> None:
@@ -306,8 +319,10 @@ def cmd_decode(args) -> None:
                       f"{codes.num_images} codes: give the images that were encoded")
   from ae_jax import quality  # pylint: disable=import-outside-toplevel
   restored = quality.to_uint8(decode(codes, args.workdir))
-  write_png_folder(args.out, restored, codes.names, args.overwrite)
+  others = write_png_folder(args.out, restored, codes.names, args.overwrite)
   line = f"decoded {args.codes} -> {args.out}/: {_summary(codes, os.path.getsize(args.codes))}"
+  if others:
+    line += f" ({args.out} also holds {others} other .png files, kept)"
   if reference is not None:
     q = quality.report(restored, reference)
     line += f"; round trip vs {source}: PSNR {q['psnr']:.2f} dB, SSIM {q['ssim']:.4f}"

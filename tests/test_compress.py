@@ -3,6 +3,7 @@ the model, the CLI (ae_jax/compress.py)."""
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -193,6 +194,15 @@ def test_cli_png_folder_round_trip_keeps_names_and_reports_quality(runs, tmp_pat
   line = capsys.readouterr().out
   assert "PSNR" in line and "SSIM" in line and "98.0x smaller than the raw 784 B" in line
   assert sorted(os.listdir(out)) == ["bag.png", "coat.png", "shoe.png"]
+  umask = os.umask(0)
+  os.umask(umask)
+  assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask  # not mkdtemp's private 0700
+  # --overwrite writes into the folder: same names replaced, other files kept and counted.
+  (out / "old.png").write_bytes(b"mine")
+  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+                        "--overwrite"]) == 0
+  assert "also holds 1 other .png files, kept" in capsys.readouterr().out
+  assert (out / "old.png").read_bytes() == b"mine" and len(os.listdir(out)) == 4
   expected = compress.decode(compress.encode(wd, images[[1]], "uint8"), wd)
   got = np.asarray(Image.open(out / "bag.png"))
   # Same codes up to the uint8 levels (fitted to 1 vs 3 images), then rounded to pixels.
@@ -215,6 +225,9 @@ def bad_cases(runs, tmp_path_factory):
   for name, fill in (("big", np.zeros((32, 32), np.uint8)), ("rgb", np.zeros((28, 28, 3), np.uint8))):
     (t / name).mkdir()
     _png(t / name / "x.png", fill)
+  (t / "twins").mkdir()
+  for name in ("x.png", "x.PNG"):
+    _png(t / "twins" / name, np.zeros((28, 28), np.uint8))
   (t / "junk").mkdir()
   (t / "junk" / "x.png").write_bytes(b"not a png at all")
   no_ckpt, no_run = t / "no_ckpt", t / "no_run"
@@ -243,6 +256,8 @@ def bad_cases(runs, tmp_path_factory):
       "wrong_size": (enc(dense, t / "big", "o1.aec"), "32x32.*takes 28x28.*resize"),
       "wrong_channels": (enc(dense, t / "rgb", "o2.aec"), "mode RGB.*convert"),
       "unreadable_image": (enc(dense, t / "junk", "o3.aec"), "cannot read image.*readable PNG"),
+      "twin_names": (enc(dense, t / "twins", "o8.aec"),
+                     "holds x.PNG and x.png, one name once the .png is dropped: rename one"),
       "no_checkpoint": (enc(no_ckpt, good, "o4.aec"), "no checkpoint yet: train it first"),
       "no_run": (enc(no_run, good, "o5.aec"), "no run.*training run"),
       "no_images": (["encode", "--workdir", dense, "--out", str(t / "o6.aec")],
@@ -268,7 +283,8 @@ def bad_cases(runs, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", [
-    "encode_out_exists", "wrong_size", "wrong_channels", "unreadable_image", "no_checkpoint",
+    "encode_out_exists", "wrong_size", "wrong_channels", "unreadable_image", "twin_names",
+    "no_checkpoint",
     "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
     "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists"])
 def test_bad_input_is_refused_in_one_line(bad_cases, case):
