@@ -248,6 +248,14 @@ def parse_ints(text: str) -> list[int]:
   return values
 
 
+def parse_qualities(text: str) -> list[int]:
+  """--jpeg_qualities: comma-separated integers in Pillow's useful range 1..95."""
+  qualities = parse_ints(text)
+  if not all(1 <= q <= 95 for q in qualities):
+    raise UserError("--jpeg_qualities must lie in 1..95 (Pillow's useful range)")
+  return qualities
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = compress.OneLineParser(prog="python -m ae_jax.rate_distortion",
                                  description=__doc__.split("\n")[0])
@@ -261,9 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
-    qualities = parse_ints(args.jpeg_qualities)
-    if not all(1 <= q <= 95 for q in qualities):
-      raise UserError("--jpeg_qualities must lie in 1..95 (Pillow's useful range)")
+    qualities = parse_qualities(args.jpeg_qualities)
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
                jpeg_qualities=qualities, overwrite=args.overwrite)
   except UserError as e:

@@ -23,6 +23,9 @@ from ae_jax import compress, rate_distortion
 from ae_jax.errors import UserError, print_error, print_report
 
 KS = (2, 4, 8, 16, 32, 64, 128)
+# Fields the sweep sets itself (an override would be ignored or mislabel the tables).
+SWEPT = {"latent_dim": "give the code sizes with --ks", "num_epochs": "use --epochs",
+         "model": "the sweep trains the dense model (K is its code size)"}
 COLUMNS = ("K", "bytes_float32", "bytes_float16", "bytes_uint8", "ratio_float32",
            "ratio_uint8", "val_bce", "psnr_float32", "psnr_uint8", "ssim_float32", "ssim_uint8")
 
@@ -33,6 +36,8 @@ def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collec
   config = dense.get_config()
   config.progress_bar = False
   for field, value in (overrides or {}).items():
+    if field in SWEPT:
+      raise UserError(f"--set {field}=... is the sweep's own: {SWEPT[field]}")
     node, *path, leaf = [config] + field.split(".")
     try:
       for part in path:
@@ -134,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ks = rate_distortion.parse_ints(args.ks)
     if min(ks) < 1 or args.epochs < 1:
       raise UserError("--ks and --epochs must be positive integers")
-    qualities = rate_distortion.parse_ints(args.jpeg_qualities)
+    qualities = rate_distortion.parse_qualities(args.jpeg_qualities)
     from ae_jax import train  # pylint: disable=import-outside-toplevel  (as in run)
     try:
       rows = run(args.out, ks, args.epochs, parse_overrides(args.set), qualities,

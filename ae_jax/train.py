@@ -77,6 +77,10 @@ def _choose_pipeline(config, n_train: int, image_shape) -> str:
   return "device" if size_mb <= config.device_data_mb else "stream"
 
 
+def _steps_per_epoch(config, n_train: int) -> int:
+  return min(config.steps_per_epoch or n_train // config.batch_size, n_train // config.batch_size)
+
+
 def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
   if config.steps_per_call:
     return config.steps_per_call
@@ -173,7 +177,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   def prepare_workdir():
     if restart:
       workdir_lib.move_aside(workdir)
-    workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape))
+    workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape),
+                        steps_per_epoch=_steps_per_epoch(config, n_train))
 
   parallel.on_main_process(prepare_workdir)
   log = workdir_lib.MetricsLog(workdir, enabled=parallel.is_main_process())
@@ -203,8 +208,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     say(f"Resuming {workdir} from step {int(state.step)}.")
   history = log.truncate_after(int(state.step))
 
-  steps_per_epoch = min(config.steps_per_epoch or n_train // config.batch_size,
-                        n_train // config.batch_size)
+  steps_per_epoch = _steps_per_epoch(config, n_train)
   pipeline = _choose_pipeline(config, n_train, image_shape)
   if pipeline == "device":
     train_images = parallel.global_array(source.load_images(config.train_split), rep)

@@ -93,8 +93,10 @@ def move_aside(workdir: str) -> str | None:
   return dest
 
 
-def prepare(workdir: str, record: dict) -> None:
-  """Creates the workdir and writes config.json, refusing a workdir of another run."""
+def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> None:
+  """Creates the workdir and writes config.json, refusing a workdir of another run, or, given
+  `steps_per_epoch`, one whose checkpoints are past the epochs `record` asks for (a smaller
+  num_epochs cannot undo them, and config.json would then misstate the run)."""
   check_writable(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -113,6 +115,13 @@ def prepare(workdir: str, record: dict) -> None:
       raise UserError(f"--workdir {workdir} holds a run with another config (differs in "
                       f"{', '.join(changed)}): use another --workdir, the same config to "
                       "resume it, or --restart to move it aside and start over")
+    done = max(checkpoint_steps(workdir), default=0)
+    if steps_per_epoch and done > record["num_epochs"] * steps_per_epoch:
+      need = -(-done // steps_per_epoch)
+      raise UserError(f"--workdir {workdir} has trained to step {done}, past the "
+                      f"{record['num_epochs']} epoch(s) of --config.num_epochs="
+                      f"{record['num_epochs']} ({steps_per_epoch} steps each): set "
+                      f"--config.num_epochs={need} or more, or --restart to start over")
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)  # config.json first: it is what marks a folder as a run

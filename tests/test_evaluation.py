@@ -45,6 +45,19 @@ def test_sweep_refuses_unknown_override(tmp_path, capsys):
   assert "unknown config field 'latnet_dim'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--set", "latent_dim=3"], "--set latent_dim=... is the sweep's own: give the code sizes "
+                                "with --ks"),
+    (["--set", "num_epochs=3"], "--set num_epochs=... is the sweep's own: use --epochs"),
+    (["--set", "model=conv"], "--set model=... is the sweep's own: the sweep trains the dense"),
+    (["--jpeg_qualities", "0,500"], "--jpeg_qualities must lie in 1..95")])
+def test_sweep_refuses_what_would_mislabel_its_tables(tmp_path, capsys, args, message):
+  assert sweep.main(["--out", str(tmp_path / "out"), "--ks", "2", *args]) == 2
+  err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and message in err, err
+  assert not (tmp_path / "out").exists()  # refused before any work
+
+
 def test_rate_distortion_rows(swept, tmp_path):
   out, _ = swept
   workdir = os.path.join(out, "runs", "K4")

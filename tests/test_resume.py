@@ -222,6 +222,24 @@ def test_no_readable_checkpoint_stops_with_a_clear_error(tiny_config, tmp_path):
   assert any(".old-" in name for name in os.listdir(tmp_path))
 
 
+def test_fewer_epochs_than_trained_are_refused_and_config_json_kept(tiny_config, tmp_path):
+  # The run has trained 2 epochs of 4 steps; num_epochs=1 cannot undo them, and writing it
+  # into config.json (it is a field a resume may change) would misstate the run.
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 2
+  _train(tiny_config, workdir)
+  config_json = open(os.path.join(workdir, "config.json")).read()
+  tiny_config.num_epochs = 1
+  with pytest.raises(UserError, match="has trained to step 8, past the 1 epoch\\(s\\) of "
+                                      "--config.num_epochs=1 \\(4 steps each\\): set "
+                                      "--config.num_epochs=2 or more, or --restart"):
+    _train(tiny_config, workdir)
+  assert open(os.path.join(workdir, "config.json")).read() == config_json
+  assert [r["epoch"] for r in _metrics(workdir)] == [1, 2]
+  tiny_config.num_epochs = 2  # the same run again: finished, nothing to do
+  assert int(_train(tiny_config, workdir).step) == 8
+
+
 def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
   from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   run = tmp_path / "run"
