@@ -80,7 +80,17 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
   return None
 
 
-def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) -> None:
+def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:
+  """Moves the checkpoints from `first_step` on to WORKDIR/damaged_checkpoints/: the loss
+  became non-finite right after `first_step`, so its parameters are not a state to resume
+  from (finite, but already diverged)."""
+  manager.wait_until_finished()
+  _move_aside(manager, workdir, [s for s in manager.all_steps() if s >= first_step],
+              "led to a non-finite loss")
+
+
+def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int],
+                why: str = "is damaged") -> None:
   if not steps or jax.process_index() != 0:
     return
   target = os.path.join(workdir, "damaged_checkpoints")
@@ -88,7 +98,7 @@ def _move_aside(manager: ocp.CheckpointManager, workdir: str, steps: list[int]) 
   for step in steps:
     dest = os.path.join(target, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
     shutil.move(os.path.join(checkpoint_dir(workdir), str(step)), dest)
-    print(f"warning: checkpoint step {step} is damaged; moved to {dest}, resuming from an "
+    print(f"warning: checkpoint step {step} {why}; moved to {dest}, resuming from an "
           "earlier step", file=sys.stderr)
   manager.reload()
 

@@ -77,6 +77,21 @@ def _choose_pipeline(config, n_train: int, image_shape) -> str:
   return "device" if size_mb <= config.device_data_mb else "stream"
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]).all()
+
+
+def _check_finite(state, epoch: int) -> None:
+  """Refuses to save or evaluate a state that is no longer finite (parameters or Adam's
+  moments). The loss checked in `settle` comes before each step's update: the last update
+  of a call can still overflow."""
+  if not bool(_all_finite((state.params, state.opt_state))):
+    raise UserError(f"the parameters became non-finite (NaN or Inf) in epoch {epoch + 1} by "
+                    f"step {int(state.step)}: lower --config.learning_rate and rerun (the last "
+                    "good checkpoint is kept and resumes)")
+
+
 def _steps_per_epoch(config, n_train: int) -> int:
   return min(config.steps_per_epoch or n_train // config.batch_size, n_train // config.batch_size)
 
@@ -241,6 +256,9 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
       values = np.asarray(losses, np.float64)
       if not np.isfinite(values).all():
         bad = end - len(values) + int(np.argmin(np.isfinite(values))) + 1
+        # That loss came from the parameters of step bad - 1: no checkpoint of them (or
+        # later) may be the one a rerun resumes from.
+        checkpoint.set_aside_diverged(manager, workdir, bad - 1)
         raise UserError(f"the loss became {values[~np.isfinite(values)][0]} in epoch "
                         f"{epoch + 1} at step {bad}: lower --config.learning_rate and rerun "
                         "(the last good checkpoint is kept and resumes)")
@@ -279,6 +297,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
       # that skipped them would lose the epoch's metrics row (the resume starts the next).
       if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
         settle()
+        _check_finite(state, epoch)
         checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum})
         if stop.signum:
           manager.wait_until_finished()
@@ -289,6 +308,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     bar.close()
     train_loss = loss_sum / steps_per_epoch
 
+    _check_finite(state, epoch)  # before its metrics are logged and it is saved
     val, shown = evaluate(state, eval_images, config, mesh)
     row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **val,
            "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,

@@ -130,6 +130,25 @@ def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config,
   assert [r["epoch"] for r in rows] == [1, 2] and np.isfinite(rows[1]["train_loss"])
 
 
+def test_parameters_that_overflow_are_never_saved(tiny_config, tmp_path):
+  # With a checkpoint every step, the last update before the loss shows NaN can already
+  # have made the parameters non-finite: that state must not become "the last good
+  # checkpoint", or every rerun would resume into the same NaN.
+  tiny_config.model, tiny_config.loss, tiny_config.num_epochs = "conv", "mse", 1
+  tiny_config.checkpoint_every_steps, tiny_config.learning_rate = 1, 1e12
+  workdir = str(tmp_path / "run")
+  with pytest.raises(UserError, match="(loss|parameters) became (nan|non-finite)"):
+    train.train_and_evaluate(tiny_config, workdir)
+  # Moved, not deleted: here the step before the NaN loss, whose parameters gave it.
+  assert os.listdir(os.path.join(workdir, "damaged_checkpoints"))
+  assert not checkpoint.checkpoint_steps(workdir)
+  tiny_config.learning_rate = 1e-4  # the advice: a lower learning rate resumes and finishes
+  state = train.train_and_evaluate(tiny_config, workdir)
+  assert int(state.step) == 4
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert len(rows) == 1 and np.isfinite(rows[0]["val_loss"])
+
+
 def test_steps_per_call_follows_the_measured_choice_per_backend():
   from configs import conv, dense  # pylint: disable=import-outside-toplevel
   # dense on a CPU: the divisor of the epoch nearest 32, so every call has one length
