@@ -16,6 +16,8 @@ from ae_jax import config_lib
 from ae_jax.errors import UserError
 
 
+RUN_KEYS = {"model", "latent_dim", "image_shape"}  # in every run's config.json
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
 
@@ -38,7 +40,7 @@ def read_run_config(workdir: str) -> dict:
                     "training run") from None
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
-  if not isinstance(cfg, dict) or not {"model", "latent_dim", "image_shape"} <= set(cfg):
+  if not isinstance(cfg, dict) or not RUN_KEYS <= set(cfg):
     raise UserError(f"{path} is not a training run's config: give the workdir of a "
                     "training run")
   return cfg
@@ -65,13 +67,23 @@ def check_writable(workdir: str) -> None:
     raise UserError(f"{target} is not writable: choose a writable --workdir")
   others = set(os.listdir(workdir) if os.path.isdir(workdir) else ()) - {"config.json.tmp"}
   if others and not is_run(workdir):
-    raise UserError(f"--workdir {workdir} holds other files and no run (no config.json): "
-                    "choose a new or empty folder (a run writes several files there)")
+    raise UserError(f"--workdir {workdir} holds other files and no run (no run's "
+                    "config.json): choose a new or empty folder (a run writes several files "
+                    "there)")
 
 
 def is_run(workdir: str) -> bool:
-  """Whether `workdir` holds a training run (its config.json, the first file a run writes)."""
-  return os.path.isfile(os.path.join(workdir, "config.json"))
+  """Whether `workdir` holds a training run: its config.json (the first file a run writes)
+  is a JSON object with a run's keys, not some other program's config.json."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    return False
+  try:
+    with open(path) as f:
+      cfg = json.load(f)
+  except (OSError, ValueError):  # unreadable or damaged: `prepare` says so
+    return True
+  return isinstance(cfg, dict) and RUN_KEYS <= set(cfg)
 
 
 def move_aside(workdir: str) -> str | None:

@@ -84,6 +84,8 @@ CASES = [
      "holds other files and no run"),
     ("--restart on a folder that is not a run", ["--workdir={tmp}/not_a_run", "--restart"],
      "not_a_run", "holds other files and no run"),
+    ("workdir holds another program's config.json", ["--workdir={tmp}/foreign"], "foreign",
+     "holds other files and no run"),
     ("workdir of another config", ["--config.latent_dim=32"], "trained",
      "another config (differs in latent_dim)"),
     ("workdir with a broken config.json", [], "broken_json", "cannot read"),
@@ -166,6 +168,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
   elif kind == "not_a_run":
     os.makedirs(tmp / "not_a_run")
     (tmp / "not_a_run" / "notes.txt").write_text("mine\n")
+  elif kind == "foreign":  # a JSON list: it crashed the config comparison
+    os.makedirs(tmp / "foreign")
+    (tmp / "foreign" / "config.json").write_text("[1, 2]")
   elif kind == "locked":
     os.makedirs(tmp / "locked")
     subprocess.run(["chattr", "+i", str(tmp / "locked")], check=True)  # even root can't write

@@ -142,12 +142,13 @@ def test_cluster_launchers_start_the_distributed_runtime_only_for_several_proces
 
 
 def test_an_error_on_process_0_stops_every_process(tiny_data, tmp_path):
-  # Process 0 alone prepares the workdir. When it refuses it (here: an unreadable
-  # config.json), process 1 must stop with the same one-line error instead of waiting for
-  # process 0 at the next sync.
+  # Process 0 alone prepares the workdir. When it refuses it (here: it holds a run of
+  # another config), process 1 must stop with the same one-line error instead of waiting
+  # for process 0 at the next sync.
   workdir = tmp_path / "run"
   workdir.mkdir()
-  (workdir / "config.json").write_text("{not json")
+  other_run = json.dumps({"model": "conv", "latent_dim": 64, "image_shape": [28, 28, 1]})
+  (workdir / "config.json").write_text(other_run)
   port = _free_port()
   procs = [_run(_args(tiny_data, str(workdir), "device"),
                 _env(2, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
@@ -155,6 +156,7 @@ def test_an_error_on_process_0_stops_every_process(tiny_data, tmp_path):
   for proc in procs:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-2000:]
-    assert err.strip().splitlines()[-1].startswith("error: cannot read "), err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(
+        f"error: --workdir {workdir} holds a run with another config"), err[-2000:]
     assert "Traceback" not in err
-  assert (workdir / "config.json").read_text() == "{not json"  # nothing overwritten
+  assert (workdir / "config.json").read_text() == other_run  # nothing overwritten

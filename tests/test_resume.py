@@ -246,10 +246,15 @@ def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
   assert workdir_lib.move_aside(str(run)) is None  # nothing there
   run.mkdir()
   assert workdir_lib.move_aside(str(run)) is None and run.is_dir()  # empty: not a run
+  for foreign in ('{"vocab_size": 5}', "[1, 2]"):  # another program's config.json
+    (run / "config.json").write_text(foreign)
+    assert workdir_lib.move_aside(str(run)) is None and run.is_dir()
+  (run / "config.json").unlink()
   moved = []
   for i in range(3):  # three restarts within (most likely) one second: three names
     run.mkdir(exist_ok=True)
-    (run / "config.json").write_text(json.dumps({"n": i}))
+    (run / "config.json").write_text(json.dumps({"n": i, "model": "dense", "latent_dim": 8,
+                                                 "image_shape": [28, 28, 1]}))
     moved.append(workdir_lib.move_aside(str(run)))
   assert len(set(moved)) == 3 and not run.exists()
   assert [json.loads(open(os.path.join(m, "config.json")).read())["n"] for m in moved] == [0, 1, 2]
