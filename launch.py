@@ -43,10 +43,14 @@ def _config_path(argv) -> str:
 def _explain(e: Exception, path: str) -> str:
   """One line for an error raised while loading the config file or applying overrides."""
   if isinstance(e, flags.Error):
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1:  # ml_collections puts the config's own traceback in the message
+      return (f"config file {path} failed to load ({lines[-1]}): fix the file, or give "
+              "the path alone, as configs/denoise.py")
     return f"{e} (see python launch.py --helpshort)"
   if isinstance(e, SyntaxError):
     return f"config file {path} has a syntax error at line {e.lineno}: {e.msg}"
-  if isinstance(e, OSError):
+  if isinstance(e, OSError) and not os.path.isfile(path):
     return f"config file {path} cannot be read: give a path such as configs/denoise.py"
   if "get_config" in str(e):
     return f"config file {path} defines no get_config(): see configs/dense.py for the form"
@@ -58,7 +62,7 @@ def _explain(e: Exception, path: str) -> str:
     hint = f" (did you mean {hint.group(1)!r}?)" if hint else ""
     return (f"unknown config field {field!r}{hint}: see configs/default.py for the fields "
             "there are")
-  return f"cannot load config file {path} ({type(e).__name__}: {e})"
+  return f"cannot load config file {path} ({type(e).__name__}: {e}): fix its get_config()"
 
 
 def parse_flags(argv):

@@ -42,6 +42,10 @@ CASES = [
      "ZeroDivisionError"),
     ("config file without get_config", ["--config", "{tmp}/empty.py"], "empty",
      "defines no get_config()"),
+    ("config file whose get_config reads a missing file", ["--config", "{tmp}/reads.py"],
+     "reads", "No such file or directory: '/no/such.json'"),
+    ("config file given an argument it does not take", ["--config", "configs/dense.py:foo"],
+     None, "takes 0 positional arguments but 1 was given): fix the file, or give the path alone"),
     ("unknown config field", ["--config.latnet_dim=8"], None, "unknown config field 'latnet_dim' (did you mean 'latent_dim'?)"),
     ("unknown nested field", ["--config.noise.mean=0.5"], None, "unknown config field 'mean'"),
     ("unknown flag", ["--wrkdir=x"], None, "Unknown command line flag 'wrkdir'"),
@@ -158,6 +162,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
     (tmp / "syntax.py").write_text("def get_config(:\n")
   elif kind == "raises":
     (tmp / "raises.py").write_text("def get_config():\n  return 1 / 0\n")
+  elif kind == "reads":  # the config file is there; what it reads is not
+    (tmp / "reads.py").write_text("import json\ndef get_config():\n"
+                                  "  return json.load(open('/no/such.json'))\n")
   elif kind == "empty":
     (tmp / "empty.py").write_text("x = 1\n")
   elif kind == "bad_idx":
