@@ -8,6 +8,7 @@ Two ways to feed the train step, both deterministic functions of (seed, epoch, s
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import json
 import os
@@ -74,6 +75,17 @@ def _download_hosts(builder) -> list[str]:
   return sorted(h for h in hosts if h)[:4]
 
 
+@contextlib.contextmanager
+def _tfds_warnings_off():
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  before = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(before)
+
+
 def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
   """The dataset a known IDX folder holds, when it is not `dataset`."""
   holds = _KNOWN_IDX_DIRS.get(os.path.realpath(idx_dir)) if idx_dir else None
@@ -93,8 +105,12 @@ def get_builder(dataset: str, data_dir: str | None = None,
   tfds = _tfds()
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   data_dir = os.path.expanduser(data_dir) if data_dir else None
+  if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
+                    "should prepare) its datasets")
   try:
-    builder = tfds.builder(dataset, data_dir=data_dir)
+    with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
+      builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
                     f"fashion_mnist or mnist ({flag}=...)") from None
@@ -115,15 +131,20 @@ def get_builder(dataset: str, data_dir: str | None = None,
         ours.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except (ValueError, OSError, EOFError) as e:
+        where = getattr(e, "filename", None)
+        if where and not os.path.abspath(str(where)).startswith(os.path.abspath(idx_dir)):
+          raise UserError(f"cannot prepare {dataset} in {ours.data_dir_root} "
+                          f"({describe(e, 160)}): give a writable --config.data_dir with free "
+                          "space") from None
         raise UserError(f"the IDX files in {idx_dir} cannot be read ({describe(e, 160)}): "
                         "reinstall them (apt-get install "
                         "--reinstall dataset-fashion-mnist) or point --config.idx_dir at "
                         "good ones") from None
       return ours
   if not network_reachable(_download_hosts(builder)):
+    debian = "; Debian: apt-get install dataset-fashion-mnist" if dataset == "fashion_mnist" else ""
     hint = (f" or put its four IDX files in a folder and set --config.idx_dir "
-            f"(now {idx_dir!r}; Debian: apt-get install dataset-fashion-mnist)"
-            if dataset in ("mnist", "fashion_mnist") else "")
+            f"(now {idx_dir!r}{debian})" if dataset in ("mnist", "fashion_mnist") else "")
     raise UserError(
         f"dataset {dataset!r} is not prepared in {builder.data_dir_root} and cannot be "
         f"downloaded (no network{idx_dir_note}): prepare it where there is network and "

@@ -93,7 +93,7 @@ def _check_finite(state, epoch: int) -> None:
 
 
 def _steps_per_epoch(config, n_train: int) -> int:
-  return min(config.steps_per_epoch or n_train // config.batch_size, n_train // config.batch_size)
+  return config.steps_per_epoch or n_train // config.batch_size  # checked: at most a split
 
 
 def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
@@ -187,6 +187,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if config.batch_size > n_train:
     raise UserError(f"batch_size {config.batch_size} is larger than the {n_train} "
                     f"examples of {config.train_split}: lower --config.batch_size")
+  if config.steps_per_epoch and config.steps_per_epoch > n_train // config.batch_size:
+    raise UserError(f"steps_per_epoch {config.steps_per_epoch} is more than the "
+                    f"{n_train // config.batch_size} whole batches of {config.batch_size} in "
+                    f"{config.train_split}: lower --config.steps_per_epoch, or leave it unset "
+                    "for the whole split")
   eval_images = source.load_images(config.eval_split, config.eval_examples)
 
   def prepare_workdir():

@@ -84,6 +84,12 @@ CASES = [
     ("workdir parent missing", ["--workdir={tmp}/no/such/run"], None, "does not exist"),
     ("workdir is a file", ["--workdir={tmp}/a_file"], "file", "is a file"),
     ("workdir not writable", ["--workdir={tmp}/locked/run"], "locked", "is not writable"),
+    ("steps_per_epoch beyond the split", ["--config.steps_per_epoch=100000"], None,
+     "steps_per_epoch 100000 is more than the"),
+    ("data_dir is a file", ["--config.data_dir={tmp}/a_file"], "file", "is a file: give the "
+     "folder where tfds keeps"),
+    ("data_dir not writable", ["--config.data_dir={tmp}/locked"], "locked",
+     "cannot prepare fashion_mnist in"),
     ("workdir holds other files, no run", ["--workdir={tmp}/not_a_run"], "not_a_run",
      "holds other files and no run"),
     ("--restart on a folder that is not a run", ["--workdir={tmp}/not_a_run", "--restart"],
