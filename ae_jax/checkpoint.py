@@ -7,6 +7,9 @@ item they need: `restore_encoder` never builds or reads the decoder, and vice ve
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
 import os
 import shutil
 import sys
@@ -61,8 +64,9 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
   damaged = []
   for step in steps:
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+      with _failed_reads_quiet():
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
     except Exception as e:  # pylint: disable=broad-except  (any damage: fall back)
       print(f"warning: checkpoint step {step} cannot be restored ({describe(e)})",
             file=sys.stderr)
@@ -78,6 +82,26 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
                     f"{steps} are damaged): start over with --restart, which moves this "
                     "run aside")
   return None
+
+
+@contextlib.contextmanager
+def _failed_reads_quiet():
+  """When one array of a damaged checkpoint fails to read, orbax leaves the reads of the
+  others as coroutines that fail as they are collected; Python then prints each one's
+  traceback ('Exception ignored in ...'), burying the one-line warning. Those go unprinted
+  here; anything else unraisable is reported as usual."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not inspect.iscoroutine(unraisable.object):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    gc.collect()  # while the hook is in place
+    sys.unraisablehook = previous
 
 
 def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:
@@ -136,8 +160,9 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
                              item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          **{item: ocp.args.StandardRestore(abstract)}))
+      with _failed_reads_quiet():
+        restored = manager.restore(step, args=ocp.args.Composite(
+            **{item: ocp.args.StandardRestore(abstract)}))
     except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
       others = [s for s in checkpoint_steps(workdir) if s != step]
       raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "

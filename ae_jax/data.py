@@ -103,14 +103,18 @@ def get_builder(dataset: str, data_dir: str | None = None,
   for minutes when offline). `flag`: the option that named the dataset, for the messages.
   """
   tfds = _tfds()
-  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
                     "should prepare) its datasets")
+  with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
+    return _get_builder(tfds, dataset, data_dir, idx_dir, flag)
+
+
+def _get_builder(tfds, dataset: str, data_dir: str | None, idx_dir: str | None, flag: str):
+  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   try:
-    with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
-      builder = tfds.builder(dataset, data_dir=data_dir)
+    builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
                     f"fashion_mnist or mnist ({flag}=...)") from None
