@@ -15,8 +15,8 @@ import PIL.Image
 from ae_jax import config_lib
 from ae_jax.errors import UserError
 
-
 RUN_KEYS = {"model", "latent_dim", "image_shape"}  # in every run's config.json
+
 
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
