@@ -226,14 +226,15 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
         jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False) -> list[dict]:
   """Measures every method on the run's eval images and writes the table and plot
   (refused before any work if they exist in `out`, unless `overwrite`)."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
   compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
-  eval_source(workdir, split)  # so does an unknown or empty split, before --out is made
+  builder, split, cfg = eval_source(workdir, split)  # so does a bad split, before --out is made
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
-  images, cfg = load_eval_images(workdir, split, max_images)
+  images = data.load_images(builder, split, max_images)
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))
   plot(os.path.join(out, "rd.png"), rows,
-       f"{cfg['dataset']} {split or cfg['eval_split']}, {len(images)} images: {workdir}",
+       f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
        images[0].size)
   return rows
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import compress, latent, out_of_domain, rate_distortion, sweep
+from ae_jax import compress, data, latent, out_of_domain, rate_distortion, sweep
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +185,7 @@ def test_existing_outputs_are_kept_unless_overwrite(swept, tmp_path, capsys, too
   workdir = os.path.join(out, "runs", "K4")
   (tmp_path / outputs[-1]).write_bytes(b"mine")
   # Refused before any work: the run's images are never loaded.
-  monkeypatch.setattr(rate_distortion, "load_eval_images", None)
+  monkeypatch.setattr(data, "load_images", None)
   monkeypatch.setattr(latent, "load_labelled", None)
   args = ["--workdir", workdir, "--out", str(tmp_path), "--max_images", "20"]
   assert tool.main(args) == 2
