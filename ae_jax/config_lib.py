@@ -50,6 +50,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     positive_int(field)
   for field in ("steps_per_epoch", "eval_examples"):
     positive_int(field, allow_none=True)
+  # The picture grid shows the first eval batch's images.
+  need(config.num_images <= config.eval_batch_size, "num_images",
+       f"at most eval_batch_size ({config.eval_batch_size}): the grid shows the first eval "
+       "batch; lower it or raise --config.eval_batch_size")
   need(isinstance(config.steps_per_call, int) and config.steps_per_call >= 0,
        "steps_per_call", "an integer >= 0 (0 = automatic)")
   need(isinstance(config.checkpoint_every_steps, int) and config.checkpoint_every_steps >= 0,

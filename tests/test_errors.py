@@ -84,6 +84,9 @@ CASES = [
     ("workdir parent missing", ["--workdir={tmp}/no/such/run"], None, "does not exist"),
     ("workdir is a file", ["--workdir={tmp}/a_file"], "file", "is a file"),
     ("workdir not writable", ["--workdir={tmp}/locked/run"], "locked", "is not writable"),
+    ("more grid images than an eval batch", ["--config.num_images=10",
+                                             "--config.eval_batch_size=4"], None,
+     "num_images=10: it must be at most eval_batch_size (4)"),
     ("steps_per_epoch beyond the split", ["--config.steps_per_epoch=100000"], None,
      "steps_per_epoch 100000 is more than the"),
     ("data_dir is a file", ["--config.data_dir={tmp}/a_file"], "file", "is a file: give the "
