@@ -86,6 +86,11 @@ def _tfds_warnings_off():
     absl_logging.set_verbosity(before)
 
 
+def _inside(path: str, folder: str) -> bool:
+  folder = os.path.abspath(folder)
+  return os.path.commonpath([os.path.abspath(path), folder]) == folder
+
+
 def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
   """The dataset a known IDX folder holds, when it is not `dataset`."""
   holds = _KNOWN_IDX_DIRS.get(os.path.realpath(idx_dir)) if idx_dir else None
@@ -102,16 +107,16 @@ def get_builder(dataset: str, data_dir: str | None = None,
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
   for minutes when offline). `flag`: the option that named the dataset, for the messages.
   """
-  tfds = _tfds()
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
                     "should prepare) its datasets")
   with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
-    return _get_builder(tfds, dataset, data_dir, idx_dir, flag)
+    return _get_builder(dataset, data_dir, idx_dir, flag)
 
 
-def _get_builder(tfds, dataset: str, data_dir: str | None, idx_dir: str | None, flag: str):
+def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, flag: str):
+  tfds = _tfds()
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
@@ -135,8 +140,8 @@ def _get_builder(tfds, dataset: str, data_dir: str | None, idx_dir: str | None, 
         ours.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except (ValueError, OSError, EOFError) as e:
-        where = getattr(e, "filename", None)
-        if where and not os.path.abspath(str(where)).startswith(os.path.abspath(idx_dir)):
+        where = getattr(e, "filename", None)  # a file it could not write, not an IDX file
+        if where and not _inside(str(where), idx_dir):
           raise UserError(f"cannot prepare {dataset} in {ours.data_dir_root} "
                           f"({describe(e, 160)}): give a writable --config.data_dir with free "
                           "space") from None
@@ -146,7 +151,8 @@ def _get_builder(tfds, dataset: str, data_dir: str | None, idx_dir: str | None, 
                         "good ones") from None
       return ours
   if not network_reachable(_download_hosts(builder)):
-    debian = "; Debian: apt-get install dataset-fashion-mnist" if dataset == "fashion_mnist" else ""
+    debian = ("; Debian: apt-get install dataset-fashion-mnist"
+              if dataset == "fashion_mnist" else "")
     hint = (f" or put its four IDX files in a folder and set --config.idx_dir "
             f"(now {idx_dir!r}{debian})" if dataset in ("mnist", "fashion_mnist") else "")
     raise UserError(
@@ -179,7 +185,9 @@ def dataset_name(builder) -> str:
   """The name a user gave for `builder`'s dataset (ours, from IDX files, is a config of
   the tfds builder `idx_images`)."""
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
-  return builder.builder_config.name if isinstance(builder, idx_builder.IdxImages) else builder.name
+  if isinstance(builder, idx_builder.IdxImages):
+    return builder.builder_config.name
+  return builder.name
 
 
 def num_examples(builder, split: str,

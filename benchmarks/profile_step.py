@@ -5,11 +5,12 @@
 Runs `steps.device_train_steps` as train.py runs it on this backend (steps per jit call,
 loop unroll; batch 128; random images resident on the device), times `--calls` jit calls
 (after a warm-up; the quickest of 3 times), then traces the same number of calls with
-`jax.profiler` and sums each XLA kernel's time. Kernels are grouped by what they compute, read from the compiled HLO:
-the matmuls and convolutions (`dot`, `convolution`), the rest of the forward pass
-(`jvp(...)`, the loss included) and of the backward pass (`transpose(jvp(...))`), the Adam
-update and the batch gather and noise (the `optimizer` and `batch` name scopes of
-ae_jax/steps.py); "unnamed" kernels are ones XLA made (layout copies, loop bookkeeping).
+`jax.profiler` and sums each XLA kernel's time. Kernels are grouped by what they
+compute, read from the compiled HLO: the matmuls and convolutions (`dot`, `convolution`),
+the rest of the forward pass (`jvp(...)`, the loss included) and of the backward pass
+(`transpose(jvp(...))`), the Adam update and the batch gather and noise (the `optimizer`
+and `batch` name scopes of ae_jax/steps.py); "unnamed" kernels are ones XLA made (layout
+copies, loop bookkeeping).
 
 Read the sums as the profiler's view, not a partition of the step: XLA:CPU runs
 independent kernels side by side on its threads, splits large ones over them, and
