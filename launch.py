@@ -95,10 +95,9 @@ def main(argv):
     _fail(str(e))
 
   workdir = FLAGS.workdir
-  if workdir is None:  # the default, runs/<config name>: its parent is ours to create
+  if workdir is None:  # the default: runs/<config name> (missing folders are made)
     workdir = os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
-    os.makedirs("runs", exist_ok=True)
   try:
     train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:

@@ -54,15 +54,18 @@ def config_record(config: ml_collections.ConfigDict, image_shape) -> dict:
 
 
 def check_writable(workdir: str) -> None:
-  """Refuses, before any work, a workdir whose parent is missing or that cannot be written."""
+  """Refuses, before any work, a workdir that cannot be made or written. Missing parent
+  folders are fine (`prepare` makes them, as `mkdir -p` would); the nearest existing one must
+  be a writable folder."""
   workdir = os.path.abspath(workdir)
-  parent = os.path.dirname(workdir)
-  if not os.path.isdir(parent):
-    raise UserError(f"the parent of --workdir ({parent}) does not exist: create it or "
-                    "choose another --workdir")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} is a file: choose a folder")
-  target = workdir if os.path.isdir(workdir) else parent
+  target = workdir
+  while not os.path.exists(target):
+    target = os.path.dirname(target)
+  if not os.path.isdir(target):
+    raise UserError(f"--workdir {workdir} lies under {target}, which is a file: choose "
+                    "another --workdir")
   if not os.access(target, os.W_OK | os.X_OK):
     raise UserError(f"{target} is not writable: choose a writable --workdir")
   others = set(os.listdir(workdir) if os.path.isdir(workdir) else ()) - {"config.json.tmp"}

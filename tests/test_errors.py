@@ -81,7 +81,7 @@ CASES = [
      "no split 'validation'"),
     ("batch larger than the dataset", ["--config.batch_size=1024"], None,
      "larger than the 512 examples"),
-    ("workdir parent missing", ["--workdir={tmp}/no/such/run"], None, "does not exist"),
+    ("workdir under a file", ["--workdir={tmp}/a_file/run"], "file", "which is a file"),
     ("workdir is a file", ["--workdir={tmp}/a_file"], "file", "is a file"),
     ("workdir not writable", ["--workdir={tmp}/locked/run"], "locked", "is not writable"),
     ("more grid images than an eval batch", ["--config.num_images=10",

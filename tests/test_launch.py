@@ -94,7 +94,8 @@ def test_default_workdir_is_created_under_runs(tiny_data, tmp_path):
 
 def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
   idx_dir, data_dir = tiny_data
-  common = ["--config", "configs/denoise.py", "--workdir", str(tmp_path / "w"),
+  # The workdir's parent does not exist yet (as runs/ in a fresh clone): it is made.
+  common = ["--config", "configs/denoise.py", "--workdir", str(tmp_path / "runs" / "w"),
             f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
             "--config.batch_size=32", "--config.steps_per_epoch=2", "--config.eval_examples=64",
             "--config.progress_bar=False"]
