@@ -34,8 +34,9 @@ from ae_jax.workdir import checkpoint_steps, read_run_config
 # ------------------------------------------------------------------------- codes
 
 def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
-  """Writes `codes` to `path` (atomically); returns the file's size in bytes."""
-  _check_output_path(path, overwrite, "--out")
+  """Writes `codes` to `path` (atomically); returns the file's size in bytes. An existing
+  `path` is replaced only with `overwrite=True`."""
+  _check_output_path(path, overwrite, "codes file", overwrite_flag="overwrite=True")
   data = codes_to_bytes(codes)
   _atomic_write(path, data)
   return len(data)
@@ -73,10 +74,11 @@ def _apply_batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
                          for i in range(0, len(x), batch_size)]) if len(x) else x
 
 
-def encode(workdir: str, images_u8: np.ndarray, quant: str = "float32", *,
+def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
            step: int | None = None, names: Sequence[str] | None = None,
            batch_size: int = 1000) -> Codes:
-  """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored)."""
+  """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
+  quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint, models  # pylint: disable=import-outside-toplevel
   if quant not in QUANTS:
@@ -111,6 +113,12 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
                     f"{codes.run.get('workdir')}")
   steps = checkpoint_steps(workdir)
   if codes.run.get("step") not in steps:
+    made_in = codes.run.get("workdir")
+    if made_in and os.path.abspath(made_in) != os.path.abspath(workdir):
+      # Another run of the same config (or a copy of this one): it may still have the step.
+      raise UserError(f"{source} were {made_by} at checkpoint step {codes.run.get('step')}, "
+                      f"which {workdir} does not have (it has {steps}): decode with "
+                      f"--workdir {made_in}, or encode the images again")
     raise UserError(f"{source} were made by checkpoint step {codes.run.get('step')}, which "
                     f"{workdir} no longer keeps (it has {steps}): encode the images again")
   expected = codes.run.get("checkpoint_id")  # absent from codes files of earlier versions
@@ -143,9 +151,11 @@ def check_images(images: np.ndarray, image_shape: tuple[int, ...], what: str) ->
     raise UserError(f"{what} are {images.dtype}, not uint8 pixels: give 8-bit images")
 
 
-def read_png_folder(path: str, image_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-  """uint8 images [N, H, W, C] of every *.png in folder `path` (sorted by name, or the one
-  file `path`), and their names without the extension."""
+def read_png_folder(path: str, image_shape: tuple[int, ...],
+                    max_images: int | None = None) -> tuple[np.ndarray, list[str]]:
+  """uint8 images [N, H, W, C] of every *.png in folder `path` (sorted by name; the first
+  `max_images` of them if given), or of the one file `path`, and their names without the
+  extension."""
   if os.path.isfile(path):
     path, names = os.path.dirname(path) or ".", [os.path.basename(path)]
   elif os.path.isdir(path):
@@ -154,6 +164,7 @@ def read_png_folder(path: str, image_shape: tuple[int, ...]) -> tuple[np.ndarray
     raise UserError(f"--images {path} does not exist: give a folder of PNG images")
   if not names:
     raise UserError(f"--images {path} holds no .png files: give a folder of PNG images")
+  names = names[:max_images]
   h, w, c = image_shape
   mode = {1: "L", 3: "RGB"}.get(c)
   images = []
@@ -215,10 +226,12 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
   return sum(1 for n in os.listdir(path) if n.lower().endswith(".png") and n not in ours)
 
 
-def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False) -> None:
+def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False,
+                       overwrite_flag: str = "--overwrite") -> None:
   if os.path.exists(path):
     if not overwrite:
-      raise UserError(f"{flag} {path} already exists: choose another path or pass --overwrite")
+      raise UserError(f"{flag} {path} already exists: choose another path or pass "
+                      f"{overwrite_flag}")
     if folder != os.path.isdir(path):
       kind = "a folder" if folder else "a file"
       raise UserError(f"{flag} {path} exists and is not {kind}: choose another path")
@@ -277,7 +290,7 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   """(uint8 images, names or None, description) from --images or --dataset/--split."""
   cfg = read_run_config(args.workdir)
   if args.images:
-    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]))
+    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
     return images, names, args.images
   from ae_jax import data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
   # The run's own dataset is found where the run found it, unless told otherwise.
@@ -320,7 +333,8 @@ def cmd_decode(args) -> None:
   from ae_jax import quality  # pylint: disable=import-outside-toplevel
   restored = quality.to_uint8(decode(codes, args.workdir))
   others = write_png_folder(args.out, restored, codes.names, args.overwrite)
-  line = f"decoded {args.codes} -> {args.out}/: {_summary(codes, os.path.getsize(args.codes))}"
+  line = (f"decoded {args.codes} -> {os.path.join(args.out, '')}: "
+          f"{_summary(codes, os.path.getsize(args.codes))}")
   if others:
     line += f" ({args.out} also holds {others} other .png files, kept)"
   if reference is not None:
@@ -354,7 +368,8 @@ def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
   p.add_argument("--split", default="test", help="tfds split (default: test)")
   p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
                  "else tfds' own)")
-  p.add_argument("--max_images", type=positive_int, help="only the first N images of the split")
+  p.add_argument("--max_images", type=positive_int,
+                 help="only the first N images (of the split, or of --images by name)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -363,7 +378,8 @@ def make_parser() -> argparse.ArgumentParser:
   enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
   enc.add_argument("--workdir", required=True, help="the training run's workdir")
   _add_source_flags(enc, "to encode")
-  enc.add_argument("--quant", choices=QUANTS, default="uint8")
+  enc.add_argument("--quant", choices=QUANTS, default="uint8",
+                   help="how each code value is stored (default: uint8, 8-bit affine)")
   enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   enc.add_argument("--out", required=True, help="codes file to write (.aec)")
   enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")

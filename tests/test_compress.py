@@ -74,7 +74,7 @@ def test_codes_file_round_trip(runs, tmp_path, quant):
   if quant == "uint8":
     np.testing.assert_array_equal(loaded.scale, codes.scale)
   assert loaded.bytes_per_image == 8 * np.dtype(quant).itemsize  # K = 8
-  with pytest.raises(UserError, match="already exists.*--overwrite"):
+  with pytest.raises(UserError, match="already exists.*pass overwrite=True"):  # Python's name
     compress.save_codes(path, codes)
 
 
@@ -97,6 +97,22 @@ def test_decode_refuses_codes_of_another_checkpoint_of_the_same_config_and_step(
   # Codes files written before the identity was recorded still decode (older checks only).
   del codes.run["checkpoint_id"]
   assert compress.decode(codes, str(impostor)).shape == (3, 28, 28, 1)
+
+
+def test_decode_with_a_run_lacking_the_codes_step_names_the_run_that_made_them(runs, tmp_path):
+  codes = compress.encode(runs["dense"], _images(2))
+  assert codes.quant == "uint8"  # the Python default is the CLI's
+  # Another run of the same config that never had step 0 (here: a copy with it renamed).
+  other = tmp_path / "other"
+  shutil.copytree(runs["dense"], other)
+  os.rename(other / "checkpoints" / "0", other / "checkpoints" / "5")
+  with pytest.raises(UserError, match=f"which {other} does not have \\(it has \\[5\\]\\): "
+                                      f"decode with --workdir {runs['dense']}"):
+    compress.decode(codes, str(other))
+  # The run that made them, once it no longer keeps the step: encode again.
+  codes.run["step"] = 7
+  with pytest.raises(UserError, match="no longer keeps .*encode the images again"):
+    compress.decode(codes, runs["dense"])
 
 
 def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, tmp_path):
@@ -189,10 +205,16 @@ def test_cli_png_folder_round_trip_keeps_names_and_reports_quality(runs, tmp_pat
   assert compress.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
                         codes_path]) == 0
   assert "8 B/image" in capsys.readouterr().out
+  # --max_images takes the first N PNGs by name.
+  assert compress.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
+                        str(tmp_path / "two.aec"), "--max_images", "2"]) == 0
+  assert "2 images" in capsys.readouterr().out
+  assert compress.load_codes(str(tmp_path / "two.aec")).names == ["bag", "coat"]
   assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
                         "--images", str(folder)]) == 0
   line = capsys.readouterr().out
   assert "PSNR" in line and "SSIM" in line and "98.0x smaller than the raw 784 B" in line
+  assert f"-> {out}/: " in line
   assert sorted(os.listdir(out)) == ["bag.png", "coat.png", "shoe.png"]
   umask = os.umask(0)
   os.umask(umask)
