@@ -296,8 +296,9 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   # The run's own dataset is found where the run found it, unless told otherwise.
   same = args.dataset == cfg.get("dataset")
   data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
-  idx_dir = cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same else data.DEFAULT_IDX_DIR
-  builder = data.get_builder(args.dataset, data_dir, idx_dir, flag="--dataset")
+  idx_dir = args.idx_dir or (cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same
+                             else data.DEFAULT_IDX_DIR)
+  builder = data.get_builder(args.dataset, data_dir, idx_dir, options="--")
   data.num_examples(builder, args.split, flag="--split")
   images = data.load_images(builder, args.split, args.max_images)
   return images, None, f"{args.dataset}:{args.split}"
@@ -368,6 +369,9 @@ def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
   p.add_argument("--split", default="test", help="tfds split (default: test)")
   p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
                  "else tfds' own)")
+  p.add_argument("--idx_dir", help="folder of the dataset's four MNIST-format IDX files, to "
+                 "prepare it from when data_dir lacks it (default: the run's for its "
+                 "dataset, else Debian's Fashion-MNIST folder)")
   p.add_argument("--max_images", type=positive_int,
                  help="only the first N images (of the split, or of --images by name)")
 

@@ -98,31 +98,33 @@ def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
 
 
 def get_builder(dataset: str, data_dir: str | None = None,
-                idx_dir: str | None = DEFAULT_IDX_DIR, flag: str = "--config.dataset"):
+                idx_dir: str | None = DEFAULT_IDX_DIR, options: str = "--config."):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
   Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
   MNIST-format datasets from the IDX files in `idx_dir` (never a folder known to hold
   another dataset's files, such as the default, Fashion-MNIST's); a tfds download when the
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
-  for minutes when offline). `flag`: the option that named the dataset, for the messages.
+  for minutes when offline). `options`: how the messages name the caller's options
+  (`--config.` for launch.py's `--config.dataset`, `--config.data_dir`, ...; `--` for a
+  tool's `--dataset`, `--data_dir`, `--idx_dir`).
   """
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
                     "should prepare) its datasets")
   with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
-    return _get_builder(dataset, data_dir, idx_dir, flag)
+    return _get_builder(dataset, data_dir, idx_dir, options)
 
 
-def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, flag: str):
+def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, options: str):
   tfds = _tfds()
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
-                    f"fashion_mnist or mnist ({flag}=...)") from None
+                    f"fashion_mnist or mnist ({options}dataset=...)") from None
   except Exception as e:  # e.g. a tfds builder whose module fails to import
     raise UserError(f"cannot open dataset {dataset!r} ({type(e).__name__}: {e})") from None
   if builder.is_prepared():
@@ -134,7 +136,8 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, flag: 
       return ours
     other = _idx_dir_holds_another(idx_dir, dataset)
     if other:
-      idx_dir_note = f"; --config.idx_dir {idx_dir} holds {other}'s IDX files, not {dataset}'s"
+      idx_dir_note = (f"; {options}idx_dir {idx_dir} holds {other}'s IDX files, not "
+                      f"{dataset}'s")
     elif idx.has_idx_files(idx_dir):
       try:
         ours.download_and_prepare(
@@ -143,28 +146,28 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, flag: 
         where = getattr(e, "filename", None)  # a file it could not write, not an IDX file
         if where and not _inside(str(where), idx_dir):
           raise UserError(f"cannot prepare {dataset} in {ours.data_dir_root} "
-                          f"({describe(e, 160)}): give a writable --config.data_dir with free "
-                          "space") from None
+                          f"({describe(e, 160)}): give a writable {options}data_dir with "
+                          "free space") from None
         raise UserError(f"the IDX files in {idx_dir} cannot be read ({describe(e, 160)}): "
                         "reinstall them (apt-get install "
-                        "--reinstall dataset-fashion-mnist) or point --config.idx_dir at "
+                        f"--reinstall dataset-fashion-mnist) or point {options}idx_dir at "
                         "good ones") from None
       return ours
   if not network_reachable(_download_hosts(builder)):
     debian = ("; Debian: apt-get install dataset-fashion-mnist"
               if dataset == "fashion_mnist" else "")
-    hint = (f" or put its four IDX files in a folder and set --config.idx_dir "
+    hint = (f" or put its four IDX files in a folder and set {options}idx_dir "
             f"(now {idx_dir!r}{debian})" if dataset in ("mnist", "fashion_mnist") else "")
     raise UserError(
         f"dataset {dataset!r} is not prepared in {builder.data_dir_root} and cannot be "
         f"downloaded (no network{idx_dir_note}): prepare it where there is network and "
-        f"copy it there, or set --config.data_dir{hint}")
+        f"copy it there, or set {options}data_dir{hint}")
   try:
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)
     raise UserError(f"dataset {dataset!r} could not be downloaded and prepared in "
                     f"{builder.data_dir_root} ({describe(e, 300)}): fix that and "
-                    "rerun, or prepare it elsewhere and set --config.data_dir") from None
+                    f"rerun, or prepare it elsewhere and set {options}data_dir") from None
   return builder
 
 

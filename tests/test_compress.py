@@ -352,3 +352,21 @@ def test_cli_dataset_round_trip_and_info(runs, tiny_data, tmp_path, capsys):
   expected = compress.decode(compress.encode(wd, images, "uint8"), wd)
   got = np.stack([np.asarray(Image.open(out / f"{i:05d}.png")) for i in range(5)])
   np.testing.assert_array_equal(got, np.round(expected[..., 0] * 255).astype(np.uint8))
+
+
+def test_dataset_errors_name_the_tools_own_options(runs, tiny_data, tmp_path, monkeypatch,
+                                                   capsys):
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  # The network cannot be used in tests: where it is up, the probe is told it is not.
+  monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
+  assert compress.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
+                        "--data_dir", str(tmp_path / "tfds"), "--idx_dir", str(tmp_path / "none"),
+                        "--out", str(tmp_path / "c.aec")]) == 2
+  err = capsys.readouterr().err
+  assert "or set --data_dir or put its four IDX files in a folder and set --idx_dir" in err
+  assert "--config." not in err and not os.path.exists(tmp_path / "c.aec")
+  # Following the advice: --idx_dir prepares the dataset from the IDX files there.
+  assert compress.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
+                        "--data_dir", str(tmp_path / "tfds"), "--idx_dir", tiny_data[0],
+                        "--max_images", "3", "--out", str(tmp_path / "c.aec")]) == 0
+  assert "encoded mnist:test" in capsys.readouterr().out

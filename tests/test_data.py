@@ -204,4 +204,4 @@ def test_unknown_or_empty_splits_name_the_dataset_and_the_option(tiny_data):
                                       "examples: set --config.train_split / --config.eval_split"):
     data.num_examples(builder, "test[:0]")
   with pytest.raises(UserError, match=r"unknown dataset 'fashon_mnist'.*\(--dataset=\.\.\.\)"):
-    data.get_builder("fashon_mnist", tiny_data[1], flag="--dataset")
+    data.get_builder("fashon_mnist", tiny_data[1], options="--")
