@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 from typing import Sequence
 
 import ml_collections
 
-from ae_jax import compress, rate_distortion
+from ae_jax import compress, config_lib, rate_distortion
 from ae_jax.errors import UserError, print_error, print_report
 
 KS = (2, 4, 8, 16, 32, 64, 128)
@@ -51,6 +52,13 @@ def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collec
       raise UserError(f"bad value for {field}: {e}") from None
   config.latent_dim, config.num_epochs = k, epochs
   return config
+
+
+def _in_sweep_terms(message: str) -> str:
+  """A message from launch.py's world, with its --config.FIELD=... flags named as the sweep
+  takes them: --epochs, and --set FIELD=... for the rest."""
+  message = re.sub(r"--config\.num_epochs=(\d+)", r"--epochs \1", message)
+  return re.sub(r"--config\.([\w.]+)=", r"--set \1=", message)
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -93,6 +101,11 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   configs = [make_config(k, epochs, overrides) for k in ks]  # every bad override first
   if configs[0].loss != "bce":
     raise UserError("the sweep reports the validation BCE: keep loss=bce")
+  try:
+    for config in configs:  # before anything is written
+      config_lib.validate(config)
+  except UserError as e:
+    raise UserError(_in_sweep_terms(str(e))) from None
   # Its tables and plot are rewritten on every rerun: they are made from the runs in `out`.
   compress.prepare_output_folder(out, (), overwrite=True)
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
@@ -103,10 +116,11 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
     try:
       train.train_and_evaluate(config, workdir)
     except UserError as e:
-      if "--restart" not in str(e):
-        raise
-      # The sweep has no --restart: the way to start a K over is to move its folder.
-      raise UserError(f"{e} (in the sweep: move {workdir} away instead)") from None
+      message = _in_sweep_terms(str(e))
+      if "--restart" in message:
+        # The sweep has no --restart: the way to start a K over is to move its folder.
+        message += f" (in the sweep: move {workdir} away instead)"
+      raise UserError(message) from None
     if images is None:
       images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
     row, points = sweep_row(k, workdir, images)

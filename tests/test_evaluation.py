@@ -50,12 +50,27 @@ def test_sweep_refuses_unknown_override(tmp_path, capsys):
                                 "with --ks"),
     (["--set", "num_epochs=3"], "--set num_epochs=... is the sweep's own: use --epochs"),
     (["--set", "model=conv"], "--set model=... is the sweep's own: the sweep trains the dense"),
-    (["--jpeg_qualities", "0,500"], "--jpeg_qualities must lie in 1..95")])
+    (["--jpeg_qualities", "0,500"], "--jpeg_qualities must lie in 1..95"),
+    (["--set", "batch_size=0"], "bad config value batch_size=0: it must be a positive integer "
+                                "(--set batch_size=...)")])
 def test_sweep_refuses_what_would_mislabel_its_tables(tmp_path, capsys, args, message):
   assert sweep.main(["--out", str(tmp_path / "out"), "--ks", "2", *args]) == 2
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and message in err, err
   assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_sweep_messages_name_its_own_flags():
+  # The message a rerun with fewer epochs gets from the workdir (tests/test_resume.py).
+  message = ("--workdir out/runs/K2 has trained to step 4, past the 1 epoch(s) of "
+             "--config.num_epochs=1 (2 steps each): set --config.num_epochs=2 or more, or "
+             "--restart to start over")
+  assert sweep._in_sweep_terms(message) == (  # pylint: disable=protected-access
+      "--workdir out/runs/K2 has trained to step 4, past the 1 epoch(s) of --epochs 1 (2 "
+      "steps each): set --epochs 2 or more, or --restart to start over")
+  assert sweep._in_sweep_terms("lower --config.learning_rate and rerun; set "  # pylint: disable=protected-access
+                               "--config.noise.scale=...") == (
+      "lower --config.learning_rate and rerun; set --set noise.scale=...")
 
 
 def test_rate_distortion_rows(swept, tmp_path):
