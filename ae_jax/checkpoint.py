@@ -11,13 +11,16 @@ import contextlib
 import gc
 import inspect
 import os
+import re
 import shutil
 import sys
+import tempfile
 import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from ae_jax import models
@@ -56,27 +59,34 @@ def restore_state(manager: ocp.CheckpointManager, abstract_state, step: int | No
 def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_state):
   """(state, progress) of the newest readable step, or None when there is no checkpoint.
 
-  A step that fails to restore (truncated or deleted files) is never used: it is moved to
-  WORKDIR/damaged_checkpoints/ with a warning and the previous step is tried. When no step
-  can be read, nothing is moved and `UserError` says how to start over.
+  A step that fails to restore (truncated or deleted files, in any of its items: the
+  encoder and decoder, which the tools read, must hold the state's parameters) is never
+  used: it is moved to WORKDIR/damaged_checkpoints/ with a warning and the previous step
+  is tried. When no step can be read, nothing is moved and `UserError` says how to start
+  over.
   """
   steps = sorted(manager.all_steps(), reverse=True)
-  damaged = []
-  for step in steps:
-    try:
-      with _failed_reads_quiet():
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
-    except Exception as e:  # pylint: disable=broad-except  (any damage: fall back)
-      print(f"warning: checkpoint step {step} cannot be restored ({describe(e)})",
-            file=sys.stderr)
-      damaged.append(step)
-      continue
-    if int(restored["state"].step) != step:
-      damaged.append(step)
-      continue
+  halves = {half: {"params": abstract_state.params[half]} for half in ("encoder", "decoder")}
+  damaged, found = [], None
+  with _failed_reads_quiet():
+    for step in steps:
+      restored, error = _try(lambda: manager.restore(step, args=ocp.args.Composite(  # pylint: disable=cell-var-from-loop
+          state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore(),
+          **{half: ocp.args.StandardRestore(a) for half, a in halves.items()})))
+      if error is None and int(restored["state"].step) != step:
+        error = f"it holds step {int(restored['state'].step)}"
+      if error is None and not all(_same(restored[half]["params"],
+                                         restored["state"].params[half]) for half in halves):
+        error = "its encoder or decoder differs from its state's parameters"
+      if error is not None:
+        print(f"warning: checkpoint step {step} cannot be restored ({error})", file=sys.stderr)
+        damaged.append(step)
+        continue
+      found = restored
+      break
+  if found is not None:
     _move_aside(manager, workdir, damaged)
-    return restored["state"], dict(restored["progress"] or {})
+    return found["state"], dict(found["progress"] or {})
   if steps:
     raise UserError(f"no checkpoint in {checkpoint_dir(workdir)} can be read (steps "
                     f"{steps} are damaged): start over with --restart, which moves this "
@@ -84,12 +94,32 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
   return None
 
 
+_EXCEPTION_LINE = re.compile(r"([A-Za-z_]\w*\.)*[A-Z]\w*(: |:?$)")
+
+
+def _same(a, b) -> bool:
+  return all(np.array_equal(np.asarray(x), np.asarray(y))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _try(restore):
+  """(restore(), None), or (None, the error in one line) if it raised. The exception is
+  dropped here, not carried up: it holds the failed read's unfinished coroutines, which
+  must be collected inside `_failed_reads_quiet`, not when the process exits."""
+  try:
+    return restore(), None
+  except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
+    return None, describe(e)
+
+
 @contextlib.contextmanager
 def _failed_reads_quiet():
   """When one array of a damaged checkpoint fails to read, orbax leaves the reads of the
-  others as coroutines that fail as they are collected; Python then prints each one's
-  traceback ('Exception ignored in ...'), burying the one-line warning. Those go unprinted
-  here; anything else unraisable is reported as usual."""
+  others running: as they end, TensorStore's threads print 'Event loop is closed'
+  tracebacks straight to stderr, and the coroutines print theirs as they are collected
+  ('Exception ignored in ...'): dozens of lines that bury the one-line warning. Here
+  stderr (file descriptor 2) is held meanwhile and written back without tracebacks, and
+  unraisable coroutines go unreported; anything else passes as usual."""
   previous = sys.unraisablehook
 
   def hook(unraisable):
@@ -97,11 +127,39 @@ def _failed_reads_quiet():
       previous(unraisable)
 
   sys.unraisablehook = hook
+  sys.stderr.flush()
+  saved = os.dup(2)
+  held = tempfile.TemporaryFile()
+  os.dup2(held.fileno(), 2)
   try:
     yield
   finally:
     gc.collect()  # while the hook is in place
+    sys.stderr.flush()
+    if held.tell():
+      time.sleep(0.2)  # something was printed: let the reads still running end here
+      gc.collect()
     sys.unraisablehook = previous
+    os.dup2(saved, 2)
+    os.close(saved)
+    held.seek(0)
+    sys.stderr.write(without_tracebacks(held.read().decode(errors="replace")))
+    sys.stderr.flush()
+    held.close()
+
+
+def without_tracebacks(text: str) -> str:
+  """`text` without Python tracebacks ('Traceback (most recent call last):' or 'Exception
+  ignored in ...' lines, indented lines, blank lines and the exceptions' own 'SomeError:
+  ...' lines), even where threads wrote them into each other or into a line of ours."""
+  out = []
+  for line in text.splitlines():
+    for start in ("Traceback (most recent call last):", "Exception ignored in"):
+      if start in line:
+        line = line[:line.index(start)]
+    if line.strip() and not line[0].isspace() and not _EXCEPTION_LINE.match(line):
+      out.append(line + "\n")
+  return "".join(out)
 
 
 def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:
@@ -159,16 +217,16 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
   with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                              item_names=ITEMS) as manager:
     step = manager.latest_step() if step is None else step
-    try:
-      with _failed_reads_quiet():
-        restored = manager.restore(step, args=ocp.args.Composite(
-            **{item: ocp.args.StandardRestore(abstract)}))
-    except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
-      others = [s for s in checkpoint_steps(workdir) if s != step]
-      raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "
-                      f"({describe(e)}): "
-                      + (f"use another step ({others})" if others else "train the run again")
-                      ) from None
+    with _failed_reads_quiet():
+      restored, error = _try(lambda: manager.restore(step, args=ocp.args.Composite(
+          **{item: ocp.args.StandardRestore(abstract)})))
+  if error is not None:
+    others = [s for s in checkpoint_steps(workdir) if s != step]
+    raise UserError(
+        f"the {item} of checkpoint step {step} in {workdir} cannot be read ({error}): "
+        + (f"rerun its training command (launch.py with --workdir {workdir}): it moves "
+           f"damaged steps aside and retrains them (it also keeps steps {others})" if others
+           else "train the run again"))
   return restored[item]
 
 

@@ -9,7 +9,10 @@ class UserError(Exception):
 def describe(e: BaseException, limit: int = 200) -> str:
   """'Type: first line of the message' (at most `limit` characters of it), for one-line errors
   that pass on what a library said."""
-  return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:limit]}"
+  first = (str(e).splitlines() or [""])[0]
+  # Orbax appends a pointer that prints as a bound method's repr, useless to a user.
+  first = first.split(" See full TensorStore details:")[0]
+  return f"{type(e).__name__}: {first[:limit]}"
 
 
 def print_error(e: UserError) -> int:

@@ -79,3 +79,25 @@ def test_a_damaged_checkpoint_is_one_clear_error_for_the_restore_helpers(tmp_pat
                                       r"\(.*\): train the run again"):
     checkpoint.restore_encoder(workdir)
   checkpoint.restore_decoder(workdir)  # the other item of the step is still good
+
+
+def test_tracebacks_printed_by_failed_reads_are_dropped_and_our_lines_kept():
+  # As captured from a resume with a damaged step: TensorStore's threads wrote their
+  # tracebacks into each other and into the warning line.
+  held = (
+      "warning: checkpoint step 40 cannot be restored (Exception: bad read)Traceback (most "
+      "recent call last):\n"
+      '  File "/usr/lib/python3.11/asyncio/base_events.py", line 806, in call_soon_threadsafe\n'
+      "\n"
+      "Traceback (most recent call last):\n"
+      "    self._check_closed()\n"
+      "RuntimeError: Event loop is closed\n"
+      "Exception ignored in: <coroutine object _read_array_index at 0x7f>\n"
+      "    raise RuntimeError('Event loop is closed')\n"
+      "orbax.checkpoint.SomeError: x\n"
+      "W1128 13:09:10.1 absl note\n"
+      "warning: checkpoint step 40 is damaged; moved aside\n")
+  assert checkpoint.without_tracebacks(held) == (
+      "warning: checkpoint step 40 cannot be restored (Exception: bad read)\n"
+      "W1128 13:09:10.1 absl note\n"
+      "warning: checkpoint step 40 is damaged; moved aside\n")
