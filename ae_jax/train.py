@@ -194,23 +194,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                     "for the whole split")
   eval_images = source.load_images(config.eval_split, config.eval_examples)
 
+  lock = workdir_lib.RunLock()  # held by process 0 until the run ends
+
   def prepare_workdir():
-    if restart:
-      workdir_lib.move_aside(workdir)
+    lock.acquire(workdir)  # before anything is moved or written: no other run is there
+    if restart and workdir_lib.move_aside(workdir):
+      lock.acquire(workdir)  # the lock went with the old run: lock the new folder
     workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape),
                         steps_per_epoch=_steps_per_epoch(config, n_train))
 
-  parallel.on_main_process(prepare_workdir)
-  log = workdir_lib.MetricsLog(workdir, enabled=parallel.is_main_process())
-  manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
   try:
-    with _StopRequests() as stop:
-      return _train(config, workdir, source, image_shape, n_train, eval_images, log,
-                    manager, stop)
+    parallel.on_main_process(prepare_workdir)
+    log = workdir_lib.MetricsLog(workdir, enabled=parallel.is_main_process())
+    manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
+    try:
+      with _StopRequests() as stop:
+        return _train(config, workdir, source, image_shape, n_train, eval_images, log,
+                      manager, stop)
+    finally:
+      manager.wait_until_finished()
+      manager.close()
+      log.close()
   finally:
-    manager.wait_until_finished()
-    manager.close()
-    log.close()
+    lock.release()
 
 
 def _train(config, workdir, source, image_shape, n_train, eval_images, log, manager,

@@ -8,6 +8,10 @@ import socket
 import sys
 import time
 
+try:
+  import fcntl
+except ImportError:  # not POSIX: runs go unlocked
+  fcntl = None
 import ml_collections
 import numpy as np
 import PIL.Image
@@ -16,6 +20,7 @@ from ae_jax import config_lib
 from ae_jax.errors import UserError
 
 RUN_KEYS = {"model", "latent_dim", "image_shape"}  # in every run's config.json
+LOCK = ".lock"  # held by the process training in the workdir (RunLock)
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -68,7 +73,8 @@ def check_writable(workdir: str) -> None:
                     "another --workdir")
   if not os.access(target, os.W_OK | os.X_OK):
     raise UserError(f"{target} is not writable: choose a writable --workdir")
-  others = set(os.listdir(workdir) if os.path.isdir(workdir) else ()) - {"config.json.tmp"}
+  others = set(os.listdir(workdir) if os.path.isdir(workdir) else ()) - {"config.json.tmp",
+                                                                         LOCK}
   if others and not is_run(workdir):
     raise UserError(f"--workdir {workdir} holds other files and no run (no run's "
                     "config.json): choose a new or empty folder (a run writes several files "
@@ -87,6 +93,46 @@ def is_run(workdir: str) -> bool:
   except (OSError, ValueError):  # unreadable or damaged: `prepare` says so
     return True
   return isinstance(cfg, dict) and RUN_KEYS <= set(cfg)
+
+
+class RunLock:
+  """An exclusive lock on a workdir while a run trains in it (flock on WORKDIR/.lock, which
+  records the pid): a second run started on the same workdir is refused, instead of both
+  writing its checkpoints and metrics (and the second's start deleting the first's
+  checkpoint in progress). The operating system drops the lock when the process ends, so
+  a killed run leaves none behind."""
+
+  def __init__(self):
+    self._file = None
+
+  def acquire(self, workdir: str) -> None:
+    """Makes `workdir` if needed and locks it (releasing any lock held before)."""
+    self.release()
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      f = open(os.path.join(workdir, LOCK), "a+")  # pylint: disable=consider-using-with
+    except OSError as e:
+      raise UserError(f"cannot create --workdir {workdir} ({e.strerror}): choose a writable "
+                      "path") from None
+    if fcntl is not None:
+      try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise UserError(f"--workdir {workdir} is in use by another training run"
+                        f"{f' (pid {pid})' if pid else ''}: wait for it to end, or choose "
+                        "another --workdir") from None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    self._file = f
+
+  def release(self) -> None:
+    if self._file is not None:
+      self._file.close()  # closing drops the flock
+      self._file = None
 
 
 def move_aside(workdir: str) -> str | None:

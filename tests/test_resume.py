@@ -293,3 +293,33 @@ def test_ctrl_c_and_sigterm_become_a_stop_request_and_handlers_are_restored(sign
     time.sleep(0.01)
     assert stop.signum == signum
   assert signal.getsignal(signum) is before
+
+
+def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(tiny_config,
+                                                                         tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 1
+  _train(tiny_config, workdir)
+  before = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(workdir) for p in fs}
+  # Another process holds the run's lock, as a run training there does.
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from ae_jax import workdir; "
+       f"lock = workdir.RunLock(); lock.acquire({workdir!r}); print('locked', flush=True); "
+       "time.sleep(120)"],
+      cwd=REPO, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    tiny_config.num_epochs = 2
+    with pytest.raises(UserError, match=f"--workdir {workdir} is in use by another training "
+                                        f"run \\(pid {holder.pid}\\): wait for it to end"):
+      _train(tiny_config, workdir)
+    with pytest.raises(UserError, match="in use"):  # --restart would move a live run aside
+      train.train_and_evaluate(tiny_config, workdir, restart=True)
+    after = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(workdir) for p in fs}
+    assert {p: t for p, t in after.items() if p != ".lock"} == {
+        p: t for p, t in before.items() if p != ".lock"}
+  finally:
+    holder.kill()
+    holder.wait()
+  # The lock ends with its process: the run resumes.
+  assert int(_train(tiny_config, workdir).step) == 8
