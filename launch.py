@@ -109,4 +109,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  try:
+    app.run(main, flags_parser=parse_flags)
+  except KeyboardInterrupt:  # Ctrl-C outside the training loop (imports, data, compile)
+    print("interrupted: rerun the same command to start (or resume) the run", file=sys.stderr)
+    sys.exit(130)

@@ -59,7 +59,9 @@ class _StopRequests:
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
-        self._old[sig] = signal.signal(sig, self._handle)
+        # A signal the parent set to be ignored (a shell's background job: SIGINT) stays so.
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+          self._old[sig] = signal.signal(sig, self._handle)
     return self
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument

@@ -208,13 +208,18 @@ class MetricsLog:
     rows = []
     for i, line in enumerate(lines):
       try:
-        rows.append(json.loads(line))
+        row = json.loads(line)
       except json.JSONDecodeError:
         if i + 1 < len(lines):
           raise UserError(f"line {i + 1} of {self.path} is not JSON: repair or delete it, "
                           "or start over with --restart") from None
         print(f"warning: the last line of {self.path} is incomplete; left out",
               file=sys.stderr)
+        continue
+      if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+        raise UserError(f"line {i + 1} of {self.path} is not a metrics row (an object with "
+                        "an integer step): repair or delete it, or start over with --restart")
+      rows.append(row)
     return rows
 
   def truncate_after(self, step: int) -> list[dict]:

@@ -1,7 +1,9 @@
 """launch.py as a user runs it: overrides, and every mistake as one line with exit code 2."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -133,3 +135,16 @@ def test_compiled_steps_go_to_the_cache_dir(tiny_data, tmp_path):
   assert result.returncode == 2 and "Traceback" not in result.stderr
   assert "error: cannot use compilation cache directory" in result.stderr.strip().splitlines()[-1]
   assert not os.path.exists(tmp_path / "c")
+
+
+def test_ctrl_c_before_training_is_one_line(tmp_path):
+  # SIGINT while launch.py still imports (the training loop turns it into a stop request).
+  proc = subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), "--config",
+                           "configs/dense.py", "--workdir", str(tmp_path / "w")], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  time.sleep(0.5)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=60)
+  assert proc.returncode == 130, err
+  assert err.strip().splitlines() == [
+      "interrupted: rerun the same command to start (or resume) the run"], err

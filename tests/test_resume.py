@@ -283,6 +283,11 @@ def test_a_metrics_line_cut_short_is_left_out_and_a_broken_one_refused(tmp_path,
     f.write('{"epoch": 1, "st\n{"epoch": 2, "step": 8}\n')
   with pytest.raises(UserError, match="line 1 of .* is not JSON"):
     log.rows()
+  for other in ('{"note": "mine"}', "[1, 2]", '{"step": "4"}'):  # JSON, but not a row
+    with open(log.path, "w") as f:
+      f.write('{"epoch": 1, "step": 4}\n' + other + "\n")
+    with pytest.raises(UserError, match="line 2 of .* is not a metrics row"):
+      log.rows()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -293,6 +298,20 @@ def test_ctrl_c_and_sigterm_become_a_stop_request_and_handlers_are_restored(sign
     time.sleep(0.01)
     assert stop.signum == signum
   assert signal.getsignal(signum) is before
+
+
+def test_a_signal_the_parent_ignores_stays_ignored():
+  # A shell starts background jobs with SIGINT ignored: the run must not take it back.
+  before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:
+    with train._StopRequests() as stop:  # pylint: disable=protected-access
+      assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.01)
+      assert stop.signum is None
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+  finally:
+    signal.signal(signal.SIGINT, before)
 
 
 def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(tiny_config,
