@@ -201,7 +201,7 @@ def checkpoint_id(workdir: str, step: int) -> int:
       return int(manager.metadata(step).init_timestamp_nsecs)
   except Exception as e:  # pylint: disable=broad-except  (a damaged or missing metadata file)
     raise UserError(f"the metadata of checkpoint step {step} in {workdir} cannot be read "
-                    f"({describe(e)}): use another step or train the run again") from None
+                    f"({describe(e)}): {_damaged_advice(workdir, step)}") from None
 
 
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
@@ -221,13 +221,17 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
       restored, error = _try(lambda: manager.restore(step, args=ocp.args.Composite(
           **{item: ocp.args.StandardRestore(abstract)})))
   if error is not None:
-    others = [s for s in checkpoint_steps(workdir) if s != step]
-    raise UserError(
-        f"the {item} of checkpoint step {step} in {workdir} cannot be read ({error}): "
-        + (f"rerun its training command (launch.py with --workdir {workdir}): it moves "
-           f"damaged steps aside and retrains them (it also keeps steps {others})" if others
-           else "train the run again"))
+    raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "
+                    f"({error}): {_damaged_advice(workdir, step)}")
   return restored[item]
+
+
+def _damaged_advice(workdir: str, step: int) -> str:
+  others = [s for s in checkpoint_steps(workdir) if s != step]
+  if not others:
+    return "train the run again"
+  return (f"rerun its training command (launch.py with --workdir {workdir}): it moves "
+          f"damaged steps aside and retrains them (it also keeps steps {others})")
 
 
 def restore_encoder(workdir: str, step: int | None = None) -> tuple[nn.Module, dict]:

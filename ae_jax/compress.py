@@ -242,16 +242,29 @@ def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = Fal
     raise UserError(f"{parent} is not writable: choose another {flag}")
 
 
-def prepare_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
-                          flag: str = "--out") -> None:
-  """Before any work: makes `folder` (and its parents) and refuses to replace any of the
-  files `names` already there unless `overwrite`, for tools that write reports into it."""
+def check_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
+                        flag: str = "--out") -> None:
+  """Refuses, without making anything, a `folder` that is a file, that cannot be made or
+  written, or that holds any of the files `names` (unless `overwrite`)."""
   if os.path.exists(folder) and not os.path.isdir(folder):
     raise UserError(f"{flag} {folder} is a file: choose a folder")
   clash = [n for n in names if os.path.exists(os.path.join(folder, n))]
   if clash and not overwrite:
     raise UserError(f"{flag} {folder} already holds {', '.join(clash)}: choose another "
                     f"{flag} or pass --overwrite")
+  nearest = os.path.abspath(folder)
+  while not os.path.exists(nearest):
+    nearest = os.path.dirname(nearest)
+  if not os.path.isdir(nearest) or not os.access(nearest, os.W_OK | os.X_OK):
+    raise UserError(f"{flag} {folder} cannot be made or written there ({nearest}): choose a "
+                    "writable folder")
+
+
+def prepare_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
+                          flag: str = "--out") -> None:
+  """`check_output_folder`, then makes `folder` (and its parents), for tools that write
+  reports into it."""
+  check_output_folder(folder, names, overwrite, flag)
   try:
     os.makedirs(folder, exist_ok=True)
   except OSError as e:

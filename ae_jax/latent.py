@@ -81,7 +81,7 @@ def run(workdir: str, out: str, max_images: int = 2000,
         pair: tuple[int, int] | None = None, steps: int = 9, overwrite: bool = False) -> dict:
   """Writes both pictures (refused before any work if they exist in `out`, unless
   `overwrite`); `pair` defaults to image 0 and the image whose code is farthest."""
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)
+  compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
   compress.run_identity(workdir)
   images, labels, names = load_labelled(workdir, max_images)
   if pair is not None and not (0 <= min(pair) and max(pair) < len(images)):
@@ -90,16 +90,17 @@ def run(workdir: str, out: str, max_images: int = 2000,
   if pair is None:
     pair = (0, int(np.argmax(np.linalg.norm(codes.values - codes.values[0], axis=1))))
   xy, var = pca_2d(codes.values)
+  a, b = pair
+  mixed = interpolate(codes, workdir, a, b, steps)  # reads the decoder before any writing
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)  # all read: now --out is made
   save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
                f"codes of {len(images)} eval images ({codes.model}, code {codes.code_shape}), "
                "first two principal components")
   from ae_jax import plots  # pylint: disable=import-outside-toplevel
-  a, b = pair
   t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None, None, None]
   pixels = (1 - t) * quality.to_unit(images[a])[None] + t * quality.to_unit(images[b])[None]
   plots.save_grid(os.path.join(out, "interpolation.png"),
-                  [("codes mixed", interpolate(codes, workdir, a, b, steps)),
-                   ("pixels mixed", np.asarray(pixels))])
+                  [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
   return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair}
 
 

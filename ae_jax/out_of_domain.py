@@ -81,7 +81,7 @@ def compare(workdir: str, digits_u8: np.ndarray, in_domain_u8: np.ndarray,
       restored = quality.to_uint8(compress.decode(codes, workdir))
       q_jpeg, jpeg_images, jpeg_bytes = jpeg_near(images, codes.bytes_per_image)
       for method, setting, nbytes, out in (
-          (f"autoencoder {quant}", f"{codes.model} K={codes.latent_dim}",
+          (f"autoencoder {quant}", rate_distortion.code_label(codes),
            codes.bytes_per_image, restored),
           ("JPEG, scan only", f"quality {q_jpeg}", jpeg_bytes, jpeg_images)):
         rows.append({"images": name, "method": method, "setting": setting,
@@ -105,8 +105,9 @@ OUTPUTS = ("ood.md", "ood.csv", "ood.json", "ood.png")
 def run(workdir: str, out: str, num_digits: int = 500,
         quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000,
         overwrite: bool = False) -> list[dict]:
+  compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
+  compress.run_identity(workdir)  # no checkpoint: fail before --out is made
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
-  compress.run_identity(workdir)  # no checkpoint: fail before rendering anything
   digits, _ = render_digits(num_digits)
   test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
   rows, shown = compare(workdir, digits, test_images, quants)

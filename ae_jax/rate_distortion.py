@@ -46,14 +46,20 @@ def _row(method: str, setting: str, nbytes: float, raw: int, restored_u8: np.nda
           "ratio": raw / nbytes, **q, **extra}
 
 
+def code_label(codes: compress.Codes) -> str:
+  """'dense K=64', or 'conv 4x4x8' (the conv code's shape: latent_dim does not apply)."""
+  if codes.model == "dense":
+    return f"{codes.model} K={codes.latent_dim}"
+  return f"{codes.model} {'x'.join(map(str, codes.code_shape))}"
+
+
 def autoencoder_rows(workdir: str, images_u8: np.ndarray,
                      quants: Sequence[str] = compress.QUANTS, label: str | None = None
                      ) -> list[dict]:
   """One row per quantization of the run's codes (the encoder runs once)."""
   raw = int(np.prod(images_u8.shape[1:]))
   codes32 = compress.encode(workdir, images_u8, "float32")
-  label = label or (f"{codes32.model} K={codes32.latent_dim}" if codes32.model == "dense"
-                    else f"{codes32.model} {'x'.join(map(str, codes32.code_shape))}")
+  label = label or code_label(codes32)
   rows = []
   for quant in quants:
     values, offset, scale = compress.quantize(codes32.values, quant)

@@ -3,6 +3,7 @@ import io
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -233,3 +234,40 @@ def test_sweep_over_runs_of_another_config_names_its_own_fix(swept, tiny_data, c
   err = capsys.readouterr().err
   assert "another config (differs in batch_size)" in err
   assert f"(in the sweep: move {os.path.join(out, 'runs', 'K2')} away instead)" in err
+
+
+@pytest.mark.parametrize("tool", [out_of_domain, latent])
+def test_out_is_not_made_for_a_run_without_checkpoint(tool, swept, tmp_path, capsys):
+  no_ckpt, target = tmp_path / "no_ckpt", tmp_path / "out"
+  no_ckpt.mkdir()
+  shutil.copy(os.path.join(swept[0], "runs", "K4", "config.json"), no_ckpt / "config.json")
+  assert tool.main(["--workdir", str(no_ckpt), "--out", str(target)]) == 2
+  assert "has no checkpoint yet" in capsys.readouterr().err
+  assert not target.exists()
+
+
+def test_latent_writes_nothing_for_a_bad_pair_or_a_damaged_decoder(swept, tmp_path, capsys):
+  workdir = os.path.join(swept[0], "runs", "K4")
+  target = tmp_path / "out"
+  assert latent.main(["--workdir", workdir, "--out", str(target), "--pair", "0,500",
+                      "--max_images", "20"]) == 2
+  assert "--pair (0, 500) must index the first 20" in capsys.readouterr().err
+  assert not target.exists()
+  damaged = tmp_path / "damaged"
+  shutil.copytree(workdir, damaged)
+  last = max(int(n) for n in os.listdir(damaged / "checkpoints") if n.isdigit())
+  files = [os.path.join(r, n) for r, _, names in
+           os.walk(damaged / "checkpoints" / str(last) / "decoder") for n in names]
+  with open(max(files, key=os.path.getsize), "r+b") as f:  # its largest array file
+    f.truncate(os.path.getsize(f.name) // 2)
+  assert latent.main(["--workdir", str(damaged), "--out", str(target), "--max_images", "20"]) == 2
+  assert f"the decoder of checkpoint step {last}" in capsys.readouterr().err
+  assert not target.exists()  # no picture of the codes without the other
+
+
+def test_conv_codes_are_labelled_by_their_shape(tmp_path):
+  from saved_runs import saved_run  # pylint: disable=import-outside-toplevel
+  conv = saved_run(str(tmp_path), "conv")
+  images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
+  rows, _ = out_of_domain.compare(conv, images, images, quants=("uint8",))
+  assert {r["setting"] for r in rows if r["method"].startswith("autoencoder")} == {"conv 4x4x8"}
