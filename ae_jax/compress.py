@@ -62,10 +62,16 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
           "checkpoint_id": checkpoint.checkpoint_id(workdir, step)}
 
 
-def config_hash(cfg: dict) -> str:
+# What config_hash left out before more fields became resumable: codes files written then
+# hold this form of the hash, and still decode.
+_EARLIER_RESUMABLE = ("num_epochs", "progress_bar", "checkpoint_every_steps",
+                      "checkpoints_to_keep", "learning_rate")
+
+
+def config_hash(cfg: dict, left_out: Sequence[str] = RESUMABLE_CHANGES) -> str:
   """A short hash of a run's config.json, without the fields a resume may change."""
   # Fields a resume may change do not change which weights a step holds.
-  kept = {k: v for k, v in cfg.items() if k not in RESUMABLE_CHANGES}
+  kept = {k: v for k, v in cfg.items() if k not in left_out}
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -107,7 +113,8 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
                     f"{codes.latent_dim} ({made_by}) but {workdir} is a {cfg['model']} model "
                     f"with latent_dim {cfg['latent_dim']}: decode with --workdir "
                     f"{codes.run.get('workdir')}")
-  if config_hash(cfg) != codes.run.get("config_hash"):
+  if codes.run.get("config_hash") not in (config_hash(cfg),
+                                          config_hash(cfg, _EARLIER_RESUMABLE)):
     raise UserError(f"{source} were {made_by} (config {codes.run.get('config_hash')}), not by "
                     f"{workdir} (config {config_hash(cfg)}): decode with --workdir "
                     f"{codes.run.get('workdir')}")

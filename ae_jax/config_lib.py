@@ -8,9 +8,12 @@ import ml_collections
 from ae_jax.errors import UserError
 
 PIPELINES = ("auto", "device", "stream")
-# Fields that may change when a run is resumed (train longer); all others must match.
+# Fields that may change when a run is resumed (train longer, at another rate; where the
+# same data is found; how it is shown or saved; steps per jit call, which gives the same
+# steps); all others must match. Changes are logged in WORKDIR/config_changes.jsonl.
 RESUMABLE_CHANGES = ("num_epochs", "progress_bar", "checkpoint_every_steps",
-                     "checkpoints_to_keep", "learning_rate")
+                     "checkpoints_to_keep", "learning_rate", "num_images", "steps_per_call",
+                     "data_dir", "idx_dir")
 
 
 def _default_keys() -> set[str]:
@@ -77,14 +80,15 @@ def config_get(config: ml_collections.ConfigDict, dotted: str):
   return value
 
 
-def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-  """Dotted names of the fields whose values differ (ignoring RESUMABLE_CHANGES)."""
+def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False) -> list[str]:
+  """Dotted names of the fields whose values differ, other than RESUMABLE_CHANGES (with
+  `resumable`: only those)."""
   out = []
   for key in sorted(set(old) | set(new)):
     name = prefix + key
     a, b = old.get(key), new.get(key)
     if isinstance(a, dict) and isinstance(b, dict):
-      out += differences(a, b, name + ".")
-    elif a != b and name not in RESUMABLE_CHANGES:
+      out += differences(a, b, name + ".", resumable)
+    elif a != b and (name in RESUMABLE_CHANGES) == resumable:
       out.append(name)
   return out

@@ -95,6 +95,21 @@ def is_run(workdir: str) -> bool:
   return isinstance(cfg, dict) and RUN_KEYS <= set(cfg)
 
 
+def _value(record: dict, name: str):
+  for part in name.split("."):
+    record = record.get(part) if isinstance(record, dict) else None
+  return record
+
+
+def _log_changes(workdir: str, step: int, old: dict, new: dict, changed: list[str]) -> None:
+  """Appends to WORKDIR/config_changes.jsonl the fields a resume changes, from which step:
+  config.json then holds the new values, and this log the run's history."""
+  entry = {"from_step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "changes": {n: [_value(old, n), _value(new, n)] for n in changed}}
+  with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
+    f.write(json.dumps(entry) + "\n")
+
+
 class RunLock:
   """An exclusive lock on a workdir while a run trains in it (flock on WORKDIR/.lock, which
   records the pid): a second run started on the same workdir is refused, instead of both
@@ -183,6 +198,15 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> N
                       f"{record['num_epochs']} epoch(s) of --config.num_epochs="
                       f"{record['num_epochs']} ({steps_per_epoch} steps each): set "
                       f"--config.num_epochs={need} or more, or --restart to start over")
+    changed = config_lib.differences(old, record, resumable=True)
+    if changed:
+      if ("num_epochs" not in changed and steps_per_epoch
+          and done == record["num_epochs"] * steps_per_epoch):
+        # Nothing is left to train: config.json keeps what the run was trained with.
+        print(f"note: {workdir} has finished its {record['num_epochs']} epoch(s); "
+              f"{', '.join(changed)} left as trained", file=sys.stderr)
+        return
+      _log_changes(workdir, done, old, record, changed)
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)  # config.json first: it is what marks a folder as a run

@@ -370,3 +370,14 @@ def test_dataset_errors_name_the_tools_own_options(runs, tiny_data, tmp_path, mo
                         "--data_dir", str(tmp_path / "tfds"), "--idx_dir", tiny_data[0],
                         "--max_images", "3", "--out", str(tmp_path / "c.aec")]) == 0
   assert "encoded mnist:test" in capsys.readouterr().out
+
+
+def test_codes_hashed_before_more_fields_became_resumable_still_decode(runs):
+  codes = compress.encode(runs["dense"], _images(2))
+  cfg = compress.read_run_config(runs["dense"])
+  earlier = compress.config_hash(cfg, compress._EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  assert earlier != codes.run["config_hash"] == compress.config_hash(cfg)
+  codes.run["config_hash"] = earlier  # as a codes file of the earlier version holds it
+  assert compress.decode(codes, runs["dense"]).shape == (2, 28, 28, 1)
+  cfg["num_images"] = 3  # a resume may change it: the same weights, the same hash
+  assert compress.config_hash(cfg) == compress.config_hash(compress.read_run_config(runs["dense"]))

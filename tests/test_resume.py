@@ -252,6 +252,30 @@ def test_fewer_epochs_than_trained_are_refused_and_config_json_kept(tiny_config,
   assert int(_train(tiny_config, workdir).step) == 8
 
 
+def test_resumable_changes_are_logged_and_a_finished_run_keeps_its_config(tiny_config,
+                                                                          tmp_path, capfd):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 1
+  _train(tiny_config, workdir)
+  config_json = open(os.path.join(workdir, "config.json")).read()
+  # Nothing left to train: a new learning rate would only misstate the run.
+  tiny_config.learning_rate = 0.5
+  _train(tiny_config, workdir)
+  assert open(os.path.join(workdir, "config.json")).read() == config_json
+  assert "has finished its 1 epoch(s); learning_rate left as trained" in capfd.readouterr().err
+  assert not os.path.exists(os.path.join(workdir, "config_changes.jsonl"))
+  # Training on: config.json takes the new values, the log says from which step.
+  tiny_config.num_epochs, tiny_config.learning_rate = 2, 2e-3
+  tiny_config.num_images, tiny_config.steps_per_call = 3, 2  # pictures; the same steps
+  _train(tiny_config, workdir)
+  record = json.load(open(os.path.join(workdir, "config.json")))
+  assert (record["num_epochs"], record["learning_rate"], record["num_images"]) == (2, 2e-3, 3)
+  (entry,) = [json.loads(l) for l in open(os.path.join(workdir, "config_changes.jsonl"))]
+  assert entry["from_step"] == 4 and entry["changes"] == {
+      "learning_rate": [1e-3, 2e-3], "num_epochs": [1, 2], "num_images": [4, 3],
+      "steps_per_call": [0, 2]}
+
+
 def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
   from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   run = tmp_path / "run"
