@@ -247,13 +247,17 @@ class MetricsLog:
     return rows
 
   def truncate_after(self, step: int) -> list[dict]:
-    """Drops rows logged after `step` (a resume repeats them) and returns the rest."""
-    kept = [r for r in self.rows() if r["step"] <= step]
+    """Drops rows logged after `step` (a resume repeats them), and their TensorBoard
+    events, and returns the rest."""
+    rows = self.rows()
+    kept = [r for r in rows if r["step"] <= step]
     if not self.enabled:
       return kept
     with open(self.path + ".tmp", "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
     os.replace(self.path + ".tmp", self.path)
+    if len(kept) < len(rows):
+      self._tb.drop_events_after(step)
     return kept
 
   def write(self, row: dict, images: np.ndarray | None = None) -> None:
@@ -269,6 +273,20 @@ class MetricsLog:
       self._tb.close()
 
 
+def _read_records(path: str):
+  """The records of a TFRecord file (TensorBoard's event files): each is a little-endian
+  uint64 length, its CRC, the data and the data's CRC. A record cut short ends the file."""
+  with open(path, "rb") as f:
+    while True:
+      header = f.read(12)
+      if len(header) < 12:
+        return
+      data = f.read(int.from_bytes(header[:8], "little"))
+      if len(f.read(4)) < 4:
+        return
+      yield data
+
+
 class _EventFile:
   """A TensorBoard event file written with tensorboard's own protos and record format.
 
@@ -281,10 +299,30 @@ class _EventFile:
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
     self._event, self._summary = event_pb2.Event, summary_pb2.Summary
+    self._record_writer = RecordWriter
     os.makedirs(logdir, exist_ok=True)
-    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    self._writer = RecordWriter(open(os.path.join(logdir, name), "wb"))
+    self._logdir = logdir
+    self._name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+    self._writer = RecordWriter(open(os.path.join(logdir, self._name), "wb"))
     self._add(self._event(wall_time=time.time(), file_version="brain.Event:2"))
+
+  def drop_events_after(self, step: int) -> None:
+    """Rewrites the earlier event files of the run without their events after `step`,
+    which a resume from `step` writes again (TensorBoard would show both)."""
+    for name in sorted(os.listdir(self._logdir)):
+      path = os.path.join(self._logdir, name)
+      if name == self._name or not name.startswith("events.out.tfevents."):
+        continue
+      records = list(_read_records(path))
+      kept = [r for r in records if self._event.FromString(r).step <= step]
+      if len(kept) == len(records):
+        continue
+      with open(path + ".tmp", "wb") as f:
+        writer = self._record_writer(f)
+        for record in kept:
+          writer.write(record)
+        writer.flush()
+      os.replace(path + ".tmp", path)
 
   def _add(self, event) -> None:
     self._writer.write(event.SerializeToString())

@@ -366,3 +366,25 @@ def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(tiny_co
     holder.wait()
   # The lock ends with its process: the run resumes.
   assert int(_train(tiny_config, workdir).step) == 8
+
+
+def test_a_resume_from_before_the_last_row_rewrites_its_tensorboard_events_too(tiny_config,
+                                                                               tmp_path):
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=import-outside-toplevel
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 2
+  _train(tiny_config, workdir)
+  # Killed after epoch 2's row and events were written, before its checkpoint was committed.
+  os.rename(os.path.join(_ckpt_dir(workdir), "8"),
+            os.path.join(_ckpt_dir(workdir), "8.orbax-checkpoint-tmp-1234"))
+  tiny_config.num_epochs = 3
+  _train(tiny_config, workdir)
+  tb = os.path.join(workdir, "tensorboard")
+  steps = []
+  for name in os.listdir(tb):
+    for record in workdir_lib._read_records(os.path.join(tb, name)):  # pylint: disable=protected-access
+      event = event_pb2.Event.FromString(record)
+      steps += [event.step for v in event.summary.value if v.tag == "val_loss"]
+  assert sorted(steps) == [4, 8, 12]  # step 8 once: the resumed epoch's, not both
+  assert [r["step"] for r in _metrics(workdir)] == [4, 8, 12]
