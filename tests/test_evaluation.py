@@ -71,7 +71,7 @@ def test_sweep_messages_name_its_own_flags():
       "steps each): set --epochs 2 or more, or --restart to start over")
   assert sweep._in_sweep_terms("lower --config.learning_rate and rerun; set "  # pylint: disable=protected-access
                                "--config.noise.scale=...") == (
-      "lower --config.learning_rate and rerun; set --set noise.scale=...")
+      "lower --set learning_rate=... and rerun; set --set noise.scale=...")
 
 
 def test_rate_distortion_rows(swept, tmp_path):
