@@ -11,10 +11,8 @@ import contextlib
 import gc
 import inspect
 import os
-import re
 import shutil
 import sys
-import tempfile
 import time
 
 import flax.linen as nn
@@ -94,9 +92,6 @@ def restore_latest_good(manager: ocp.CheckpointManager, workdir: str, abstract_s
   return None
 
 
-_EXCEPTION_LINE = re.compile(r"([A-Za-z_]\w*\.)*[A-Z]\w*(: |:?$)")
-
-
 def _same(a, b) -> bool:
   return all(np.array_equal(np.asarray(x), np.asarray(y))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -105,61 +100,50 @@ def _same(a, b) -> bool:
 def _try(restore):
   """(restore(), None), or (None, the error in one line) if it raised. The exception is
   dropped here, not carried up: it holds the failed read's unfinished coroutines, which
-  must be collected inside `_failed_reads_quiet`, not when the process exits."""
+  are collected inside `_failed_reads_quiet`, not when the process exits."""
   try:
     return restore(), None
   except Exception as e:  # pylint: disable=broad-except  (truncated or deleted files)
+    _FAILED_READS.append(describe(e))
     return None, describe(e)
+
+
+_FAILED_READS: list[str] = []
+
+
+def _is_failed_read_noise(unraisable) -> bool:
+  """What orbax's reads of a damaged checkpoint leave behind: the coroutines of the other
+  reads, failing as they are collected, and TensorStore's callbacks into the closed event
+  loop of the failed restore ('RuntimeError: Event loop is closed', object None)."""
+  return inspect.iscoroutine(unraisable.object) or (
+      unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed")
+
+
+def _quiet_unraisable_hook(previous):
+  def hook(unraisable):
+    if not _is_failed_read_noise(unraisable):
+      previous(unraisable)
+  hook.ae_jax_quiet = True
+  return hook
 
 
 @contextlib.contextmanager
 def _failed_reads_quiet():
   """When one array of a damaged checkpoint fails to read, orbax leaves the reads of the
-  others running: as they end, TensorStore's threads print 'Event loop is closed'
-  tracebacks straight to stderr, and the coroutines print theirs as they are collected
-  ('Exception ignored in ...'): dozens of lines that bury the one-line warning. Here
-  stderr (file descriptor 2) is held meanwhile and written back without tracebacks, and
-  unraisable coroutines go unreported; anything else passes as usual."""
-  previous = sys.unraisablehook
-
-  def hook(unraisable):
-    if not inspect.iscoroutine(unraisable.object):
-      previous(unraisable)
-
-  sys.unraisablehook = hook
-  sys.stderr.flush()
-  saved = os.dup(2)
-  held = tempfile.TemporaryFile()
-  os.dup2(held.fileno(), 2)
+  others running; as they end, Python reports each one's failure as 'unraisable' and
+  prints its traceback (dozens of lines that bury the one-line warning), some of them
+  after the restore has returned. From here on, those are not reported; anything else
+  unraisable is, as usual. After a failed read, the reads still running get a moment to
+  end here."""
+  if not getattr(sys.unraisablehook, "ae_jax_quiet", False):
+    sys.unraisablehook = _quiet_unraisable_hook(sys.unraisablehook)
+  failed = len(_FAILED_READS)
   try:
     yield
   finally:
-    gc.collect()  # while the hook is in place
-    sys.stderr.flush()
-    if held.tell():
-      time.sleep(0.2)  # something was printed: let the reads still running end here
-      gc.collect()
-    sys.unraisablehook = previous
-    os.dup2(saved, 2)
-    os.close(saved)
-    held.seek(0)
-    sys.stderr.write(without_tracebacks(held.read().decode(errors="replace")))
-    sys.stderr.flush()
-    held.close()
-
-
-def without_tracebacks(text: str) -> str:
-  """`text` without Python tracebacks ('Traceback (most recent call last):' or 'Exception
-  ignored in ...' lines, indented lines, blank lines and the exceptions' own 'SomeError:
-  ...' lines), even where threads wrote them into each other or into a line of ours."""
-  out = []
-  for line in text.splitlines():
-    for start in ("Traceback (most recent call last):", "Exception ignored in"):
-      if start in line:
-        line = line[:line.index(start)]
-    if line.strip() and not line[0].isspace() and not _EXCEPTION_LINE.match(line):
-      out.append(line + "\n")
-  return "".join(out)
+    if len(_FAILED_READS) > failed:
+      time.sleep(0.2)
+    gc.collect()
 
 
 def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:
