@@ -235,8 +235,11 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     state, progress = restored
     say(f"Resuming {workdir} from step {int(state.step)}.")
   history = log.truncate_after(int(state.step))
-
   steps_per_epoch = _steps_per_epoch(config, n_train)
+  if main:  # fields a resume changed, now that its step is known
+    workdir_lib.apply_resumed_changes(workdir, workdir_lib.config_record(config, image_shape),
+                                      int(state.step), steps_per_epoch)
+
   pipeline = _choose_pipeline(config, n_train, image_shape)
   if pipeline == "device":
     train_images = parallel.global_array(source.load_images(config.train_split), rep)

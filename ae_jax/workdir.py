@@ -198,19 +198,47 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> N
                       f"{record['num_epochs']} epoch(s) of --config.num_epochs="
                       f"{record['num_epochs']} ({steps_per_epoch} steps each): set "
                       f"--config.num_epochs={need} or more, or --restart to start over")
-    changed = config_lib.differences(old, record, resumable=True)
-    if changed:
-      if ("num_epochs" not in changed and steps_per_epoch
-          and done == record["num_epochs"] * steps_per_epoch):
-        # Nothing is left to train: config.json keeps what the run was trained with.
-        print(f"note: {workdir} has finished its {record['num_epochs']} epoch(s); "
-              f"{', '.join(changed)} left as trained", file=sys.stderr)
-        return
-      _log_changes(workdir, done, old, record, changed)
+    if config_lib.differences(old, record, resumable=True):
+      # Written once the step the run resumes from is known: apply_resumed_changes.
+      os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+      return
+  _write_config(path, record)  # config.json first: it is what marks a folder as a run
+  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+
+
+def _write_config(path: str, record: dict) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)  # config.json first: it is what marks a folder as a run
-  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+  os.replace(path + ".tmp", path)
+
+
+# Fields that shaped the steps already taken: a run with nothing left to train keeps them.
+LEFT_AS_TRAINED = ("learning_rate",)
+
+
+def apply_resumed_changes(workdir: str, record: dict, step: int,
+                          steps_per_epoch: int) -> None:
+  """Once a run resumes from `step`: writes the resumable fields `record` changes into
+  config.json and logs them, from `step` on, in config_changes.jsonl. With nothing left
+  to train, LEFT_AS_TRAINED fields keep the values the run was trained with."""
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    old = json.load(f)
+  changed = config_lib.differences(old, record, resumable=True)
+  if not changed:
+    return
+  record = dict(record)
+  if step >= record["num_epochs"] * steps_per_epoch:
+    kept = [name for name in changed if name in LEFT_AS_TRAINED]
+    for name in kept:
+      record[name] = old[name]
+    if kept:
+      print(f"note: {workdir} has nothing left to train; {', '.join(kept)} left as trained",
+            file=sys.stderr)
+    changed = [name for name in changed if name not in kept]
+  if changed:
+    _log_changes(workdir, step, old, record, changed)
+  _write_config(path, record)
 
 
 class MetricsLog:

@@ -252,8 +252,8 @@ def test_fewer_epochs_than_trained_are_refused_and_config_json_kept(tiny_config,
   assert int(_train(tiny_config, workdir).step) == 8
 
 
-def test_resumable_changes_are_logged_and_a_finished_run_keeps_its_config(tiny_config,
-                                                                          tmp_path, capfd):
+def test_resumable_changes_are_logged_and_a_finished_run_keeps_its_learning_rate(tiny_config,
+                                                                                 tmp_path, capfd):
   workdir = str(tmp_path / "run")
   tiny_config.num_epochs = 1
   _train(tiny_config, workdir)
@@ -262,18 +262,34 @@ def test_resumable_changes_are_logged_and_a_finished_run_keeps_its_config(tiny_c
   tiny_config.learning_rate = 0.5
   _train(tiny_config, workdir)
   assert open(os.path.join(workdir, "config.json")).read() == config_json
-  assert "has finished its 1 epoch(s); learning_rate left as trained" in capfd.readouterr().err
+  assert "nothing left to train; learning_rate left as trained" in capfd.readouterr().err
   assert not os.path.exists(os.path.join(workdir, "config_changes.jsonl"))
+  # ... but where the data is, or how many pictures, is taken even then.
+  tiny_config.num_images = 3
+  _train(tiny_config, workdir)
+  record = json.load(open(os.path.join(workdir, "config.json")))
+  assert (record["num_images"], record["learning_rate"]) == (3, 1e-3)
   # Training on: config.json takes the new values, the log says from which step.
-  tiny_config.num_epochs, tiny_config.learning_rate = 2, 2e-3
-  tiny_config.num_images, tiny_config.steps_per_call = 3, 2  # pictures; the same steps
+  tiny_config.num_epochs, tiny_config.learning_rate, tiny_config.steps_per_call = 2, 2e-3, 2
   _train(tiny_config, workdir)
   record = json.load(open(os.path.join(workdir, "config.json")))
   assert (record["num_epochs"], record["learning_rate"], record["num_images"]) == (2, 2e-3, 3)
+  entries = [json.loads(l) for l in open(os.path.join(workdir, "config_changes.jsonl"))]
+  assert [(e["from_step"], e["changes"]) for e in entries] == [
+      (4, {"num_images": [4, 3]}),
+      (4, {"learning_rate": [1e-3, 2e-3], "num_epochs": [1, 2], "steps_per_call": [0, 2]})]
+
+
+def test_a_resume_that_falls_back_logs_the_step_it_resumed_from(tiny_config, tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_config.num_epochs = 2
+  _train(tiny_config, workdir)
+  _damage(workdir, 8, "truncate")  # the finished run's last step: it resumes from step 4
+  tiny_config.learning_rate = 2e-3
+  _train(tiny_config, workdir)  # so epoch 2 trains again, at the new rate
+  assert json.load(open(os.path.join(workdir, "config.json")))["learning_rate"] == 2e-3
   (entry,) = [json.loads(l) for l in open(os.path.join(workdir, "config_changes.jsonl"))]
-  assert entry["from_step"] == 4 and entry["changes"] == {
-      "learning_rate": [1e-3, 2e-3], "num_epochs": [1, 2], "num_images": [4, 3],
-      "steps_per_call": [0, 2]}
+  assert entry["from_step"] == 4 and entry["changes"] == {"learning_rate": [1e-3, 2e-3]}
 
 
 def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
