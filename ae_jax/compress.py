@@ -103,6 +103,16 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
                offset=offset, scale=scale, names=list(names) if names is not None else None)
 
 
+def _same_checkpoint(codes: Codes, workdir: str) -> bool:
+  """Whether `workdir` holds the very checkpoint that made `codes` (its step and identity),
+  whatever resumable fields its config.json has changed since."""
+  step, expected = codes.run.get("step"), codes.run.get("checkpoint_id")
+  if expected is None or step not in checkpoint_steps(workdir):
+    return False
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
+  return checkpoint.checkpoint_id(workdir, step) == expected
+
+
 def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> None:
   """Refuses to decode `codes` with a run other than the one that made them."""
   cfg = read_run_config(workdir)
@@ -113,8 +123,9 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
                     f"{codes.latent_dim} ({made_by}) but {workdir} is a {cfg['model']} model "
                     f"with latent_dim {cfg['latent_dim']}: decode with --workdir "
                     f"{codes.run.get('workdir')}")
-  if codes.run.get("config_hash") not in (config_hash(cfg),
-                                          config_hash(cfg, _EARLIER_RESUMABLE)):
+  if (codes.run.get("config_hash") not in (config_hash(cfg),
+                                           config_hash(cfg, _EARLIER_RESUMABLE))
+      and not _same_checkpoint(codes, workdir)):
     raise UserError(f"{source} were {made_by} (config {codes.run.get('config_hash')}), not by "
                     f"{workdir} (config {config_hash(cfg)}): decode with --workdir "
                     f"{codes.run.get('workdir')}")

@@ -381,3 +381,19 @@ def test_codes_hashed_before_more_fields_became_resumable_still_decode(runs):
   assert compress.decode(codes, runs["dense"]).shape == (2, 28, 28, 1)
   cfg["num_images"] = 3  # a resume may change it: the same weights, the same hash
   assert compress.config_hash(cfg) == compress.config_hash(compress.read_run_config(runs["dense"]))
+
+
+def test_codes_decode_with_their_checkpoint_after_resumable_fields_changed(runs, tmp_path):
+  # The earlier form of the hash covered num_images: once a resume changed it, that hash
+  # no longer matches, but the checkpoint (step and identity) is still the one.
+  run = tmp_path / "run"
+  shutil.copytree(runs["dense"], run)
+  codes = compress.encode(str(run), _images(2))
+  cfg = compress.read_run_config(str(run))
+  codes.run["config_hash"] = compress.config_hash(cfg, compress._EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  cfg["num_images"] = 3
+  (run / "config.json").write_text(json.dumps(cfg))
+  assert compress.decode(codes, str(run)).shape == (2, 28, 28, 1)
+  del codes.run["checkpoint_id"]  # without the identity, the hash must match
+  with pytest.raises(UserError, match="decode with --workdir"):
+    compress.decode(codes, str(run))
