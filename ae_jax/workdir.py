@@ -1,6 +1,7 @@
 """What a run leaves in its workdir: config.json, metrics.jsonl, TensorBoard events, images/."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -132,13 +133,18 @@ class RunLock:
     if fcntl is not None:
       try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      except OSError:
-        f.seek(0)
-        pid = f.read().strip()
-        f.close()
-        raise UserError(f"--workdir {workdir} is in use by another training run"
-                        f"{f' (pid {pid})' if pid else ''}: wait for it to end, or choose "
-                        "another --workdir") from None
+      except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+          # A filesystem without flock (some NFS, FUSE): run, unlocked, as before.
+          print(f"warning: cannot lock {f.name} ({e.strerror}): a second run started on "
+                "this workdir would not be refused", file=sys.stderr)
+        else:
+          f.seek(0)
+          pid = f.read().strip()
+          f.close()
+          raise UserError(f"--workdir {workdir} is in use by another training run"
+                          f"{f' (pid {pid})' if pid else ''}: wait for it to end, or "
+                          "choose another --workdir") from None
     f.truncate(0)
     f.write(f"{os.getpid()}\n")
     f.flush()

@@ -404,3 +404,17 @@ def test_a_resume_from_before_the_last_row_rewrites_its_tensorboard_events_too(t
       steps += [event.step for v in event.summary.value if v.tag == "val_loss"]
   assert sorted(steps) == [4, 8, 12]  # step 8 once: the resumed epoch's, not both
   assert [r["step"] for r in _metrics(workdir)] == [4, 8, 12]
+
+
+def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, capfd):
+  import errno  # pylint: disable=import-outside-toplevel
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+
+  def no_locks(*args):
+    raise OSError(errno.ENOLCK, "No locks available")
+
+  monkeypatch.setattr(workdir_lib.fcntl, "flock", no_locks)
+  lock = workdir_lib.RunLock()
+  lock.acquire(str(tmp_path / "run"))  # not 'in use': nothing holds it
+  assert "cannot lock" in capfd.readouterr().err
+  lock.release()
