@@ -28,6 +28,14 @@ from ae_jax.workdir import checkpoint_dir, checkpoint_steps, read_run_config
 ITEMS = ("encoder", "decoder", "state", "progress")
 
 
+class DamagedCheckpoint(UserError):
+  """A checkpoint item or its metadata cannot be read; `what` says which, without advice."""
+
+  def __init__(self, what: str, advice: str):
+    super().__init__(f"{what}: {advice}")
+    self.what = what
+
+
 def make_manager(workdir: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
   # Orbax writes each step to a temporary folder and renames it when complete; folders
   # left by a killed save are removed on the next start.
@@ -184,8 +192,8 @@ def checkpoint_id(workdir: str, step: int) -> int:
                                item_handlers=handlers) as manager:
       return int(manager.metadata(step).init_timestamp_nsecs)
   except Exception as e:  # pylint: disable=broad-except  (a damaged or missing metadata file)
-    raise UserError(f"the metadata of checkpoint step {step} in {workdir} cannot be read "
-                    f"({describe(e)}): {_damaged_advice(workdir, step)}") from None
+    raise DamagedCheckpoint(f"the metadata of checkpoint step {step} in {workdir} cannot be "
+                            f"read ({describe(e)})", _damaged_advice(workdir, step)) from None
 
 
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
@@ -205,17 +213,20 @@ def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array
       restored, error = _try(lambda: manager.restore(step, args=ocp.args.Composite(
           **{item: ocp.args.StandardRestore(abstract)})))
   if error is not None:
-    raise UserError(f"the {item} of checkpoint step {step} in {workdir} cannot be read "
-                    f"({error}): {_damaged_advice(workdir, step)}")
+    raise DamagedCheckpoint(f"the {item} of checkpoint step {step} in {workdir} cannot be "
+                            f"read ({error})", _damaged_advice(workdir, step))
   return restored[item]
 
 
 def _damaged_advice(workdir: str, step: int) -> str:
-  others = [s for s in checkpoint_steps(workdir) if s != step]
+  steps = checkpoint_steps(workdir)
+  others = [s for s in steps if s != step]
   if not others:
     return "train the run again"
-  return (f"rerun its training command (launch.py with --workdir {workdir}): it moves "
-          f"damaged steps aside and retrains them (it also keeps steps {others})")
+  if step == max(steps):  # a resume tries the newest step first, and sets it aside
+    return (f"rerun its training command (launch.py with --workdir {workdir}): it moves "
+            f"damaged steps aside and retrains them (it also keeps steps {others})")
+  return f"use another of its steps ({others})"  # older steps are not checked on resume
 
 
 def restore_encoder(workdir: str, step: int | None = None) -> tuple[nn.Module, dict]:

@@ -103,6 +103,11 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
                offset=offset, scale=scale, names=list(names) if names is not None else None)
 
 
+# Codes decode only with the checkpoint that made them: another step cannot stand in.
+_CODES_NEED_IT = ("the codes were made by that checkpoint and decode only with it: encode "
+                  "the images again from a good step")
+
+
 def _same_checkpoint(codes: Codes, workdir: str) -> bool:
   """Whether `workdir` holds the very checkpoint that made `codes` (its step and identity),
   whatever resumable fields its config.json has changed since."""
@@ -110,7 +115,10 @@ def _same_checkpoint(codes: Codes, workdir: str) -> bool:
   if expected is None or step not in checkpoint_steps(workdir):
     return False
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
-  return checkpoint.checkpoint_id(workdir, step) == expected
+  try:
+    return checkpoint.checkpoint_id(workdir, step) == expected
+  except checkpoint.DamagedCheckpoint as e:
+    raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
 
 
 def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> None:
@@ -142,7 +150,11 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
   expected = codes.run.get("checkpoint_id")  # absent from codes files of earlier versions
   if expected is not None:
     from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
-    if checkpoint.checkpoint_id(workdir, codes.run["step"]) != expected:
+    try:
+      made_it = checkpoint.checkpoint_id(workdir, codes.run["step"])
+    except checkpoint.DamagedCheckpoint as e:
+      raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
+    if made_it != expected:
       raise UserError(f"{source} were {made_by} from another checkpoint than step "
                       f"{codes.run['step']} of {workdir} (the same config and step, other "
                       f"weights: another run, or this one before a --restart): decode with "
@@ -154,7 +166,10 @@ def decode(codes: Codes, workdir: str, batch_size: int = 1000) -> np.ndarray:
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
   check_compatible(codes, workdir)
-  decoder, variables = checkpoint.restore_decoder(workdir, codes.run["step"])
+  try:
+    decoder, variables = checkpoint.restore_decoder(workdir, codes.run["step"])
+  except checkpoint.DamagedCheckpoint as e:
+    raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
   apply = jax.jit(lambda v, z: jax.nn.sigmoid(decoder.apply(v, z)))
   return _apply_batched(lambda z: apply(variables, z), codes.dequantized(), batch_size)
 

@@ -105,3 +105,33 @@ def test_failed_read_noise_goes_unreported_and_other_unraisables_are_reported(mo
   with checkpoint._failed_reads_quiet():  # pylint: disable=protected-access
     pass
   assert sys.unraisablehook is hook  # installed once, not wrapped again
+
+
+def test_a_damaged_step_gets_the_advice_that_works_for_it(tmp_path, trained):
+  import shutil  # pylint: disable=import-outside-toplevel
+  from ae_jax import compress  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained[0], workdir)
+  steps = os.path.join(workdir, "checkpoints")
+  shutil.copytree(os.path.join(steps, "3"), os.path.join(steps, "1"))  # steps 1 and 3
+  images = np.zeros((2, 28, 28, 1), np.uint8)
+  codes = compress.encode(workdir, images, step=1)
+
+  def damage(step, item):
+    files = [os.path.join(r, n) for r, _, names in os.walk(os.path.join(steps, str(step), item))
+             for n in names]
+    with open(max(files, key=os.path.getsize), "r+b") as f:
+      f.truncate(os.path.getsize(f.name) // 2)
+
+  damage(1, "encoder")  # an older step: a resume never checks it, another step does
+  with pytest.raises(UserError, match=r"the encoder of checkpoint step 1 .*: use another of "
+                                      r"its steps \(\[3\]\)"):
+    checkpoint.restore_encoder(workdir, 1)
+  damage(3, "encoder")  # the newest: a resume sets it aside and trains it again
+  with pytest.raises(UserError, match="the encoder of checkpoint step 3 .*: rerun its training "
+                                      "command"):
+    checkpoint.restore_encoder(workdir)
+  damage(1, "decoder")  # codes decode only with the checkpoint that made them
+  with pytest.raises(UserError, match="the decoder of checkpoint step 1 .*: the codes were made "
+                                      "by that checkpoint and decode only with it: encode"):
+    compress.decode(codes, workdir)
