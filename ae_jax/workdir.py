@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ import numpy as np
 import PIL.Image
 
 from ae_jax import config_lib
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, describe
 
 RUN_KEYS = {"model", "latent_dim", "image_shape"}  # in every run's config.json
 LOCK = ".lock"  # held by the process training in the workdir (RunLock)
@@ -310,14 +311,15 @@ class MetricsLog:
 def _read_records(path: str):
   """The records of a TFRecord file (TensorBoard's event files): each is a little-endian
   uint64 length, its CRC, the data and the data's CRC. A record cut short ends the file."""
+  size = os.path.getsize(path)
   with open(path, "rb") as f:
     while True:
       header = f.read(12)
-      if len(header) < 12:
+      length = int.from_bytes(header[:8], "little")
+      if len(header) < 12 or f.tell() + length + 4 > size:
         return
-      data = f.read(int.from_bytes(header[:8], "little"))
-      if len(f.read(4)) < 4:
-        return
+      data = f.read(length)
+      f.read(4)
       yield data
 
 
@@ -336,8 +338,15 @@ class _EventFile:
     self._record_writer = RecordWriter
     os.makedirs(logdir, exist_ok=True)
     self._logdir = logdir
-    self._name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    self._writer = RecordWriter(open(os.path.join(logdir, self._name), "wb"))
+    base = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+    for n in itertools.count():  # another log of this process within the same second
+      self._name = f"{base}.{n}"
+      try:
+        file = open(os.path.join(logdir, self._name), "xb")  # pylint: disable=consider-using-with
+        break
+      except FileExistsError:
+        continue
+    self._writer = RecordWriter(file)
     self._add(self._event(wall_time=time.time(), file_version="brain.Event:2"))
 
   def drop_events_after(self, step: int) -> None:
@@ -347,16 +356,23 @@ class _EventFile:
       path = os.path.join(self._logdir, name)
       if name == self._name or not name.startswith("events.out.tfevents."):
         continue
-      records = list(_read_records(path))
-      kept = [r for r in records if self._event.FromString(r).step <= step]
+      try:
+        records = list(_read_records(path))
+        kept = [r for r in records if self._event.FromString(r).step <= step]
+      except Exception as e:  # pylint: disable=broad-except  (not an event file after all)
+        print(f"warning: {path} cannot be read ({describe(e)}); its events are left as they "
+              "are", file=sys.stderr)
+        continue
       if len(kept) == len(records):
         continue
-      with open(path + ".tmp", "wb") as f:
+      tmp = os.path.join(self._logdir, f".rewriting.{os.getpid()}")  # not read as events
+      with open(tmp, "wb") as f:
         writer = self._record_writer(f)
         for record in kept:
           writer.write(record)
         writer.flush()
-      os.replace(path + ".tmp", path)
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
 
   def _add(self, event) -> None:
     self._writer.write(event.SerializeToString())

@@ -418,3 +418,24 @@ def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(tmp_path, monke
   lock.acquire(str(tmp_path / "run"))  # not 'in use': nothing holds it
   assert "cannot lock" in capfd.readouterr().err
   lock.release()
+
+
+def test_event_files_of_one_process_never_overwrite_each_other_and_junk_is_left(tmp_path,
+                                                                               capfd):
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  logs = [workdir_lib.MetricsLog(str(tmp_path)) for _ in range(2)]  # within one second
+  logs[0].write({"epoch": 1, "step": 4, "val_loss": 0.5})
+  logs[1].write({"epoch": 2, "step": 8, "val_loss": 0.4})
+  for log in logs:
+    log.close()
+  tb = tmp_path / "tensorboard"
+  sizes = sorted(os.path.getsize(tb / name) for name in os.listdir(tb))
+  assert len(sizes) == 2 and sizes[0] > 40  # each holds its header and its row's event
+  (tb / "events.out.tfevents.cut").write_bytes(b"\xff" * 64)  # a length past its end
+  junk = (4).to_bytes(8, "little") + bytes(4) + b"\xff" * 4 + bytes(4)  # a record, no Event
+  (tb / "events.out.tfevents.junk").write_bytes(junk)
+  log = workdir_lib.MetricsLog(str(tmp_path))
+  assert [r["step"] for r in log.truncate_after(4)] == [4]
+  log.close()
+  assert "events.out.tfevents.junk cannot be read" in capfd.readouterr().err
+  assert not [n for n in os.listdir(tb) if n.startswith(".rewriting")]
