@@ -58,8 +58,9 @@ def _in_sweep_terms(message: str) -> str:
   """A message from launch.py's world, with its --config.FIELD=... flags named as the sweep
   takes them: --epochs, and --set FIELD=... for the rest."""
   message = re.sub(r"--config\.num_epochs=(\d+)", r"--epochs \1", message)
-  return re.sub(r"--config\.([\w.]*\w)(=?)",
-                lambda m: f"--set {m.group(1)}=" + ("" if m.group(2) else "..."), message)
+  message = re.sub(r"(?:\bset )?--config\.([\w.]*\w)(=?)",
+                   lambda m: f"--set {m.group(1)}=" + ("" if m.group(2) else "..."), message)
+  return message.replace("--workdir ", "")  # the sweep names each K's folder itself
 
 
 def parse_overrides(items: Sequence[str]) -> dict:

@@ -67,11 +67,11 @@ def test_sweep_messages_name_its_own_flags():
              "--config.num_epochs=1 (2 steps each): set --config.num_epochs=2 or more, or "
              "--restart to start over")
   assert sweep._in_sweep_terms(message) == (  # pylint: disable=protected-access
-      "--workdir out/runs/K2 has trained to step 4, past the 1 epoch(s) of --epochs 1 (2 "
+      "out/runs/K2 has trained to step 4, past the 1 epoch(s) of --epochs 1 (2 "
       "steps each): set --epochs 2 or more, or --restart to start over")
-  assert sweep._in_sweep_terms("lower --config.learning_rate and rerun; set "  # pylint: disable=protected-access
+  assert sweep._in_sweep_terms("lower --config.learning_rate and rerun; or set "  # pylint: disable=protected-access
                                "--config.noise.scale=...") == (
-      "lower --set learning_rate=... and rerun; set --set noise.scale=...")
+      "lower --set learning_rate=... and rerun; or --set noise.scale=...")
 
 
 def test_rate_distortion_rows(swept, tmp_path):
