@@ -16,13 +16,13 @@ own process, alternating, `--rounds` times: with ae_jax's XLA flag, and with XLA
 flags (AE_JAX_KEEP_XLA_FLAGS=1).
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from benchmarks.timing import child_json  # noqa: E402  pylint: disable=wrong-import-position
 STEP_FLOP = 5 * 2 * 128 * 784 * 64  # forward 2 matmuls, backward 3 (no input gradient)
 
 CHILD = """
@@ -93,12 +93,8 @@ print(json.dumps(out))
 
 
 def child(keep_xla_defaults: bool) -> dict:
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "AE_JAX_KEEP_XLA_FLAGS")}
-  if keep_xla_defaults:
-    env["AE_JAX_KEEP_XLA_FLAGS"] = "1"
-  done = subprocess.run([sys.executable, "-c", CHILD.format(repo=REPO)], env=env, check=True,
-                        capture_output=True, text=True)
-  return json.loads(done.stdout.strip().splitlines()[-1])
+  return child_json(CHILD.format(repo=REPO),
+                    {"AE_JAX_KEEP_XLA_FLAGS": "1"} if keep_xla_defaults else {})
 
 
 def main():

@@ -1,4 +1,8 @@
 """The timing helpers the micro-benchmarks share."""
+import json
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -16,6 +20,16 @@ def median_ms(fn, *args, n: int = 20) -> float:
     jax.block_until_ready(out)
     times.append((time.perf_counter() - t0) / n * 1000)
   return float(np.median(times))
+
+
+def child_json(code: str, env: dict) -> dict:
+  """Runs `python -c code` in a new process with `env` added to this one's environment,
+  less any XLA flags (XLA reads them once, at start-up: each child sets its own), and
+  returns the JSON object its last line of output prints."""
+  base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "AE_JAX_KEEP_XLA_FLAGS")}
+  done = subprocess.run([sys.executable, "-c", code], env={**base, **env}, check=True,
+                        capture_output=True, text=True)
+  return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def alternating_ms(variants: dict, call, calls: int, warmup: int = 3):

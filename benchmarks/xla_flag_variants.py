@@ -12,14 +12,14 @@ setting. Prints a table: each setting's median over the rounds of its medians, i
 to ae_jax's setting, and whether its parameters are bit-identical to ae_jax's.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from benchmarks.timing import child_json  # noqa: E402  pylint: disable=wrong-import-position
 
 # Flags of jaxlib 0.10's XLA:CPU that change the code compiled or the way it runs
 # (`XLA_FLAGS=--help python -c "import jax; jax.numpy.ones(1)"` lists them all).
@@ -63,11 +63,7 @@ print(json.dumps({{"median": float(np.median(times)), "fastest": min(times),
 
 
 def child(flags: str) -> dict:
-  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "AE_JAX_KEEP_XLA_FLAGS")}
-  env["XLA_FLAGS"] = flags
-  done = subprocess.run([sys.executable, "-c", CHILD.format(repo=REPO)], env=env, check=True,
-                        capture_output=True, text=True)
-  return json.loads(done.stdout.strip().splitlines()[-1])
+  return child_json(CHILD.format(repo=REPO), {"XLA_FLAGS": flags})
 
 
 def main():
