@@ -115,6 +115,7 @@ def test_a_damaged_step_gets_the_advice_that_works_for_it(tmp_path, trained):
   steps = os.path.join(workdir, "checkpoints")
   shutil.copytree(os.path.join(steps, "3"), os.path.join(steps, "1"))  # steps 1 and 3
   images = np.zeros((2, 28, 28, 1), np.uint8)
+  assert compress.encode(workdir, images).run["step"] == 3  # the latest, by default
   codes = compress.encode(workdir, images, step=1)
 
   def damage(step, item):

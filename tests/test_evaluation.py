@@ -106,6 +106,9 @@ def test_jpeg_byte_counts_match_pillows_streams():
     # The scan data ends both streams, just before the EOI marker.
     assert full.getvalue()[-scan - 2:] == short.getvalue()[-scan - 2:]
     assert full.getvalue()[-2:] == b"\xff\xd9" and 0 < scan < short.tell() - 40
+    data = full.getvalue()  # exactly the bytes after the SOS segment and before EOI
+    sos = data.rfind(b"\xff\xda")
+    assert scan == len(data) - (sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")) - 2
 
 
 def test_rendered_digits_look_like_mnist():
@@ -185,6 +188,11 @@ def test_pca_2d_finds_the_main_axes():
   column_var = codes.var(axis=0)  # the axes are the columns: PCA must find their variances
   np.testing.assert_allclose(var, column_var[:2] / column_var.sum(), rtol=1e-3)
   np.testing.assert_allclose(np.abs(np.corrcoef(xy[:, 0], codes[:, 0])[0, 1]), 1, atol=1e-3)
+  # Codes are rarely centred: an offset must change neither the variances nor the map's
+  # centre.
+  xy_moved, var_moved = latent.pca_2d(codes + np.array([50.0, -20.0, 5.0]))
+  np.testing.assert_allclose(var_moved, var, rtol=1e-6)
+  np.testing.assert_allclose(xy_moved.mean(axis=0), 0, atol=1e-6)
 
 
 def test_pca_2d_of_one_number_codes():  # latent_dim=1 is a valid config
