@@ -126,3 +126,25 @@ def test_a_step_folder_holding_another_step_is_set_aside(tiny_config, tmp_path, 
   assert int(state.step) == 12
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in rows] == [4, 8, 12]
+
+
+def test_a_state_gone_non_finite_is_never_saved_mid_epoch(tiny_config, tmp_path, monkeypatch):
+  # The losses of a call come before each step's update: a call can end finite in its
+  # losses with non-finite parameters. The check before each save must stop there.
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  tiny_config.checkpoint_every_steps, tiny_config.steps_per_call = 1, 1
+  tiny_config.input_pipeline = "device"
+  real = steps.device_train_steps
+
+  def overflowing(state, *args, **kwargs):
+    state, losses = real(state, *args, **kwargs)
+    if int(state.step) == 2:
+      state = state.replace(params=jax.tree.map(lambda p: p * jnp.nan, state.params))
+    return state, losses
+
+  monkeypatch.setattr(steps, "device_train_steps", overflowing)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(train.UserError, match="parameters became non-finite .* by step 2"):
+    train.train_and_evaluate(tiny_config, workdir)
+  assert checkpoint.checkpoint_steps(workdir) == [1]  # step 2 was never written
+  assert not os.path.exists(os.path.join(workdir, "damaged_checkpoints"))
