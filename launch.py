@@ -10,8 +10,13 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data: keep it quiet
 
-from absl import app, flags, logging  # pylint: disable=wrong-import-position
-from ml_collections import config_flags  # pylint: disable=wrong-import-position
+_INTERRUPTED = "interrupted: rerun the same command to start (or resume) the run"
+try:  # Ctrl-C this early is one line too
+  from absl import app, flags, logging  # pylint: disable=wrong-import-position
+  from ml_collections import config_flags  # pylint: disable=wrong-import-position
+except KeyboardInterrupt:
+  print(_INTERRUPTED, file=sys.stderr)
+  sys.exit(130)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
@@ -112,5 +117,5 @@ if __name__ == "__main__":
   try:
     app.run(main, flags_parser=parse_flags)
   except KeyboardInterrupt:  # Ctrl-C outside the training loop (imports, data, compile)
-    print("interrupted: rerun the same command to start (or resume) the run", file=sys.stderr)
+    print(_INTERRUPTED, file=sys.stderr)
     sys.exit(130)
