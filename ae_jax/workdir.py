@@ -97,17 +97,11 @@ def is_run(workdir: str) -> bool:
   return isinstance(cfg, dict) and RUN_KEYS <= set(cfg)
 
 
-def _value(record: dict, name: str):
-  for part in name.split("."):
-    record = record.get(part) if isinstance(record, dict) else None
-  return record
-
-
 def _log_changes(workdir: str, step: int, old: dict, new: dict, changed: list[str]) -> None:
   """Appends to WORKDIR/config_changes.jsonl the fields a resume changes, from which step:
   config.json then holds the new values, and this log the run's history."""
   entry = {"from_step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "changes": {n: [_value(old, n), _value(new, n)] for n in changed}}
+           "changes": {n: [old.get(n), new.get(n)] for n in changed}}  # top-level fields
   with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
     f.write(json.dumps(entry) + "\n")
 
@@ -187,6 +181,7 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> N
     raise UserError(f"cannot create --workdir {workdir} ({e.strerror}): choose a writable "
                     "path") from None
   path = os.path.join(workdir, "config.json")
+  deferred = False
   if os.path.exists(path):
     try:
       with open(path) as f:
@@ -205,11 +200,11 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> N
                       f"{record['num_epochs']} epoch(s) of --config.num_epochs="
                       f"{record['num_epochs']} ({steps_per_epoch} steps each): set "
                       f"--config.num_epochs={need} or more, or --restart to start over")
-    if config_lib.differences(old, record, resumable=True):
-      # Written once the step the run resumes from is known: apply_resumed_changes.
-      os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
-      return
-  _write_config(path, record)  # config.json first: it is what marks a folder as a run
+    # Resumable changes are written once the step the run resumes from is known
+    # (apply_resumed_changes).
+    deferred = bool(config_lib.differences(old, record, resumable=True))
+  if not deferred:
+    _write_config(path, record)  # config.json first: it is what marks a folder as a run
   os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
 
 
