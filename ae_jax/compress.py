@@ -108,17 +108,22 @@ _CODES_NEED_IT = ("the codes were made by that checkpoint and decode only with i
                   "the images again from a good step")
 
 
+def _for_codes(read):
+  """read(the checkpoint module), a damaged checkpoint reported with the advice for codes."""
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
+  try:
+    return read(checkpoint)
+  except checkpoint.DamagedCheckpoint as e:
+    raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
+
+
 def _same_checkpoint(codes: Codes, workdir: str) -> bool:
   """Whether `workdir` holds the very checkpoint that made `codes` (its step and identity),
   whatever resumable fields its config.json has changed since."""
   step, expected = codes.run.get("step"), codes.run.get("checkpoint_id")
   if expected is None or step not in checkpoint_steps(workdir):
     return False
-  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
-  try:
-    return checkpoint.checkpoint_id(workdir, step) == expected
-  except checkpoint.DamagedCheckpoint as e:
-    raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
+  return _for_codes(lambda ckpt: ckpt.checkpoint_id(workdir, step)) == expected
 
 
 def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> None:
@@ -149,12 +154,7 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
                     f"{workdir} no longer keeps (it has {steps}): encode the images again")
   expected = codes.run.get("checkpoint_id")  # absent from codes files of earlier versions
   if expected is not None:
-    from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel  (imports JAX)
-    try:
-      made_it = checkpoint.checkpoint_id(workdir, codes.run["step"])
-    except checkpoint.DamagedCheckpoint as e:
-      raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
-    if made_it != expected:
+    if _for_codes(lambda ckpt: ckpt.checkpoint_id(workdir, codes.run["step"])) != expected:
       raise UserError(f"{source} were {made_by} from another checkpoint than step "
                       f"{codes.run['step']} of {workdir} (the same config and step, other "
                       f"weights: another run, or this one before a --restart): decode with "
@@ -164,12 +164,8 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
 def decode(codes: Codes, workdir: str, batch_size: int = 1000) -> np.ndarray:
   """Images [N, H, W, C] in [0, 1] = sigmoid(decoder(codes)) (only the decoder is restored)."""
   import jax  # pylint: disable=import-outside-toplevel
-  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
   check_compatible(codes, workdir)
-  try:
-    decoder, variables = checkpoint.restore_decoder(workdir, codes.run["step"])
-  except checkpoint.DamagedCheckpoint as e:
-    raise UserError(f"{e.what}: {_CODES_NEED_IT}") from None
+  decoder, variables = _for_codes(lambda ckpt: ckpt.restore_decoder(workdir, codes.run["step"]))
   apply = jax.jit(lambda v, z: jax.nn.sigmoid(decoder.apply(v, z)))
   return _apply_batched(lambda z: apply(variables, z), codes.dequantized(), batch_size)
 
