@@ -27,6 +27,7 @@ per step. If the fastest library's five products alone take about that long, the
 step (the products plus the batch gather, the loss and Adam) cannot.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -144,9 +145,7 @@ def main():
   parser.add_argument("--results", nargs="*", default=[])
   args = parser.parse_args()
   libraries = dict(LIBRARIES)
-  try:
-    import torch  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
+  if importlib.util.find_spec("torch") is None:
     print("(PyTorch not installed: pip install -e '.[bench]')")
     del libraries["torch1"], libraries["torch2"]
   times = {lib: [] for lib in libraries}
