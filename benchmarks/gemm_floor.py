@@ -141,7 +141,7 @@ def budget_ms(paths) -> tuple[float, str] | None:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=30)
+  parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--results", nargs="*", default=[])
   args = parser.parse_args()
   libraries = dict(LIBRARIES)
