@@ -16,9 +16,21 @@ RESUMABLE_CHANGES = ("num_epochs", "progress_bar", "checkpoint_every_steps",
                      "data_dir", "idx_dir")
 
 
-def _default_keys() -> set[str]:
-  from configs import default  # pylint: disable=import-outside-toplevel
-  return set(default.get_config().keys())
+def _unknown_fields(config, reference, prefix: str = "") -> list[str]:
+  """Dotted names of the fields of `config` that `reference` (configs/default.py) lacks,
+  nested groups (noise.*) included; a group given as a plain value is an error."""
+  out = []
+  for key in config.keys():
+    name = prefix + key
+    if key not in reference:
+      out.append(name)
+    elif isinstance(reference[key], ml_collections.ConfigDict):
+      if not isinstance(config[key], (ml_collections.ConfigDict, dict)):
+        raise UserError(f"config field {name} must be a group with the fields "
+                        f"{sorted(reference[key].keys())}, not {config[key]!r}: see "
+                        "configs/default.py")
+      out += _unknown_fields(config[key], reference[key], name + ".")
+  return out
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -26,9 +38,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # Imported here so that tools needing only RESUMABLE_CHANGES stay light (no JAX).
   from ae_jax.metrics import LOSSES  # pylint: disable=import-outside-toplevel
   from ae_jax.models import MODELS  # pylint: disable=import-outside-toplevel
-  unknown = set(config.keys()) - _default_keys()
+  from configs import default  # pylint: disable=import-outside-toplevel
+  unknown = _unknown_fields(config, default.get_config())
   if unknown:
-    raise UserError(f"unknown config field(s) {sorted(unknown)}: see configs/default.py "
+    raise UserError(f"unknown config field(s) {unknown}: see configs/default.py "
                     "for the fields there are")
 
   def need(ok: bool, field: str, what: str):

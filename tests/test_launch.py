@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
 from ae_jax import config_lib
@@ -50,6 +51,15 @@ def test_validate_refuses_unknown_fields_and_negative_noise():
   config = default.get_config()
   config.latnet_dim = 3
   with pytest.raises(UserError, match="unknown config field.*latnet_dim"):
+    config_lib.validate(config)
+  # In a config file, a typo inside a group trained with the default noise, unnoticed.
+  from configs import denoise  # pylint: disable=import-outside-toplevel
+  config = denoise.get_config()
+  config.noise.sigma = 0.3
+  with pytest.raises(UserError, match=r"unknown config field\(s\) \['noise.sigma'\]"):
+    config_lib.validate(config)
+  config = ml_collections.ConfigDict({**denoise.get_config().to_dict(), "noise": 0.1})
+  with pytest.raises(UserError, match=r"noise must be a group with the fields \['loc', 'scale'\]"):
     config_lib.validate(config)
 
 

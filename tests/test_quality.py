@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from ae_jax import metrics, quality
 
@@ -78,3 +79,17 @@ def test_report_averages_over_batches():
 def test_to_uint8_rounds_and_clips():
   np.testing.assert_array_equal(quality.to_uint8([-0.1, 0.0, 0.5 / 255, 1.6 / 255, 1.2]),
                                 [0, 0, 0, 2, 255])
+
+
+def test_other_integer_types_and_unequal_batches_are_refused():
+  """uint16 or int64 pixels have no known range, and a 1-image target would broadcast over
+  the batch: both gave numbers that meant nothing (PSNR -10 dB), now a ValueError."""
+  x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1))
+  for fn in (quality.ssim, quality.psnr, quality.mse, quality.bce, quality.report):
+    for bad in (x.astype(np.int64), x.astype(np.uint16)):
+      with pytest.raises(ValueError, match="give uint8 pixels"):
+        fn(bad, bad)
+    with pytest.raises(ValueError, match="differ in shape"):
+      fn(x[:4].astype(np.uint8), x[:1].astype(np.uint8))
+  with pytest.raises(ValueError, match="differ in shape"):  # extra originals, not ignored
+    quality.report(x[:2].astype(np.uint8), x.astype(np.uint8))
