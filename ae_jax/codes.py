@@ -114,7 +114,11 @@ class Codes:
 
 
 def codes_to_bytes(codes: Codes) -> bytes:
-  """The codes file's contents (see the module docstring for the format)."""
+  """The codes file's contents (see the module docstring for the format). Codes whose parts
+  do not fit together are refused (ValueError): `load_codes` would not read them back."""
+  problem = inconsistency(codes)
+  if problem:
+    raise ValueError(f"codes not written: {problem}")
   arrays = [("values", codes.values)]
   if codes.quant == "uint8":
     arrays = [("offset", codes.offset), ("scale", codes.scale)] + arrays
@@ -188,11 +192,22 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
                   scale=parts.get("scale"), names=header.get("names"))
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{path} has a corrupt header ({type(e).__name__}: {e}): {redo}") from None
-  dims = int(np.prod(codes.code_shape))
-  if (codes.quant not in QUANTS or codes.values.dtype.name != codes.quant
-      or codes.values.shape != (int(header["num_images"]), dims)
-      or (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None)
-      or (codes.names is not None and (len(codes.names) != codes.num_images
-                                       or not all(isinstance(n, str) for n in codes.names)))):
+  if codes.values.shape[:1] != (int(header["num_images"]),) or inconsistency(codes):
     raise UserError(f"{path} has a corrupt header (its arrays do not match its fields): {redo}")
   return codes
+
+
+def inconsistency(codes: Codes) -> str | None:
+  """What in `codes` does not fit together (None if all does): checked before a codes file
+  is written and after one is read."""
+  dims = int(np.prod(codes.code_shape))
+  if codes.quant not in QUANTS or codes.values.dtype.name != codes.quant:
+    return f"values of dtype {codes.values.dtype.name} for quant {codes.quant!r}"
+  if codes.values.ndim != 2 or codes.values.shape[1] != dims:
+    return f"values of shape {codes.values.shape} for codes of shape {codes.code_shape}"
+  if (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None):
+    return "offset and scale go with uint8 codes, and only with them"
+  if codes.names is not None and (len(codes.names) != codes.num_images
+                                  or not all(isinstance(n, str) for n in codes.names)):
+    return f"{len(codes.names)} names for {codes.num_images} images"
+  return None

@@ -92,6 +92,11 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
   run = run_identity(workdir, step)
   cfg = read_run_config(workdir)
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
+  if len(images_u8) == 0:
+    raise UserError("no images to encode: give at least one")
+  if names is not None and len(names) != len(images_u8):
+    raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name per "
+                    "image (or none)")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
@@ -364,6 +369,11 @@ def cmd_encode(args) -> None:
 
 def cmd_decode(args) -> None:
   codes = load_codes(args.codes)
+  if args.images:
+    originals = args.images if os.path.isdir(args.images) else os.path.dirname(args.images)
+    if os.path.realpath(args.out) == os.path.realpath(originals or "."):
+      raise UserError(f"--out {args.out} is where the --images originals are: the restored "
+                      "images would replace them; give another --out")
   _check_output_path(args.out, args.overwrite, "--out", folder=True)
   check_compatible(codes, args.workdir, f"the codes in {args.codes}")
   reference = None

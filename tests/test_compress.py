@@ -78,6 +78,21 @@ def test_codes_file_round_trip(runs, tmp_path, quant):
     compress.save_codes(path, codes)
 
 
+def test_codes_that_load_codes_would_refuse_are_never_written(runs, tmp_path):
+  """names for another number of images made a file that loaded as 'corrupt'; an empty
+  batch crashed in a reshape. Both are refused before anything is written."""
+  with pytest.raises(UserError, match="1 names for 3 images: give one name per image"):
+    compress.encode(runs["dense"], _images(3), "uint8", names=["a"])
+  with pytest.raises(UserError, match="no images to encode"):
+    compress.encode(runs["dense"], _images(3)[:0])
+  codes = compress.encode(runs["dense"], _images(3), "uint8")
+  codes.names = ["a"]  # changed afterwards, by hand
+  path = tmp_path / "c.aec"
+  with pytest.raises(ValueError, match="codes not written: 1 names for 3 images"):
+    compress.save_codes(str(path), codes)
+  assert not path.exists()
+
+
 def test_decode_refuses_codes_of_another_checkpoint_of_the_same_config_and_step(runs, tmp_path):
   # Another run with the same config hash and the same steps (a rerun with only a
   # resumable field changed, or the workdir after --restart): here the seed-1 run's
@@ -244,6 +259,7 @@ def bad_cases(runs, tmp_path_factory):
   good = t / "good"
   good.mkdir()
   _png(good / "a.png", _images(1)[0, ..., 0])
+  shutil.copy(good / "a.png", t / "a_original.png")
   for name, fill in (("big", np.zeros((32, 32), np.uint8)), ("rgb", np.zeros((28, 28, 3), np.uint8))):
     (t / name).mkdir()
     _png(t / name / "x.png", fill)
@@ -293,6 +309,10 @@ def bad_cases(runs, tmp_path_factory):
       "another_run": (dec(other, "good.aec", "d6"), "made by run .*seed0.*decode with --workdir"),
       "another_model": (dec(conv, "good.aec", "d7"), "dense model.*conv model.*--workdir"),
       "decode_out_exists": (dec(dense, "good.aec", "exists_dir"), "already exists.*--overwrite"),
+      # --overwrite allows an existing folder, not the originals' own: they were replaced.
+      "decode_over_originals": (dec(dense, "good.aec", "good") + ["--images", str(good),
+                                                                  "--overwrite"],
+                                "is where the --images originals are.*give another --out"),
   }
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
@@ -308,7 +328,8 @@ def bad_cases(runs, tmp_path_factory):
     "encode_out_exists", "wrong_size", "wrong_channels", "unreadable_image", "twin_names",
     "no_checkpoint",
     "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
-    "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists"])
+    "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists",
+    "decode_over_originals"])
 def test_bad_input_is_refused_in_one_line(bad_cases, case):
   import re  # pylint: disable=import-outside-toplevel
   t, cases, results = bad_cases
@@ -321,6 +342,8 @@ def test_bad_input_is_refused_in_one_line(bad_cases, case):
   # Nothing written, nothing overwritten.
   assert (t / "exists.aec").read_bytes() == b"keep me"
   assert os.listdir(t / "exists_dir") == ["keep.txt"]
+  assert os.listdir(t / "good") == ["a.png"]
+  assert (t / "good" / "a.png").read_bytes() == (t / "a_original.png").read_bytes()
   assert not [p for p in os.listdir(t) if re.fullmatch(r"(o\d\.aec|d\d)(\.tmp.*)?", p)
               or p.startswith(".decode-")]
 
