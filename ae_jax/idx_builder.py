@@ -56,8 +56,13 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, folder: str, images_stem: str, labels_stem: str):
     images = read_idx(find_idx_file(folder, images_stem))
     labels = read_idx(find_idx_file(folder, labels_stem))
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+    num_classes = len(self.builder_config.class_names)
+    if (images.ndim != 3 or images.shape[1:] != (28, 28) or labels.ndim != 1
+        or len(images) != len(labels)):
       raise ValueError(f"{folder}: expected N x 28 x 28 images and N labels, got "
                        f"{images.shape} and {labels.shape}")
+    if labels.size and int(labels.max()) >= num_classes:
+      raise ValueError(f"{folder}: labels up to {int(labels.max())}, but "
+                       f"{self.builder_config.name} has {num_classes} classes")
     for i, (image, label) in enumerate(zip(images, labels)):
       yield i, {"image": image[:, :, None], "label": int(label)}

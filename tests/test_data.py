@@ -1,5 +1,6 @@
 """Data sources (IDX builder, tfds, offline fast-fail), noise and both pipelines."""
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -8,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from ae_jax import data, idx, idx_builder
 from ae_jax.errors import UserError
@@ -41,9 +43,31 @@ def test_builder_prepares_from_idx_files_and_reuses_them(tiny_data):
   as_set = lambda a: sorted(x.tobytes() for x in a.reshape(len(a), -1))
   assert as_set(train) == as_set(expected)
   np.testing.assert_array_equal(data.load_images(builder, "train"), train)  # stable order
+  # Each image keeps its own label (latent.py colours its PCA map by them).
+  pairs = tfds.as_numpy(builder.as_dataset(split="train", batch_size=-1))
+  got = sorted(zip((x.tobytes() for x in pairs["image"]), pairs["label"].tolist()))
+  expected_labels = make_images(512, seed=0)[1].tolist()
+  assert got == sorted(zip((x.tobytes() for x in expected[..., None]), expected_labels))
   assert data.load_images(builder, "test", max_examples=7).shape == (7, 28, 28, 1)
   with pytest.raises(UserError, match="no split 'validation'"):
     data.num_examples(builder, "validation")
+
+
+@pytest.mark.parametrize("damage,match", [
+    ("images_as_labels", "expected N x 28 x 28 images and N labels"),
+    ("label_10", "labels up to 10, but fashion_mnist has 10 classes"),
+])
+def test_idx_labels_that_do_not_fit_are_one_clear_error(tiny_data, tmp_path, damage, match):
+  """A labels file holding images (swapped names) gave a TypeError traceback; a label
+  beyond the classes, a generic one."""
+  idx_dir = shutil.copytree(tiny_data[0], tmp_path / "idx")
+  labels = idx_dir / "train-labels-idx1-ubyte.gz"
+  if damage == "images_as_labels":
+    shutil.copy(idx_dir / "train-images-idx3-ubyte.gz", labels)
+  else:
+    write_idx(str(labels), np.full(512, 10, np.uint8))
+  with pytest.raises(UserError, match=f"IDX files in {idx_dir} cannot be read.*{match}"):
+    data.get_builder("fashion_mnist", str(tmp_path / "tfds"), str(idx_dir))
 
 
 def test_unknown_dataset_is_refused(tmp_path):
