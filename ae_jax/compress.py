@@ -428,6 +428,23 @@ def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
                  help="only the first N images (of the split, or of --images by name)")
 
 
+def add_run_data_flags(p: argparse.ArgumentParser) -> None:
+  """--data_dir / --idx_dir for the tools that read a run's own dataset (its config.json
+  says where; these say where it is now, e.g. on another machine)."""
+  p.add_argument("--data_dir", help="tfds data_dir holding the run's dataset (default: the "
+                 "run's config.json data_dir)")
+  p.add_argument("--idx_dir", help="folder of the dataset's four MNIST-format IDX files, to "
+                 "prepare it from when data_dir lacks it (default: the run's)")
+
+
+def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = None):
+  """The tfds builder of a run's dataset: where the run's config.json says, unless
+  `data_dir` / `idx_dir` (the tools' --data_dir / --idx_dir, which its messages name)."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  return data.get_builder(cfg["dataset"], data_dir or cfg.get("data_dir"),
+                          idx_dir or cfg.get("idx_dir"), options="--")
+
+
 def make_parser() -> argparse.ArgumentParser:
   parser = OneLineParser(prog="python -m ae_jax.compress", description=__doc__.split("\n")[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)

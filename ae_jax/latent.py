@@ -20,12 +20,13 @@ from ae_jax import compress, quality
 from ae_jax.errors import UserError, print_error
 
 
-def load_labelled(workdir: str, max_images: int | None) -> tuple[np.ndarray, np.ndarray, list]:
+def load_labelled(workdir: str, max_images: int | None, data_dir: str | None = None,
+                  idx_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, list]:
   """(uint8 images, labels, class names) of the run's eval split."""
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
-  builder = data.get_builder(cfg["dataset"], cfg.get("data_dir"), cfg.get("idx_dir"))
+  builder = compress.run_dataset(cfg, data_dir, idx_dir)
   n = data.num_examples(builder, cfg["eval_split"])
   split = cfg["eval_split"] + (f"[:{max_images}]" if max_images and max_images < n else "")
   batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False, batch_size=-1))
@@ -78,12 +79,13 @@ OUTPUTS = ("latent_pca.png", "interpolation.png")
 
 
 def run(workdir: str, out: str, max_images: int = 2000,
-        pair: tuple[int, int] | None = None, steps: int = 9, overwrite: bool = False) -> dict:
+        pair: tuple[int, int] | None = None, steps: int = 9, overwrite: bool = False,
+        data_dir: str | None = None, idx_dir: str | None = None) -> dict:
   """Writes both pictures (refused before any work if they exist in `out`, unless
   `overwrite`); `pair` defaults to image 0 and the image whose code is farthest."""
   compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
   compress.run_identity(workdir)
-  images, labels, names = load_labelled(workdir, max_images)
+  images, labels, names = load_labelled(workdir, max_images, data_dir, idx_dir)
   if pair is not None and not (0 <= min(pair) and max(pair) < len(images)):
     raise UserError(f"--pair {pair} must index the first {len(images)} eval images")
   codes = compress.encode(workdir, images, "float32")
@@ -116,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--steps", type=int, default=9)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace the two pictures in --out")
+  compress.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (pair is not None and len(pair) != 2) or args.steps < 2:
       raise UserError("--pair takes two indices (e.g. 0,1) and --steps at least 2")
     info = run(args.workdir, args.out, args.max_images, pair and tuple(pair), args.steps,
-               args.overwrite)
+               args.overwrite, args.data_dir, args.idx_dir)
   except UserError as e:
     return print_error(e)
   print(f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to {args.out} "

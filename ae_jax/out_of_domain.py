@@ -104,12 +104,14 @@ OUTPUTS = ("ood.md", "ood.csv", "ood.json", "ood.png")
 
 def run(workdir: str, out: str, num_digits: int = 500,
         quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000,
-        overwrite: bool = False) -> list[dict]:
+        overwrite: bool = False, data_dir: str | None = None,
+        idx_dir: str | None = None) -> list[dict]:
   compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
   compress.run_identity(workdir)  # no checkpoint: fail before --out is made
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)
+  test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images,
+                                                    data_dir=data_dir, idx_dir=idx_dir)
+  compress.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
-  test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
   rows, shown = compare(workdir, digits, test_images, quants)
   rate_distortion.write_table(out, "ood", rows, COLUMNS)
   save_picture(os.path.join(out, "ood.png"), shown)
@@ -127,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--overwrite", action="store_true", help="replace ood.* in --out")
   parser.add_argument("--quants", default="uint8,float16",
                       help="quantizations of the codes to compare (the first is pictured)")
+  compress.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
@@ -134,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.num_digits < 1 or not quants or set(quants) - set(compress.QUANTS):
       raise UserError(f"--num_digits must be positive and --quants a list of "
                       f"{','.join(compress.QUANTS)}")
-    run(args.workdir, args.out, args.num_digits, quants, args.max_images, args.overwrite)
+    run(args.workdir, args.out, args.num_digits, quants, args.max_images, args.overwrite,
+        args.data_dir, args.idx_dir)
   except UserError as e:
     return print_error(e)
   return print_report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")

@@ -206,22 +206,25 @@ def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
 
 # ------------------------------------------------------------------------------ CLI
 
-def eval_source(workdir: str, split: str | None = None):
-  """(tfds builder, split, run config) of the run's dataset (its eval split unless told);
-  an unknown or empty split is refused here, in seconds."""
+def eval_source(workdir: str, split: str | None = None, data_dir: str | None = None,
+                idx_dir: str | None = None):
+  """(tfds builder, split, run config) of the run's dataset (its eval split unless told;
+  where its config.json says, unless `data_dir` / `idx_dir`); an unknown or empty split is
+  refused here, in seconds."""
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
-  builder = data.get_builder(cfg["dataset"], cfg.get("data_dir"), cfg.get("idx_dir"))
+  builder = compress.run_dataset(cfg, data_dir, idx_dir)
   split = split or cfg["eval_split"]
   data.num_examples(builder, split, flag="--split")
   return builder, split, cfg
 
 
-def load_eval_images(workdir: str, split: str | None = None,
-                     max_images: int | None = None) -> tuple[np.ndarray, dict]:
+def load_eval_images(workdir: str, split: str | None = None, max_images: int | None = None,
+                     data_dir: str | None = None,
+                     idx_dir: str | None = None) -> tuple[np.ndarray, dict]:
   """The uint8 images of the run's dataset (its eval split unless told), and the config."""
   from ae_jax import data  # pylint: disable=import-outside-toplevel
-  builder, split, cfg = eval_source(workdir, split)
+  builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
   return data.load_images(builder, split, max_images), cfg
 
 
@@ -229,12 +232,14 @@ OUTPUTS = ("rd.md", "rd.csv", "rd.json", "rd.png")
 
 
 def run(workdir: str, out: str, *, split: str | None = None, max_images: int | None = None,
-        jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False) -> list[dict]:
+        jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False,
+        data_dir: str | None = None, idx_dir: str | None = None) -> list[dict]:
   """Measures every method on the run's eval images and writes the table and plot
   (refused before any work if they exist in `out`, unless `overwrite`)."""
   from ae_jax import data  # pylint: disable=import-outside-toplevel
   compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
-  builder, split, cfg = eval_source(workdir, split)  # so does a bad split, before --out is made
+  # So does a bad split or missing data, before --out is made.
+  builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
@@ -273,12 +278,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="only the first N images")
   parser.add_argument("--jpeg_qualities", default=",".join(map(str, JPEG_QUALITIES)))
   parser.add_argument("--overwrite", action="store_true", help="replace rd.* in --out")
+  compress.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   compress.quiet_logs()
   try:
     qualities = parse_qualities(args.jpeg_qualities)
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
-               jpeg_qualities=qualities, overwrite=args.overwrite)
+               jpeg_qualities=qualities, overwrite=args.overwrite, data_dir=args.data_dir,
+               idx_dir=args.idx_dir)
   except UserError as e:
     return print_error(e)
   return print_report(os.path.join(args.out, "rd.md"),

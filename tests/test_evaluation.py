@@ -279,3 +279,33 @@ def test_conv_codes_are_labelled_by_their_shape(tmp_path):
   images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
   rows, _ = out_of_domain.compare(conv, images, images, quants=("uint8",))
   assert {r["setting"] for r in rows if r["method"].startswith("autoencoder")} == {"conv 4x4x8"}
+
+
+def test_tools_find_a_moved_dataset_with_their_own_data_flags(swept, tmp_path, tiny_data,
+                                                              monkeypatch, capsys):
+  """A run whose config.json data folders are gone (copied to another machine): the tools'
+  advice named --config.data_dir, an option they do not have; they now have --data_dir
+  and --idx_dir, and their messages name those."""
+  # The network cannot exist here; on a machine where it does, the probe says it does not.
+  monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
+  moved = tmp_path / "moved"
+  shutil.copytree(os.path.join(swept[0], "runs", "K4"), moved)
+  cfg = json.loads((moved / "config.json").read_text())
+  cfg["dataset"] = "mnist"  # not prepared anywhere here
+  cfg["data_dir"], cfg["idx_dir"] = str(tmp_path / "gone_tfds"), str(tmp_path / "gone_idx")
+  (moved / "config.json").write_text(json.dumps(cfg))
+  out = str(tmp_path / "out")
+  for tool in (rate_distortion, out_of_domain, latent):
+    assert tool.main(["--workdir", str(moved), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "--data_dir" in err and "--idx_dir" in err and "--config." not in err, err
+    assert not os.path.exists(out)
+  cfg["dataset"] = "fashion_mnist"
+  (moved / "config.json").write_text(json.dumps(cfg))
+  idx_dir, data_dir = tiny_data
+  assert rate_distortion.main(["--workdir", str(moved), "--out", out, "--data_dir", data_dir,
+                               "--max_images", "20", "--jpeg_qualities", "50"]) == 0
+  assert "wrote" in capsys.readouterr().out
+  assert latent.main(["--workdir", str(moved), "--out", str(tmp_path / "lat"), "--idx_dir",
+                      idx_dir, "--data_dir", str(tmp_path / "new_tfds"),
+                      "--max_images", "20"]) == 0
