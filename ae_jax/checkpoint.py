@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 
 import flax.linen as nn
 import jax
@@ -151,7 +152,9 @@ def _failed_reads_quiet():
   finally:
     if len(_FAILED_READS) > failed:
       time.sleep(0.2)
-    gc.collect()
+    with warnings.catch_warnings():  # the same reads' coroutines, collected unawaited
+      warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+      gc.collect()
 
 
 def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:
@@ -183,14 +186,11 @@ def checkpoint_id(workdir: str, step: int) -> int:
   """When orbax began writing checkpoint `step` of a run (ns since the epoch, from the
   step's metadata): with the step, it tells this checkpoint from one of the same step
   written by another run, or by this workdir before a --restart. Copies keep it."""
-  handlers = {"encoder": ocp.StandardCheckpointHandler(),
-              "decoder": ocp.StandardCheckpointHandler(),
-              "state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()}
-  options = ocp.CheckpointManagerOptions(create=False)
+  # The step's own metadata file only: a damaged item (the optimizer state, say) must not
+  # stop the tools that read another (decode needs only the decoder).
   try:
-    with ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_handlers=handlers) as manager:
-      return int(manager.metadata(step).init_timestamp_nsecs)
+    return int(ocp.metadata.get_step_metadata(
+        os.path.join(checkpoint_dir(workdir), str(step))).init_timestamp_nsecs)
   except Exception as e:  # pylint: disable=broad-except  (a damaged or missing metadata file)
     raise DamagedCheckpoint(f"the metadata of checkpoint step {step} in {workdir} cannot be "
                             f"read ({describe(e)})", _damaged_advice(workdir, step)) from None

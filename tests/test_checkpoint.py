@@ -136,3 +136,35 @@ def test_a_damaged_step_gets_the_advice_that_works_for_it(tmp_path, trained):
   with pytest.raises(UserError, match="the decoder of checkpoint step 1 .*: the codes were made "
                                       "by that checkpoint and decode only with it: encode"):
     compress.decode(codes, workdir)
+
+
+def test_tools_need_only_their_own_item_and_say_a_damaged_one_in_one_line(tmp_path, trained):
+  """decode checked the codes' checkpoint through the metadata of every item, so a damaged
+  optimizer state (or encoder) made intact codes undecodable; and the failed metadata
+  reads printed a traceback after the error line."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from ae_jax import compress  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  shutil.copytree(trained[0], workdir)
+  images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), np.uint8)
+  codes = compress.encode(workdir, images)
+  expected = compress.decode(codes, workdir)
+  for item in ("state", "encoder"):
+    for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "3", item)):
+      for name in files:
+        with open(os.path.join(root, name), "r+b") as f:
+          f.truncate(min(10, os.path.getsize(f.name)))
+  np.testing.assert_array_equal(compress.decode(codes, workdir), expected)
+  out = tmp_path / "c.aec"
+  done = subprocess.run(
+      [sys.executable, "-m", "ae_jax.compress", "encode", "--workdir", workdir, "--dataset",
+       "fashion_mnist", "--out", str(out), "--max_images", "4"],
+      capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode == 2
+  lines = done.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: the encoder of checkpoint step 3"), \
+      done.stderr
+  assert not out.exists()
