@@ -216,8 +216,11 @@ def read_png_folder(path: str, image_shape: tuple[int, ...],
       raise UserError(f"image {file} is {size[0]}x{size[1]} but the run takes {w}x{h}: "
                       "resize it to that size")
     if im_mode != mode:
+      fix = (f"scale it to 8 bits first (16-bit pixels // 257; Image.convert({mode!r}) "
+             "clips them)" if im_mode.startswith("I") else f"convert it, e.g. "
+             f"Image.convert({mode!r})")
       raise UserError(f"image {file} has mode {im_mode} but the run takes {c}-channel "
-                      f"8-bit images (mode {mode}): convert it, e.g. Image.convert({mode!r})")
+                      f"8-bit images (mode {mode}): {fix}")
     images.append(pixels.reshape(h, w, c))
   stems = [os.path.splitext(n)[0] for n in names]
   twins = [n for n in names if stems.count(os.path.splitext(n)[0]) > 1]
@@ -263,12 +266,13 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
 def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False,
                        overwrite_flag: str = "--overwrite") -> None:
   if os.path.exists(path):
+    if folder != os.path.isdir(path):  # first: --overwrite would not help
+      kind = "a folder" if folder else "a file"
+      is_kind = "a file" if folder else "a folder"
+      raise UserError(f"{flag} {path} is {is_kind}, not {kind}: choose another path")
     if not overwrite:
       raise UserError(f"{flag} {path} already exists: choose another path or pass "
                       f"{overwrite_flag}")
-    if folder != os.path.isdir(path):
-      kind = "a folder" if folder else "a file"
-      raise UserError(f"{flag} {path} exists and is not {kind}: choose another path")
   parent = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(parent):
     raise UserError(f"the folder of {flag} {path} does not exist: create {parent} first")

@@ -48,8 +48,10 @@ def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collec
       node[leaf] = value
     except KeyError:
       raise UserError(f"unknown config field {field!r}: see configs/default.py") from None
-    except TypeError as e:
-      raise UserError(f"bad value for {field}: {e}") from None
+    except TypeError:
+      want = type(node[leaf]).__name__ if leaf in node else "another type"
+      raise UserError(f"bad value {field}={value!r}: it must be of type {want}, as in "
+                      f"configs/default.py (--set {field}=...)") from None
   config.latent_dim, config.num_epochs = k, epochs
   return config
 

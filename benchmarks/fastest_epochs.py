@@ -14,6 +14,11 @@ from benchmarks import run  # noqa: E402  (standard library only at import)
 
 
 def main(paths: list[str]) -> None:
+  missing = [p for p in paths if not os.path.isfile(p)]
+  if missing or not paths:
+    sys.exit(f"error: no such results file {missing[0]!r}: give run.py's .jsonl records, "
+             "e.g. benchmarks/results/*.jsonl" if missing else
+             "error: give run.py's .jsonl records, e.g. benchmarks/results/*.jsonl")
   for path in paths:
     records: dict = {}
     with open(path) as f:

@@ -263,6 +263,8 @@ def bad_cases(runs, tmp_path_factory):
   for name, fill in (("big", np.zeros((32, 32), np.uint8)), ("rgb", np.zeros((28, 28, 3), np.uint8))):
     (t / name).mkdir()
     _png(t / name / "x.png", fill)
+  (t / "i16").mkdir()
+  Image.fromarray(np.full((28, 28), 40000, np.uint16)).save(t / "i16" / "x.png")
   (t / "twins").mkdir()
   for name in ("x.png", "x.PNG"):
     _png(t / "twins" / name, np.zeros((28, 28), np.uint8))
@@ -293,6 +295,11 @@ def bad_cases(runs, tmp_path_factory):
       "encode_out_exists": (enc(dense, good, "exists.aec"), "already exists.*--overwrite"),
       "wrong_size": (enc(dense, t / "big", "o1.aec"), "32x32.*takes 28x28.*resize"),
       "wrong_channels": (enc(dense, t / "rgb", "o2.aec"), "mode RGB.*convert"),
+      # Image.convert('L') clips 16-bit pixels: the advice must not lead to white images.
+      "sixteen_bit": (enc(dense, t / "i16", "o9.aec"),
+                      r"mode I;16.*scale it to 8 bits first \(16-bit pixels // 257"),
+      "encode_out_is_folder": (enc(dense, good, "exists_dir") + ["--overwrite"],
+                               "exists_dir is a folder, not a file: choose another path"),
       "unreadable_image": (enc(dense, t / "junk", "o3.aec"), "cannot read image.*readable PNG"),
       "twin_names": (enc(dense, t / "twins", "o8.aec"),
                      "holds x.PNG and x.png, one name once the .png is dropped: rename one"),
@@ -329,7 +336,7 @@ def bad_cases(runs, tmp_path_factory):
     "no_checkpoint",
     "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
     "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists",
-    "decode_over_originals"])
+    "decode_over_originals", "sixteen_bit", "encode_out_is_folder"])
 def test_bad_input_is_refused_in_one_line(bad_cases, case):
   import re  # pylint: disable=import-outside-toplevel
   t, cases, results = bad_cases

@@ -53,7 +53,9 @@ def test_sweep_refuses_unknown_override(tmp_path, capsys):
     (["--set", "model=conv"], "--set model=... is the sweep's own: the sweep trains the dense"),
     (["--jpeg_qualities", "0,500"], "--jpeg_qualities must lie in 1..95"),
     (["--set", "batch_size=0"], "bad config value batch_size=0: it must be a positive integer "
-                                "(--set batch_size=...)")])
+                                "(--set batch_size=...)"),
+    (["--set", "batch_size=abc"], "bad value batch_size='abc': it must be of type int, as in "
+                                  "configs/default.py (--set batch_size=...)")])
 def test_sweep_refuses_what_would_mislabel_its_tables(tmp_path, capsys, args, message):
   assert sweep.main(["--out", str(tmp_path / "out"), "--ks", "2", *args]) == 2
   err = capsys.readouterr().err
