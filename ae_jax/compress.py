@@ -62,6 +62,28 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
           "checkpoint_id": checkpoint.checkpoint_id(workdir, step)}
 
 
+def run_summary(workdir: str, step: int | None = None) -> str:
+  """Which run and checkpoint a report measured, and how far that run had trained:
+  '<workdir>, checkpoint step S (E of N epochs[; unfinished])', E from its metrics.jsonl."""
+  cfg = read_run_config(workdir)
+  step = max(checkpoint_steps(workdir), default=0) if step is None else step
+  epochs = 0
+  try:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      for line in f:
+        try:
+          row = json.loads(line)
+          if isinstance(row, dict) and int(row["step"]) <= step:
+            epochs = max(epochs, int(row["epoch"]))
+        except (ValueError, KeyError, TypeError):
+          continue  # not a row: training reports those; here the count is only a note
+  except OSError:
+    pass
+  total = cfg.get("num_epochs")
+  late = "" if epochs == total else "; unfinished"
+  return f"{workdir}, checkpoint step {step} ({epochs} of {total} epochs{late})"
+
+
 # What config_hash left out before more fields became resumable: codes files written then
 # hold this form of the hash, and still decode.
 _EARLIER_RESUMABLE = ("num_epochs", "progress_bar", "checkpoint_every_steps",

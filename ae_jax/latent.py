@@ -103,7 +103,8 @@ def run(workdir: str, out: str, max_images: int = 2000,
   pixels = (1 - t) * quality.to_unit(images[a])[None] + t * quality.to_unit(images[b])[None]
   plots.save_grid(os.path.join(out, "interpolation.png"),
                   [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
-  return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair}
+  return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair,
+          "run": compress.run_summary(workdir, codes.run["step"])}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   print(f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to {args.out} "
         f"(PC1, PC2 explain "
         f"{100 * info['explained_variance'][0]:.0f}% and "
-        f"{100 * info['explained_variance'][1]:.0f}% of the codes' variance)")
+        f"{100 * info['explained_variance'][1]:.0f}% of the codes' variance); "
+        f"{info['run']}")
   return 0
 
 

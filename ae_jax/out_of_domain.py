@@ -113,7 +113,8 @@ def run(workdir: str, out: str, num_digits: int = 500,
   compress.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
   rows, shown = compare(workdir, digits, test_images, quants)
-  rate_distortion.write_table(out, "ood", rows, COLUMNS)
+  rate_distortion.write_table(out, "ood", rows, COLUMNS,
+                              source=f"autoencoder: {compress.run_summary(workdir)}")
   save_picture(os.path.join(out, "ood.png"), shown)
   return rows
 

@@ -151,9 +151,13 @@ def _fmt(value) -> str:
   return str(value)
 
 
-def write_table(out: str, name: str, rows: list[dict], columns: Sequence[str]) -> None:
-  """name.md (markdown), name.csv and name.json (all fields; inf PSNR as null) in `out`."""
+def write_table(out: str, name: str, rows: list[dict], columns: Sequence[str],
+                source: str | None = None) -> None:
+  """name.md (markdown, headed by `source`: what was measured), name.csv and name.json (all
+  fields; inf PSNR as null) in `out`."""
   with open(os.path.join(out, f"{name}.md"), "w") as f:
+    if source:
+      f.write(f"{source}\n\n")
     f.write("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n")
     for r in rows:
       f.write("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |\n")
@@ -243,7 +247,9 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
   rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
-  write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",))
+  write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
+              source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
+                     f"{compress.run_summary(workdir)}")
   plot(os.path.join(out, "rd.png"), rows,
        f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
        images[0].size)

@@ -95,6 +95,24 @@ def test_rate_distortion_rows(swept, tmp_path):
   saved = json.load(open(tmp_path / "rd.json"))
   assert [r for r in saved if r["method"] == "PNG"][0]["psnr"] is None  # inf is not JSON
   assert "| PNG | lossless |" in open(tmp_path / "rd.md").read()
+  # The report names the run and checkpoint it measured, and how far that run had trained.
+  assert open(tmp_path / "rd.md").readline().strip() == (
+      f"128 fashion_mnist test images; autoencoder: {workdir}, checkpoint step 2 "
+      "(1 of 1 epochs)")
+
+
+def test_run_summary_says_when_a_run_is_unfinished(swept, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(os.path.join(swept[0], "runs", "K4"), workdir)
+  cfg = json.loads((workdir / "config.json").read_text())
+  cfg["num_epochs"] = 3  # as if stopped after its first epoch of three
+  (workdir / "config.json").write_text(json.dumps(cfg))
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"note": "not a row"}\n')
+  assert compress.run_summary(str(workdir)) == (
+      f"{workdir}, checkpoint step 2 (1 of 3 epochs; unfinished)")
+  assert compress.run_summary(str(workdir), step=1) == (
+      f"{workdir}, checkpoint step 1 (0 of 3 epochs; unfinished)")
 
 
 def test_jpeg_byte_counts_match_pillows_streams():
