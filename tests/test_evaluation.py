@@ -149,6 +149,11 @@ def test_out_of_domain_table_and_picture(swept, tmp_path):
       ("digits", "autoencoder uint8"), ("digits", "JPEG, scan only"),
       ("in domain", "autoencoder uint8"), ("in domain", "JPEG, scan only")]
   assert rows[0]["bytes_per_image"] == 4
+  # JPEG at the size nearest the codes' 4 bytes: its smallest (quality 1) is far above that,
+  # and the row counts that JPEG's scan bytes of the same digits.
+  digits, _ = out_of_domain.render_digits(20)
+  assert rows[1]["setting"] == "quality 1"
+  assert rows[1]["bytes_per_image"] == rate_distortion.jpeg(digits, 1)[1]["scan only"] > 4
   assert all(np.isfinite(r["psnr"]) and 0 < r["bytes_per_image"] for r in rows)
   assert Image.open(tmp_path / "ood.png").size[1] > 300  # six rows of pictures
 
