@@ -207,7 +207,8 @@ def inconsistency(codes: Codes) -> str | None:
     return f"values of shape {codes.values.shape} for codes of shape {codes.code_shape}"
   if (codes.quant == "uint8") != (codes.offset is not None and codes.scale is not None):
     return "offset and scale go with uint8 codes, and only with them"
-  if codes.names is not None and (len(codes.names) != codes.num_images
-                                  or not all(isinstance(n, str) for n in codes.names)):
+  if codes.names is not None and len(codes.names) != codes.num_images:
     return f"{len(codes.names)} names for {codes.num_images} images"
+  if codes.names is not None and not all(isinstance(n, str) for n in codes.names):
+    return "names that are not all strings"
   return None

@@ -64,22 +64,26 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
 
 def run_summary(workdir: str, step: int | None = None) -> str:
   """Which run and checkpoint a report measured, and how far that run had trained:
-  '<workdir>, checkpoint step S (E of N epochs[; unfinished])', E from its metrics.jsonl."""
+  '<workdir>, checkpoint step S (E of N epochs[; unfinished])', E from its metrics.jsonl
+  (unknown without one)."""
   cfg = read_run_config(workdir)
   step = max(checkpoint_steps(workdir), default=0) if step is None else step
-  epochs = 0
+  epochs = None
   try:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
       for line in f:
         try:
           row = json.loads(line)
-          if isinstance(row, dict) and int(row["step"]) <= step:
-            epochs = max(epochs, int(row["epoch"]))
-        except (ValueError, KeyError, TypeError):
+          row_step, row_epoch = int(row["step"]), int(row["epoch"])
+        except (ValueError, KeyError, TypeError, IndexError):
           continue  # not a row: training reports those; here the count is only a note
+        epochs = max(epochs or 0, row_epoch if row_step <= step else 0)
   except OSError:
     pass
   total = cfg.get("num_epochs")
+  if epochs is None:  # a copy without metrics.jsonl (decode needs only the checkpoints)
+    return (f"{workdir}, checkpoint step {step} (of {total} epochs; how many were trained "
+            "is unknown: no metrics.jsonl)")
   late = "" if epochs == total else "; unfinished"
   return f"{workdir}, checkpoint step {step} ({epochs} of {total} epochs{late})"
 
@@ -116,9 +120,10 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   if len(images_u8) == 0:
     raise UserError("no images to encode: give at least one")
-  if names is not None and len(names) != len(images_u8):
-    raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name per "
-                    "image (or none)")
+  if names is not None and (len(names) != len(images_u8)
+                            or not all(isinstance(n, str) for n in names)):
+    raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
+                    "string) per image, or none")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
@@ -467,8 +472,10 @@ def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = No
   """The tfds builder of a run's dataset: where the run's config.json says, unless
   `data_dir` / `idx_dir` (the tools' --data_dir / --idx_dir, which its messages name)."""
   from ae_jax import data  # pylint: disable=import-outside-toplevel
-  return data.get_builder(cfg["dataset"], data_dir or cfg.get("data_dir"),
-                          idx_dir or cfg.get("idx_dir"), options="--")
+  return data.get_builder(
+      cfg["dataset"], data_dir or cfg.get("data_dir"), idx_dir or cfg.get("idx_dir"),
+      options="--", dataset_fix="the run's config.json names it, and this tfds does not "
+      "know it: install the package that registers it, or use a run of a known dataset")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ def _unknown_fields(config, reference, prefix: str = "") -> list[str]:
     name = prefix + key
     if key not in reference:
       out.append(name)
-    elif isinstance(reference[key], ml_collections.ConfigDict):
+    elif isinstance(reference[key], (ml_collections.ConfigDict, dict)):
       if not isinstance(config[key], (ml_collections.ConfigDict, dict)):
         raise UserError(f"config field {name} must be a group with the fields "
                         f"{sorted(reference[key].keys())}, not {config[key]!r}: see "
@@ -39,10 +39,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   from ae_jax.metrics import LOSSES  # pylint: disable=import-outside-toplevel
   from ae_jax.models import MODELS  # pylint: disable=import-outside-toplevel
   from configs import default  # pylint: disable=import-outside-toplevel
-  unknown = _unknown_fields(config, default.get_config())
+  reference = default.get_config()
+  unknown = _unknown_fields(config, reference)
   if unknown:
     raise UserError(f"unknown config field(s) {unknown}: see configs/default.py "
                     "for the fields there are")
+  missing = _unknown_fields(reference, config)
+  if missing:
+    raise UserError(f"the config lacks field(s) {missing}: build it from configs/default.py's "
+                    "get_config(), as configs/dense.py does")
 
   def need(ok: bool, field: str, what: str):
     if not ok:

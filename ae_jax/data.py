@@ -98,7 +98,8 @@ def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
 
 
 def get_builder(dataset: str, data_dir: str | None = None,
-                idx_dir: str | None = DEFAULT_IDX_DIR, options: str = "--config."):
+                idx_dir: str | None = DEFAULT_IDX_DIR, options: str = "--config.",
+                dataset_fix: str | None = None):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
   Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
@@ -107,24 +108,27 @@ def get_builder(dataset: str, data_dir: str | None = None,
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
   for minutes when offline). `options`: how the messages name the caller's options
   (`--config.` for launch.py's `--config.dataset`, `--config.data_dir`, ...; `--` for a
-  tool's `--dataset`, `--data_dir`, `--idx_dir`).
+  tool's `--dataset`, `--data_dir`, `--idx_dir`); `dataset_fix`, the advice for an unknown
+  `dataset` where it is not an option (a run's config.json names it).
   """
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if data_dir and os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
                     "should prepare) its datasets")
   with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
-    return _get_builder(dataset, data_dir, idx_dir, options)
+    return _get_builder(dataset, data_dir, idx_dir, options,
+                        dataset_fix or f"use a tfds dataset name such as fashion_mnist or "
+                                       f"mnist ({options}dataset=...)")
 
 
-def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, options: str):
+def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, options: str,
+                 dataset_fix: str):
   tfds = _tfds()
   from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown dataset {dataset!r}: use a tfds dataset name such as "
-                    f"fashion_mnist or mnist ({options}dataset=...)") from None
+    raise UserError(f"unknown dataset {dataset!r}: {dataset_fix}") from None
   except Exception as e:  # e.g. a tfds builder whose module fails to import
     raise UserError(f"cannot open dataset {dataset!r} ({type(e).__name__}: {e})") from None
   if builder.is_prepared():

@@ -71,13 +71,15 @@ def jpeg_near(images_u8: np.ndarray, target_bytes: float,
 
 
 def compare(workdir: str, digits_u8: np.ndarray, in_domain_u8: np.ndarray,
-            quants: Sequence[str] = ("uint8", "float16")) -> tuple[list[dict], dict]:
+            quants: Sequence[str] = ("uint8", "float16"),
+            step: int | None = None) -> tuple[list[dict], dict]:
   """Rows (per kind of image and quantization: autoencoder, JPEG at its size) and, for the
-  first quantization, the pictures' (originals, autoencoder, JPEG) images."""
+  first quantization, the pictures' (originals, autoencoder, JPEG) images; the codes of
+  checkpoint `step` (default: the latest)."""
   rows, shown = [], {}
   for name, images in (("digits", digits_u8), ("in domain", in_domain_u8)):
     for quant in quants:
-      codes = compress.encode(workdir, images, quant)
+      codes = compress.encode(workdir, images, quant, step=step)
       restored = quality.to_uint8(compress.decode(codes, workdir))
       q_jpeg, jpeg_images, jpeg_bytes = jpeg_near(images, codes.bytes_per_image)
       for method, setting, nbytes, out in (
@@ -107,14 +109,15 @@ def run(workdir: str, out: str, num_digits: int = 500,
         overwrite: bool = False, data_dir: str | None = None,
         idx_dir: str | None = None) -> list[dict]:
   compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
-  compress.run_identity(workdir)  # no checkpoint: fail before --out is made
+  # No checkpoint: fail before --out is made. The step is pinned, as in rate_distortion.
+  step = compress.run_identity(workdir)["step"]
   test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images,
                                                     data_dir=data_dir, idx_dir=idx_dir)
   compress.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
-  rows, shown = compare(workdir, digits, test_images, quants)
+  rows, shown = compare(workdir, digits, test_images, quants, step)
   rate_distortion.write_table(out, "ood", rows, COLUMNS,
-                              source=f"autoencoder: {compress.run_summary(workdir)}")
+                              source=f"autoencoder: {compress.run_summary(workdir, step)}")
   save_picture(os.path.join(out, "ood.png"), shown)
   return rows
 

@@ -54,11 +54,12 @@ def code_label(codes: compress.Codes) -> str:
 
 
 def autoencoder_rows(workdir: str, images_u8: np.ndarray,
-                     quants: Sequence[str] = compress.QUANTS, label: str | None = None
-                     ) -> list[dict]:
-  """One row per quantization of the run's codes (the encoder runs once)."""
+                     quants: Sequence[str] = compress.QUANTS, label: str | None = None,
+                     step: int | None = None) -> list[dict]:
+  """One row per quantization of the codes of checkpoint `step` (default: the latest;
+  the encoder runs once)."""
   raw = int(np.prod(images_u8.shape[1:]))
-  codes32 = compress.encode(workdir, images_u8, "float32")
+  codes32 = compress.encode(workdir, images_u8, "float32", step=step)
   label = label or code_label(codes32)
   rows = []
   for quant in quants:
@@ -241,15 +242,18 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   """Measures every method on the run's eval images and writes the table and plot
   (refused before any work if they exist in `out`, unless `overwrite`)."""
   from ae_jax import data  # pylint: disable=import-outside-toplevel
-  compress.run_identity(workdir)  # a run without a checkpoint fails here, before any work
+  # A run without a checkpoint fails here, before any work. The step is pinned: a run
+  # still training in `workdir` must not change which checkpoint the report names.
+  step = compress.run_identity(workdir)["step"]
   # So does a bad split or missing data, before --out is made.
   builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
-  rows = autoencoder_rows(workdir, images) + [png_row(images)] + jpeg_rows(images, jpeg_qualities)
+  rows = (autoencoder_rows(workdir, images, step=step) + [png_row(images)]
+          + jpeg_rows(images, jpeg_qualities))
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
               source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
-                     f"{compress.run_summary(workdir)}")
+                     f"{compress.run_summary(workdir, step)}")
   plot(os.path.join(out, "rd.png"), rows,
        f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
        images[0].size)

@@ -49,9 +49,12 @@ def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collec
     except KeyError:
       raise UserError(f"unknown config field {field!r}: see configs/default.py") from None
     except TypeError:
-      want = type(node[leaf]).__name__ if leaf in node else "another type"
-      raise UserError(f"bad value {field}={value!r}: it must be of type {want}, as in "
-                      f"configs/default.py (--set {field}=...)") from None
+      if isinstance(node[leaf], ml_collections.ConfigDict):
+        raise UserError(f"--set {field}=... names a group: set its fields, e.g. --set "
+                        f"{field}.{sorted(node[leaf].keys())[0]}=...") from None
+      raise UserError(f"bad value {field}={value!r}: it must be of type "
+                      f"{node.get_type(leaf).__name__}, as in configs/default.py "
+                      f"(--set {field}=...)") from None
   config.latent_dim, config.num_epochs = k, epochs
   return config
 

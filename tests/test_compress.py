@@ -81,14 +81,19 @@ def test_codes_file_round_trip(runs, tmp_path, quant):
 def test_codes_that_load_codes_would_refuse_are_never_written(runs, tmp_path):
   """names for another number of images made a file that loaded as 'corrupt'; an empty
   batch crashed in a reshape. Both are refused before anything is written."""
-  with pytest.raises(UserError, match="1 names for 3 images: give one name per image"):
+  with pytest.raises(UserError, match="1 names for 3 images: give one name"):
     compress.encode(runs["dense"], _images(3), "uint8", names=["a"])
+  with pytest.raises(UserError, match=r"give one name \(a string\) per image"):
+    compress.encode(runs["dense"], _images(3), "uint8", names=["a", 2, "c"])
   with pytest.raises(UserError, match="no images to encode"):
     compress.encode(runs["dense"], _images(3)[:0])
   codes = compress.encode(runs["dense"], _images(3), "uint8")
   codes.names = ["a"]  # changed afterwards, by hand
   path = tmp_path / "c.aec"
   with pytest.raises(ValueError, match="codes not written: 1 names for 3 images"):
+    compress.save_codes(str(path), codes)
+  codes.names = ["a", 2, "c"]
+  with pytest.raises(ValueError, match="codes not written: names that are not all strings"):
     compress.save_codes(str(path), codes)
   assert not path.exists()
 

@@ -55,7 +55,10 @@ def test_sweep_refuses_unknown_override(tmp_path, capsys):
     (["--set", "batch_size=0"], "bad config value batch_size=0: it must be a positive integer "
                                 "(--set batch_size=...)"),
     (["--set", "batch_size=abc"], "bad value batch_size='abc': it must be of type int, as in "
-                                  "configs/default.py (--set batch_size=...)")])
+                                  "configs/default.py (--set batch_size=...)"),
+    (["--set", "data_dir=5"], "bad value data_dir=5: it must be of type str"),  # None default
+    (["--set", "noise=0.1"], "--set noise=... names a group: set its fields, e.g. --set "
+                             "noise.loc=...")])
 def test_sweep_refuses_what_would_mislabel_its_tables(tmp_path, capsys, args, message):
   assert sweep.main(["--out", str(tmp_path / "out"), "--ks", "2", *args]) == 2
   err = capsys.readouterr().err
@@ -113,6 +116,37 @@ def test_run_summary_says_when_a_run_is_unfinished(swept, tmp_path):
       f"{workdir}, checkpoint step 2 (1 of 3 epochs; unfinished)")
   assert compress.run_summary(str(workdir), step=1) == (
       f"{workdir}, checkpoint step 1 (0 of 3 epochs; unfinished)")
+  os.remove(workdir / "metrics.jsonl")  # a copy with only what decode needs
+  assert compress.run_summary(str(workdir)) == (
+      f"{workdir}, checkpoint step 2 (of 3 epochs; how many were trained is unknown: no "
+      "metrics.jsonl)")
+
+
+def test_reports_name_the_checkpoint_they_measured(swept, tmp_path, monkeypatch):
+  """A run still training in the workdir adds a step while the report is made: the header
+  named that newer step, not the one measured."""
+  workdir = tmp_path / "run"
+  shutil.copytree(os.path.join(swept[0], "runs", "K4"), workdir)
+  steps = workdir / "checkpoints"
+  png_row = rate_distortion.png_row
+
+  def png_row_while_training(images):  # between the codes and the table
+    if not (steps / "3").exists():
+      shutil.copytree(steps / "2", steps / "3")
+    return png_row(images)
+  monkeypatch.setattr(rate_distortion, "png_row", png_row_while_training)
+  rate_distortion.run(str(workdir), str(tmp_path / "rd"), max_images=8, jpeg_qualities=(50,))
+  assert f"{workdir}, checkpoint step 2 " in open(tmp_path / "rd" / "rd.md").readline()
+  shutil.rmtree(steps / "3")
+  render_digits = out_of_domain.render_digits
+
+  def render_digits_while_training(n):  # after the step is known, before the codes
+    shutil.copytree(steps / "2", steps / "3")
+    return render_digits(n)
+  monkeypatch.setattr(out_of_domain, "render_digits", render_digits_while_training)
+  out_of_domain.run(str(workdir), str(tmp_path / "ood"), num_digits=4, quants=("uint8",),
+                    max_images=4)
+  assert f"{workdir}, checkpoint step 2 " in open(tmp_path / "ood" / "ood.md").readline()
 
 
 def test_jpeg_byte_counts_match_pillows_streams():
@@ -325,6 +359,13 @@ def test_tools_find_a_moved_dataset_with_their_own_data_flags(swept, tmp_path, t
     err = capsys.readouterr().err
     assert "--data_dir" in err and "--idx_dir" in err and "--config." not in err, err
     assert not os.path.exists(out)
+  cfg["dataset"] = "no_such_set"  # a tfds plugin that is not installed here
+  (moved / "config.json").write_text(json.dumps(cfg))
+  for tool in (rate_distortion, out_of_domain, latent):
+    assert tool.main(["--workdir", str(moved), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'no_such_set': the run's config.json names it" in err, err
+    assert "--dataset" not in err and "--config." not in err, err
   cfg["dataset"] = "fashion_mnist"
   (moved / "config.json").write_text(json.dumps(cfg))
   idx_dir, data_dir = tiny_data

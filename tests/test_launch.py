@@ -58,6 +58,15 @@ def test_validate_refuses_unknown_fields_and_negative_noise():
   config.noise.sigma = 0.3
   with pytest.raises(UserError, match=r"unknown config field\(s\) \['noise.sigma'\]"):
     config_lib.validate(config)
+  # A group or a field left out gave an AttributeError traceback.
+  config = ml_collections.ConfigDict({**denoise.get_config().to_dict(),
+                                      "noise": {"loc": 0.5}})
+  with pytest.raises(UserError, match=r"the config lacks field\(s\) \['noise.scale'\]"):
+    config_lib.validate(config)
+  config = ml_collections.ConfigDict({k: v for k, v in denoise.get_config().to_dict().items()
+                                      if k != "seed"})
+  with pytest.raises(UserError, match=r"lacks field\(s\) \['seed'\]: build it from"):
+    config_lib.validate(config)
   config = ml_collections.ConfigDict({**denoise.get_config().to_dict(), "noise": 0.1})
   with pytest.raises(UserError, match=r"noise must be a group with the fields \['loc', 'scale'\]"):
     config_lib.validate(config)

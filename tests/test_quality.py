@@ -92,4 +92,4 @@ def test_other_integer_types_and_unequal_batches_are_refused():
     with pytest.raises(ValueError, match="differ in shape"):
       fn(x[:4].astype(np.uint8), x[:1].astype(np.uint8))
   with pytest.raises(ValueError, match="differ in shape"):  # extra originals, not ignored
-    quality.report(x[:2].astype(np.uint8), x.astype(np.uint8))
+    quality.report(x[:2].astype(np.uint8), x.astype(np.uint8), batch_size=2)
