@@ -67,39 +67,32 @@ def _operands(rng):
   return {"x": f(STEPS, B, D), "w1": f(D, K), "w2": f(K, D), "dy": f(STEPS, B, D)}
 
 
-def numpy_steps(ops):
+def _five_products(ops, matmul, empty, before=lambda: None):
+  """The five products of each of STEPS batches with a library's `matmul(a, b, out=c)`,
+  into buffers from its `empty(*shape)`; `before` runs first (thread settings)."""
   x, w1, w2, dy = ops["x"], ops["w1"], ops["w2"], ops["dy"]
-  h, y = np.empty((B, K), np.float32), np.empty((B, D), np.float32)
-  dw2, dh, dw1 = (np.empty(s, np.float32) for s in ((K, D), (B, K), (D, K)))
+  h, y, dw2, dh, dw1 = (empty(*s) for s in ((B, K), (B, D), (K, D), (B, K), (D, K)))
 
   def run():
+    before()
     for i in range(STEPS):
-      np.matmul(x[i], w1, out=h)
-      np.matmul(h, w2, out=y)
-      np.matmul(h.T, dy[i], out=dw2)
-      np.matmul(dy[i], w2.T, out=dh)
-      np.matmul(x[i].T, dh, out=dw1)
+      matmul(x[i], w1, out=h)
+      matmul(h, w2, out=y)
+      matmul(h.T, dy[i], out=dw2)
+      matmul(dy[i], w2.T, out=dh)
+      matmul(x[i].T, dh, out=dw1)
     return dw1
   return run
+
+
+def numpy_steps(ops):
+  return _five_products(ops, np.matmul, lambda *shape: np.empty(shape, np.float32))
 
 
 def torch_steps(ops, threads):
   import torch  # pylint: disable=import-outside-toplevel
-  t = {k: torch.from_numpy(v) for k, v in ops.items()}
-  x, w1, w2, dy = t["x"], t["w1"], t["w2"], t["dy"]
-  h, y = torch.empty(B, K), torch.empty(B, D)
-  dw2, dh, dw1 = torch.empty(K, D), torch.empty(B, K), torch.empty(D, K)
-
-  def run():
-    torch.set_num_threads(threads)
-    for i in range(STEPS):
-      torch.matmul(x[i], w1, out=h)
-      torch.matmul(h, w2, out=y)
-      torch.matmul(h.T, dy[i], out=dw2)
-      torch.matmul(dy[i], w2.T, out=dh)
-      torch.matmul(x[i].T, dh, out=dw1)
-    return dw1
-  return run
+  return _five_products({k: torch.from_numpy(v) for k, v in ops.items()}, torch.matmul,
+                        torch.empty, lambda: torch.set_num_threads(threads))
 
 
 def xla_steps(ops):
