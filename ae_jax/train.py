@@ -73,10 +73,12 @@ class _StopRequests:
 
 
 def _choose_pipeline(config, n_train: int, image_shape) -> str:
-  if config.input_pipeline != "auto":
-    return config.input_pipeline
+  """The pipeline a config (or a config.json record) runs: 'auto' is 'device' when the
+  training split's uint8 images fit in device_data_mb, else 'stream'."""
+  if config["input_pipeline"] != "auto":
+    return config["input_pipeline"]
   size_mb = n_train * int(np.prod(image_shape)) / 2**20
-  return "device" if size_mb <= config.device_data_mb else "stream"
+  return "device" if size_mb <= config["device_data_mb"] else "stream"
 
 
 @jax.jit
@@ -203,7 +205,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if restart and workdir_lib.move_aside(workdir):
       lock.acquire(workdir)  # the lock went with the old run: lock the new folder
     workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape),
-                        steps_per_epoch=_steps_per_epoch(config, n_train))
+                        steps_per_epoch=_steps_per_epoch(config, n_train),
+                        pipeline_of=lambda record: _choose_pipeline(record, n_train,
+                                                                    image_shape))
 
   try:
     parallel.on_main_process(prepare_workdir)

@@ -170,10 +170,20 @@ def move_aside(workdir: str) -> str | None:
   return dest
 
 
-def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> None:
+# Fields that choose the input pipeline (its order of batches and noise): they may differ
+# on resume only where they choose the same one (`prepare`'s pipeline_of).
+PIPELINE_FIELDS = ("input_pipeline", "device_data_mb")
+
+
+def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None,
+            pipeline_of=None) -> None:
   """Creates the workdir and writes config.json, refusing a workdir of another run, or, given
   `steps_per_epoch`, one whose checkpoints are past the epochs `record` asks for (a smaller
-  num_epochs cannot undo them, and config.json would then misstate the run)."""
+  num_epochs cannot undo them, and config.json would then misstate the run).
+
+  `pipeline_of(record)`: the input pipeline a record runs. Given it, `input_pipeline` and
+  `device_data_mb` may differ from the run's where they pick the same pipeline ('device'
+  for a run whose 'auto' chose it): the same batches. config.json keeps the run's values."""
   check_writable(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -189,6 +199,10 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None) -> N
     except (OSError, json.JSONDecodeError) as e:
       raise UserError(f"cannot read {path} ({e}): use another --workdir") from None
     changed = config_lib.differences(old, record)
+    if (pipeline_of is not None and set(changed) & set(PIPELINE_FIELDS)
+        and all(k in old for k in PIPELINE_FIELDS) and pipeline_of(old) == pipeline_of(record)):
+      record = {**record, **{k: old[k] for k in PIPELINE_FIELDS}}
+      changed = [name for name in changed if name not in PIPELINE_FIELDS]
     if changed:
       raise UserError(f"--workdir {workdir} holds a run with another config (differs in "
                       f"{', '.join(changed)}): use another --workdir, the same config to "
@@ -240,7 +254,9 @@ def apply_resumed_changes(workdir: str, record: dict, step: int,
     changed = [name for name in changed if name not in kept]
   if changed:
     _log_changes(workdir, step, old, record, changed)
-  _write_config(path, record)
+  # The run's config.json with only those fields changed (prepare may have let others,
+  # such as an input_pipeline choosing the same pipeline, differ without a change).
+  _write_config(path, {**old, **{name: record[name] for name in changed}})
 
 
 class MetricsLog:

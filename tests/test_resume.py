@@ -280,6 +280,34 @@ def test_resumable_changes_are_logged_and_a_finished_run_keeps_its_learning_rate
       (4, {"learning_rate": [1e-3, 2e-3], "num_epochs": [1, 2], "steps_per_call": [0, 2]})]
 
 
+def test_the_pipeline_may_be_named_on_resume_where_it_is_the_same(tiny_config, tmp_path):
+  """A run whose 'auto' chose the device pipeline resumes with input_pipeline='device' (or
+  another device_data_mb that still fits): the same batches, so no longer refused. A
+  choice that changes the pipeline is still refused; config.json keeps the run's fields,
+  and the resumed run equals one trained straight through."""
+  workdir, straight = str(tmp_path / "run"), str(tmp_path / "straight")
+  tiny_config.num_epochs = 1
+  _train(tiny_config, workdir)  # 'auto': 512 tiny images fit, so the device pipeline
+  record = json.load(open(os.path.join(workdir, "config.json")))
+  tiny_config.input_pipeline = "stream"
+  with pytest.raises(UserError, match="another config \\(differs in input_pipeline\\)"):
+    _train(tiny_config, workdir)
+  tiny_config.input_pipeline, tiny_config.device_data_mb = "auto", 1  # 0.38 MB: still fits
+  tiny_config.num_epochs = 2
+  _train(tiny_config, workdir)
+  tiny_config.input_pipeline, tiny_config.device_data_mb = "device", 256
+  tiny_config.num_epochs = 3
+  state = _train(tiny_config, workdir)
+  after = json.load(open(os.path.join(workdir, "config.json")))
+  assert (after["input_pipeline"], after["device_data_mb"]) == ("auto", 2048)  # the run's
+  assert {k: v for k, v in after.items() if k != "num_epochs"} == {
+      k: v for k, v in record.items() if k != "num_epochs"}
+  tiny_config.input_pipeline = "auto"
+  again = _train(tiny_config, straight)
+  for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(again.params)):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_a_resume_that_falls_back_logs_the_step_it_resumed_from(tiny_config, tmp_path):
   workdir = str(tmp_path / "run")
   tiny_config.num_epochs = 2
