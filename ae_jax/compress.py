@@ -62,12 +62,12 @@ def run_identity(workdir: str, step: int | None = None) -> dict:
           "checkpoint_id": checkpoint.checkpoint_id(workdir, step)}
 
 
-def run_summary(workdir: str, step: int | None = None) -> str:
-  """Which run and checkpoint a report measured, and how far that run had trained:
+def run_summary(workdir: str, step: int) -> str:
+  """Which run and checkpoint `step` a report measured (the step the report pinned, e.g.
+  `run_identity(workdir)["step"]`), and how far that run had trained:
   '<workdir>, checkpoint step S (E of N epochs[; unfinished])', E from its metrics.jsonl
   (unknown without one)."""
   cfg = read_run_config(workdir)
-  step = max(checkpoint_steps(workdir), default=0) if step is None else step
   epochs = None
   try:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
