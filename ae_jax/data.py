@@ -34,7 +34,13 @@ _PROBE_SECONDS = 3.0
 @functools.cache
 def _tf():
   """TensorFlow, imported on first use: the in-jit batching and noise below need none of it,
-  so code that uses only those runs where TensorFlow is not installed (accelerator images)."""
+  so code that uses only those runs where TensorFlow is not installed (accelerator images).
+
+  TensorFlow's oneDNN custom operations are off unless the user set TF_ENABLE_ONEDNN_OPTS:
+  ae_jax runs no TensorFlow maths for them to speed up, and on CPUs with AVX-512 VNNI
+  TensorFlow 2.21 announces them at import ("oneDNN custom operations are on", two lines
+  per import) whatever TF_CPP_MIN_LOG_LEVEL says, ahead of a command's own output."""
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   # TensorFlow only feeds data: it must never take accelerator memory from JAX.
   tf.config.set_visible_devices([], "GPU")

@@ -218,6 +218,24 @@ print(data.device_batch(images, perm, 0, 2).shape)
   assert done.stdout.strip() == "(2, 28, 28, 1)"
 
 
+def test_tensorflow_imported_for_data_says_nothing():
+  """TensorFlow only feeds data: its import through ae_jax must not print ahead of a command's
+  own lines (the one-line errors). On CPUs with AVX-512 VNNI, TensorFlow 2.21 announced its
+  oneDNN operations at import whatever TF_CPP_MIN_LOG_LEVEL said (on AVX2 CPUs it does not,
+  so there this test passes either way)."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+  code = "import os; from ae_jax import data; data._tf(); print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode == 0, done.stderr[-800:]
+  assert (done.stdout, done.stderr) == ("0\n", "")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=dict(env, TF_ENABLE_ONEDNN_OPTS="1"),
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.stdout == "1\n", done.stderr[-800:]  # a user's own setting is kept
+
+
 def test_unknown_or_empty_splits_name_the_dataset_and_the_option(tiny_data):
   builder = data.get_builder("fashion_mnist", tiny_data[1])  # ours, from IDX files
   assert data.num_examples(builder, "test[:10]") == 10
