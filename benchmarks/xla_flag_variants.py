@@ -13,7 +13,9 @@ to ae_jax's setting, and whether its parameters are bit-identical to ae_jax's.
 """
 import argparse
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 
@@ -63,7 +65,14 @@ print(json.dumps({{"median": float(np.median(times)), "fastest": min(times),
 
 
 def child(flags: str) -> dict:
-  return child_json(CHILD.format(repo=REPO), {"XLA_FLAGS": flags})
+  """The child's timings, or {"crashed": why} if it died (on a Zen 5 CPU, oneDNN's dot
+  fusion dies of SIGILL): one setting must not end the comparison."""
+  try:
+    return child_json(CHILD.format(repo=REPO), {"XLA_FLAGS": flags})
+  except subprocess.CalledProcessError as e:
+    died = (f"signal {signal.Signals(-e.returncode).name}" if e.returncode < 0
+            else f"exit status {e.returncode}")
+    return {"crashed": died}
 
 
 def main():
@@ -86,6 +95,11 @@ def main():
   base = statistics.median(r["median"] for r in results[""])
   base_params = results[""][0]["params"]
   for setting, runs in results.items():
+    crashed = [r["crashed"] for r in runs if "crashed" in r]
+    if crashed:
+      print(f"| {setting} | crashed ({crashed[0]}) in {len(crashed)} of {len(runs)} "
+            "processes | | | |")
+      continue
     med = statistics.median(r["median"] for r in runs)
     same = all(r["params"] == base_params for r in runs)
     print(f"| {setting or '(ae_jax: none added)'} | {med:.3f} | "
