@@ -1,6 +1,6 @@
 """JAX's persistent compilation cache, on by default for the command-line runs.
 
-The conv model's train step takes ~3 s to compile on the 2-core dev machine, most of a
+The conv model's train step takes ~3 s to compile on the 2-core AVX2 dev machine, most of a
 run's start-up; with the executable on disk a rerun (a resumed run, a sweep, the same config
 again) loads it instead: the first conv step finished 3.3 s after the process started
 instead of 7.2 s (benchmarks/results/20261128-011505.md, docs/performance.md). JAX keys each entry on the computation, jaxlib

@@ -108,7 +108,7 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
     # per call (scan) is 2.8-19x faster than one step per call at batch 128.
     return steps_per_epoch
   # Measured on XLA:CPU (benchmarks/pipeline.py, docs/performance.md): the dense step
-  # runs ~25% faster in a scan of 32 steps; the conv step runs ~4x slower in any scan
+  # runs ~25% faster in a scan of 32 steps; the conv step runs ~4-5x slower in any scan
   # than as one jit call per batch.
   if config.model != "dense":
     return 1
