@@ -196,12 +196,20 @@ def checkpoint_id(workdir: str, step: int) -> int:
                             f"read ({describe(e)})", _damaged_advice(workdir, step)) from None
 
 
+def _abstract_params(module: nn.Module, example: jax.Array) -> dict:
+  """{'params': shapes} of `module` (what an item holds: not the terms a module sows)."""
+  def init(x):
+    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
+    return {"params": module.init(rngs, x)["params"]}
+  return jax.eval_shape(init, example)
+
+
 def _restore_item(workdir: str, item: str, module: nn.Module, example: jax.Array,
                   step: int | None) -> dict:
   # Restore onto this process's first device, whatever sharding the run trained with.
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
-                          jax.eval_shape(module.init, jax.random.key(0), example))
+                          _abstract_params(module, example))
   if not checkpoint_steps(workdir):  # checked first: a read must not create folders
     raise UserError(f"{workdir} has no checkpoint yet: train it first "
                     "(python launch.py --workdir ...)")
@@ -229,20 +237,24 @@ def _damaged_advice(workdir: str, step: int) -> str:
   return f"use another of its steps ({others})"  # older steps are not checked on resume
 
 
+def _run_model(workdir: str) -> tuple[models.Autoencoder, dict]:
+  cfg = read_run_config(workdir)
+  return models.from_config(cfg, cfg["image_shape"]), cfg
+
+
 def restore_encoder(workdir: str, step: int | None = None) -> tuple[nn.Module, dict]:
   """(encoder module, variables) of a run: `encoder.apply(variables, images)` gives codes."""
-  cfg = read_run_config(workdir)
-  encoder = models.make_encoder(cfg["model"], cfg["latent_dim"])
+  model, cfg = _run_model(workdir)
   example = jnp.zeros((1, *cfg["image_shape"]), jnp.float32)
-  return encoder, _restore_item(workdir, "encoder", encoder, example, step)
+  return model.encoder, _restore_item(workdir, "encoder", model.encoder, example, step)
 
 
 def restore_decoder(workdir: str, step: int | None = None) -> tuple[nn.Module, dict]:
-  """(decoder module, variables) of a run: `sigmoid(decoder.apply(variables, codes))` gives images."""
-  cfg = read_run_config(workdir)
-  decoder = models.make_decoder(cfg["model"], cfg["image_shape"])
-  example = jnp.zeros((1, *models.code_shape(cfg["model"], cfg["latent_dim"])), jnp.float32)
-  return decoder, _restore_item(workdir, "decoder", decoder, example, step)
+  """(decoder module, variables) of a run: `sigmoid(decoder.apply(variables, codes))` gives
+  images. Only the decoder is read; the encoder's code shape is traced, not computed."""
+  model, cfg = _run_model(workdir)
+  example = jnp.zeros((1, *models.code_shape(model.encoder, cfg["image_shape"])), jnp.float32)
+  return model.decoder, _restore_item(workdir, "decoder", model.decoder, example, step)
 
 
 def restore_autoencoder(workdir: str, step: int | None = None) -> tuple[models.Autoencoder, dict]:

@@ -7,7 +7,10 @@ scale_d * q, q in 0..255). The file, all little-endian:
     4 bytes   uint32 CRC-32 of the header's H bytes
     H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
               the run (workdir, config hash, checkpoint step and id), optional image names,
-              and the list of arrays (name, dtype, shape) with the payload's length and CRC-32
+              and the list of arrays (name, dtype, shape) with the payload's length and CRC-32.
+              `model` is the run's model label ('dense', 'conv', 'sparse+dense'...);
+              `latent_dim` the number of values in one code (files written before the
+              model zoo hold the run's latent_dim field there, which a conv code ignored)
     payload   the arrays, C order, one after the other (offset and scale first for uint8)
 Version 1 files (no header CRC: a header altered into other valid JSON went unnoticed) are
 still read.

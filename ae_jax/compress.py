@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ae_jax.codes import QUANTS, Codes, codes_to_bytes, load_codes, quantize
-from ae_jax.config_lib import RESUMABLE_CHANGES
+from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
 from ae_jax.errors import UserError, print_error
 from ae_jax.workdir import checkpoint_steps, read_run_config
 
@@ -112,7 +112,7 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
   """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
   quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's)."""
   import jax  # pylint: disable=import-outside-toplevel
-  from ae_jax import checkpoint, models  # pylint: disable=import-outside-toplevel
+  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
   if quant not in QUANTS:
     raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
   run = run_identity(workdir, step)
@@ -128,9 +128,10 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
                          np.asarray(images_u8), batch_size)
-  code_shape = models.code_shape(cfg["model"], cfg["latent_dim"])
+  code_shape = codes.shape[1:]
   values, offset, scale = quantize(codes.reshape(len(images_u8), -1), quant)
-  return Codes(values=values, quant=quant, model=cfg["model"], latent_dim=cfg["latent_dim"],
+  return Codes(values=values, quant=quant, model=model_label(cfg),
+               latent_dim=int(np.prod(code_shape)),
                code_shape=tuple(code_shape), image_shape=tuple(cfg["image_shape"]), run=run,
                offset=offset, scale=scale, names=list(names) if names is not None else None)
 
@@ -162,12 +163,14 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
   """Refuses to decode `codes` with a run other than the one that made them."""
   cfg = read_run_config(workdir)
   made_by = f"made by run {codes.run.get('workdir')}"
-  if cfg["model"] != codes.model or (codes.model == "dense"
-                                     and int(cfg["latent_dim"]) != codes.latent_dim):
-    raise UserError(f"{source} come from a {codes.model} model with latent_dim "
-                    f"{codes.latent_dim} ({made_by}) but {workdir} is a {cfg['model']} model "
-                    f"with latent_dim {cfg['latent_dim']}: decode with --workdir "
-                    f"{codes.run.get('workdir')}")
+  run_k = cfg["encoder"].get("latent_dim")
+  if model_label(cfg) != codes.model or (len(codes.code_shape) == 1 and run_k is not None
+                                         and int(run_k) != codes.code_shape[0]):
+    raise UserError(f"{source} come from a {codes.model} model with codes of shape "
+                    f"{tuple(codes.code_shape)} ({made_by}) but {workdir} is a "
+                    f"{model_label(cfg)} model"
+                    + (f" with latent_dim {run_k}" if run_k is not None else "")
+                    + f": decode with --workdir {codes.run.get('workdir')}")
   if (codes.run.get("config_hash") not in (config_hash(cfg),
                                            config_hash(cfg, _EARLIER_RESUMABLE))
       and not _same_checkpoint(codes, workdir)):

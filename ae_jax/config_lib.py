@@ -8,6 +8,11 @@ import ml_collections
 from ae_jax.errors import UserError
 
 PIPELINES = ("auto", "device", "stream")
+DTYPES = ("float32", "bfloat16")
+# Groups whose keys are not fixed by configs/default.py: the encoder's and decoder's
+# fields are their module's (checked by ae_jax/models/registry.py), and loss_weights
+# names the terms the model reports.
+OPEN_GROUPS = ("encoder", "decoder", "loss_weights")
 # Fields that may change when a run is resumed (train longer, at another rate; where the
 # same data is found; how it is shown or saved; steps per jit call, which gives the same
 # steps); all others must match. Changes are logged in WORKDIR/config_changes.jsonl.
@@ -22,6 +27,8 @@ def _unknown_fields(config, reference, prefix: str = "") -> list[str]:
   out = []
   for key in config.keys():
     name = prefix + key
+    if name in OPEN_GROUPS:
+      continue
     if key not in reference:
       out.append(name)
     elif isinstance(reference[key], (ml_collections.ConfigDict, dict)):
@@ -37,7 +44,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `UserError` naming the field and the fix for the first bad value found."""
   # Imported here so that tools needing only RESUMABLE_CHANGES stay light (no JAX).
   from ae_jax.metrics import LOSSES  # pylint: disable=import-outside-toplevel
-  from ae_jax.models import MODELS  # pylint: disable=import-outside-toplevel
   from configs import default  # pylint: disable=import-outside-toplevel
   reference = default.get_config()
   unknown = _unknown_fields(config, reference)
@@ -61,12 +67,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, field,
          "a positive integer" + (" or None" if allow_none else ""))
 
-  need(config.model in MODELS, "model", f"one of {MODELS}")
+  for group in ("encoder", "decoder"):
+    need(isinstance(config[group], (ml_collections.ConfigDict, dict)), group,
+         "a group with a `name` and the module's fields")
+    need(isinstance(config[group].get("name"), str) and bool(config[group].get("name")),
+         f"{group}.name", "a model family ('dense', 'conv', ...) or 'module:Class'")
+  need(isinstance(config.loss_weights, (ml_collections.ConfigDict, dict)), "loss_weights",
+       "a group of term name -> weight")
+  for term, weight in config.loss_weights.items():
+    need(isinstance(weight, (int, float)) and not isinstance(weight, bool)
+         and math.isfinite(weight) and weight >= 0, f"loss_weights.{term}",
+         "a number >= 0")
+  need(config.dtype in DTYPES, "dtype", f"one of {DTYPES}")
   need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
   need(isinstance(config.dataset, str) and bool(config.dataset), "dataset",
        "a tfds dataset name")
-  for field in ("latent_dim", "num_epochs", "batch_size", "eval_batch_size", "num_images",
+  for field in ("num_epochs", "batch_size", "eval_batch_size", "num_images",
                 "device_data_mb", "checkpoints_to_keep"):
     positive_int(field)
   for field in ("steps_per_epoch", "eval_examples"):
@@ -110,3 +127,33 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
     elif a != b and (name in RESUMABLE_CHANGES) == resumable:
       out.append(name)
   return out
+
+
+def lecture_model(model: str, latent_dim: int = 64) -> dict:
+  """The `encoder` and `decoder` groups of the lecture's 'dense' or 'conv' autoencoder."""
+  if model == "dense":
+    return {"encoder": {"name": "dense", "latent_dim": latent_dim}, "decoder": {"name": "dense"}}
+  if model == "conv":
+    return {"encoder": {"name": "conv"}, "decoder": {"name": "conv"}}
+  raise ValueError(f"unknown model {model!r}; the lecture's are 'dense' and 'conv'")
+
+
+def upgrade_record(record: dict) -> dict:
+  """A run's config.json as today's configs write it. Runs from before the model zoo
+  named their model as `model` ('dense' | 'conv') and `latent_dim`: the same modules
+  are the `encoder` and `decoder` groups of `lecture_model`, with no loss terms, float32."""
+  if not isinstance(record, dict) or "encoder" in record or record.get("model") not in (
+      "dense", "conv"):
+    return record
+  record = dict(record)
+  model, latent_dim = record.pop("model"), record.pop("latent_dim", 64)
+  record.update(lecture_model(model, latent_dim))
+  record.setdefault("loss_weights", {})
+  record.setdefault("dtype", "float32")
+  return record
+
+
+def model_label(record) -> str:
+  """A short name of a run's model: 'dense', or 'sparse+dense' where the halves differ."""
+  enc, dec = record["encoder"]["name"], record["decoder"]["name"]
+  return enc if enc == dec else f"{enc}+{dec}"

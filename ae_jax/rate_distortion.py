@@ -47,9 +47,9 @@ def _row(method: str, setting: str, nbytes: float, raw: int, restored_u8: np.nda
 
 
 def code_label(codes: compress.Codes) -> str:
-  """'dense K=64', or 'conv 4x4x8' (the conv code's shape: latent_dim does not apply)."""
-  if codes.model == "dense":
-    return f"{codes.model} K={codes.latent_dim}"
+  """'dense K=64' for a flat code, or 'conv 4x4x8' (the code's shape)."""
+  if len(codes.code_shape) == 1:
+    return f"{codes.model} K={codes.code_shape[0]}"
   return f"{codes.model} {'x'.join(map(str, codes.code_shape))}"
 
 

@@ -15,7 +15,7 @@ import optax
 from flax.training import train_state
 from jax.sharding import NamedSharding
 
-from ae_jax import data, metrics, models, xla_flags
+from ae_jax import data, metrics, models, objectives, xla_flags
 
 
 # XLA options for code that runs once (initialization): a lighter backend optimization and,
@@ -35,7 +35,9 @@ def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigD
   and XLA folds the model's forward pass at compile time (the conv model: ~6 s here).
   """
   rng = jax.random.key(config.seed) if rng is None else rng
-  params = model.init(rng, jnp.zeros((1, *image_shape)))["params"]
+  # A model that samples draws from 'sample' at init too; `rng` alone is the 'params' key.
+  rngs = {"params": rng, "sample": jax.random.fold_in(rng, objectives.SAMPLE_STREAM)}
+  params = model.init(rngs, jnp.zeros((1, *image_shape)))["params"]
   return TrainState.create(apply_fn=model.apply, params=params,
                            tx=optax.adam(config.learning_rate))
 
@@ -52,27 +54,40 @@ def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, 
   return init(jax.random.key(config.seed))
 
 
-def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array,
-               loss_kind: str) -> tuple[TrainState, jax.Array]:
-  """One Adam step on the mean loss of decoder(encoder(noisy)) against `clean`.
+def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind: str,
+               rng: jax.Array, weights: tuple = ()) -> tuple[TrainState, dict]:
+  """One Adam step on the mean objective of decoder(encoder(noisy)) against `clean`: the
+  reconstruction loss plus the terms the model reports, weighted (ae_jax/objectives.py).
 
+  Returns the new state and this step's `loss` (the objective) and the mean of every
+  reported term and metric, by name. `rng` is the key of the model's sampling.
   The optimizer's operations carry the name scope `optimizer` (and device_train_steps'
   batch gather and noise `batch`), so profiles can tell them apart from the model's
   forward (`jvp(...)`) and backward (`transpose(jvp(...))`) passes:
   benchmarks/profile_step.py.
   """
   def loss_fn(params):
-    logits = state.apply_fn({"params": params}, noisy)
-    return metrics.reconstruction_loss(loss_kind, logits, clean).mean()
+    logits, terms, reported = objectives.apply(state.apply_fn, params, noisy, rng)
+    rec = metrics.reconstruction_loss(loss_kind, logits, clean)
+    if not terms:  # the lecture's models: the loss as it always was
+      return rec.mean(), {k: v.mean() for k, v in reported.items()}
+    means = {k: v.mean() for k, v in {**terms, **reported}.items()}
+    return objectives.total(rec, terms, weights).mean(), means
 
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  (loss, means), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   with jax.named_scope("optimizer"):
-    return state.apply_gradients(grads=grads), loss
+    return state.apply_gradients(grads=grads), {"loss": loss, **means}
 
 
-@functools.partial(jax.jit, static_argnames="loss_kind", donate_argnums=0)
-def train_step_jit(state, noisy, clean, loss_kind):
-  return train_step(state, noisy, clean, loss_kind)
+def sample_key(seed: int | jax.Array, step: jax.Array) -> jax.Array:
+  """The key of a model's sampling at a train step: a function of (seed, step) alone,
+  so a resumed run draws what an unbroken one draws."""
+  return jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM), step)
+
+
+@functools.partial(jax.jit, static_argnames=("loss_kind", "weights"), donate_argnums=0)
+def train_step_jit(state, noisy, clean, loss_kind, seed=0, weights=()):
+  return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights)
 
 
 def noise_key(seed: int, stream: int) -> jax.Array:
@@ -84,19 +99,19 @@ def noise_key(seed: int, stream: int) -> jax.Array:
 # compilation cache filled by one seed's run serves the next (the noise key is derived in
 # the step, a few integer operations).
 @functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "loc", "scale",
-                                             "loss_kind", "sharding", "unroll"),
+                                             "loss_kind", "sharding", "unroll", "weights"),
                    donate_argnums=0)
 def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
                        first: jax.Array, *, num_steps: int, batch_size: int,
                        seed: int | jax.Array, loc: float, scale: float, loss_kind: str,
                        sharding: NamedSharding | None = None,
-                       unroll: int = 1) -> tuple[TrainState, jax.Array]:
+                       unroll: int = 1, weights: tuple = ()) -> tuple[TrainState, dict]:
   """`num_steps` train steps on batches first, first+1, ... of the epoch order `perm`.
 
   Batches are gathered from the resident dataset and noised (key folded with the global
   step) inside jit; more than one step runs in a `lax.scan`, `unroll` steps per loop
   iteration (the same steps in the same order: the same numbers). Returns the per-step
-  losses.
+  `loss` and reported terms (arrays of `num_steps`).
   """
   def body(state, i):
     with jax.named_scope("batch"):
@@ -105,31 +120,39 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
         clean = jax.lax.with_sharding_constraint(clean, sharding)
       key = jax.random.fold_in(noise_key(seed, 1), state.step)
       noisy = data.add_noise(key, clean, loc, scale)
-    return train_step(state, noisy, clean, loss_kind)
+    return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights)
 
   if num_steps == 1:
-    state, loss = body(state, first)
-    return state, loss[None]
+    state, out = body(state, first)
+    return state, jax.tree.map(lambda v: v[None], out)
   return jax.lax.scan(body, state, first + jnp.arange(num_steps), unroll=unroll)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_kind", "loc", "scale", "num_shown",
-                                             "shown_sharding"))
+                                             "shown_sharding", "weights"))
 def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str,
               seed: int | jax.Array, loc: float, scale: float, num_shown: int,
-              shown_sharding: NamedSharding | None = None) -> tuple[dict, dict]:
+              shown_sharding: NamedSharding | None = None,
+              weights: tuple = ()) -> tuple[dict, dict]:
   """Masked sums of the eval metrics over a batch, and its first images (original, noisy,
-  restored). The noise is fixed by (seed, batch), so every epoch sees the same inputs."""
+  restored). The noise (and a model's sampling) is fixed by (seed, batch), so every epoch
+  sees the same inputs. `val_loss` is the objective (the reconstruction loss for a model
+  reporting no terms); each reported term and metric is `val_<name>`."""
   noisy = data.add_noise(jax.random.fold_in(noise_key(seed, 2), batch_index), clean, loc, scale)
-  logits = state.apply_fn({"params": state.params}, noisy)
+  rng = jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM + 1), batch_index)
+  logits, terms, reported = objectives.apply(state.apply_fn, state.params, noisy, rng)
   restored = jax.nn.sigmoid(logits)
+  rec = metrics.reconstruction_loss(loss_kind, logits, clean)
   per_image = {
-      "val_loss": metrics.reconstruction_loss(loss_kind, logits, clean),
+      "val_loss": objectives.total(rec, terms, weights) if terms else rec,
       "val_bce": metrics.bce_from_logits(logits, clean),
       "val_mse": metrics.mse(restored, clean),
       "val_psnr": metrics.psnr(restored, clean),
       "val_ssim": metrics.ssim(restored, clean),
   }
+  per_image.update({f"val_{k}": v for k, v in {**terms, **reported}.items()})
+  if terms:
+    per_image["val_reconstruction"] = rec
   if scale > 0:  # denoising: how much the model improves on its noisy input
     per_image["val_noisy_psnr"] = metrics.psnr(noisy, clean)
   shown = {"original": clean[:num_shown], "noisy": noisy[:num_shown],

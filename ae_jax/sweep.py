@@ -25,14 +25,16 @@ from ae_jax.errors import UserError, print_error, print_report
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 # Fields the sweep sets itself (an override would be ignored or mislabel the tables).
-SWEPT = {"latent_dim": "give the code sizes with --ks", "num_epochs": "use --epochs",
-         "model": "the sweep trains the dense model (K is its code size)"}
+SWEPT = {"encoder.latent_dim": "give the code sizes with --ks", "num_epochs": "use --epochs",
+         "encoder.name": "the sweep trains the dense model (K is its code size)",
+         "decoder.name": "the sweep trains the dense model (K is its code size)"}
 COLUMNS = ("K", "bytes_float32", "bytes_float16", "bytes_uint8", "ratio_float32",
            "ratio_uint8", "val_bce", "psnr_float32", "psnr_uint8", "ssim_float32", "ssim_uint8")
 
 
 def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collections.ConfigDict:
-  """configs/dense.py with latent_dim=k, num_epochs=epochs and the dotted `overrides`."""
+  """configs/dense.py with encoder.latent_dim=k, num_epochs=epochs and the dotted
+  `overrides`."""
   from configs import dense  # pylint: disable=import-outside-toplevel
   config = dense.get_config()
   config.progress_bar = False
@@ -55,7 +57,7 @@ def make_config(k: int, epochs: int, overrides: dict | None = None) -> ml_collec
       raise UserError(f"bad value {field}={value!r}: it must be of type "
                       f"{node.get_type(leaf).__name__}, as in configs/default.py "
                       f"(--set {field}=...)") from None
-  config.latent_dim, config.num_epochs = k, epochs
+  config.encoder.latent_dim, config.num_epochs = k, epochs
   return config
 
 

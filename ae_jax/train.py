@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from ae_jax import checkpoint, config_lib, data, models, parallel, plots, steps
+from ae_jax import checkpoint, config_lib, data, models, objectives, parallel, plots, steps
 from ae_jax import workdir as workdir_lib
 from ae_jax.errors import UserError
 from ae_jax.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
@@ -27,7 +27,8 @@ def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[
         state, parallel.global_array(clean, parallel.batch_sharding(mesh)),
         parallel.global_array(mask, parallel.batch_sharding(mesh)), b, loss_kind=config.loss,
         seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
-        num_shown=config.num_images, shown_sharding=parallel.replicated(mesh))
+        num_shown=config.num_images, shown_sharding=parallel.replicated(mesh),
+        weights=objectives.weights_of(config))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     shown = first if shown is None else shown
   n = len(eval_images)
@@ -109,8 +110,10 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
     return steps_per_epoch
   # Measured on XLA:CPU (benchmarks/pipeline.py, docs/performance.md): the dense step
   # runs ~25% faster in a scan of 32 steps; the conv step runs ~4-5x slower in any scan
-  # than as one jit call per batch.
-  if config.model != "dense":
+  # than as one jit call per batch. Modules say which they are (SCAN_ON_CPU: the dense
+  # families); a module that does not say runs one step per call.
+  if not all(getattr(models.registry.resolve(config[role]["name"], role), "SCAN_ON_CPU", False)
+             for role in ("encoder", "decoder")):
     return 1
   # A divisor of the epoch near 32 (468 steps: 36), so every call has the same length and
   # the scan compiles once: a shorter last call compiled a second one (~0.7 s, epoch 1).
@@ -184,9 +187,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   source = data.Source(config.dataset, config.data_dir, config.idx_dir,
                        splits=(config.train_split, config.eval_split))
   image_shape = source.image_shape
-  if config.model == "conv" and image_shape != models.IMAGE_SHAPE:
-    raise UserError(f"the conv model takes 28x28x1 images but {config.dataset} has "
-                    f"{image_shape}: use --config.model=dense or a 28x28x1 dataset")
+  model = _checked_model(config, image_shape)
   n_train = source.num_examples(config.train_split)
   if config.batch_size > n_train:
     raise UserError(f"batch_size {config.batch_size} is larger than the {n_train} "
@@ -215,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     manager = checkpoint.make_manager(workdir, config.checkpoints_to_keep)
     try:
       with _StopRequests() as stop:
-        return _train(config, workdir, source, image_shape, n_train, eval_images, log,
+        return _train(config, model, workdir, source, image_shape, n_train, eval_images, log,
                       manager, stop)
     finally:
       manager.wait_until_finished()
@@ -225,13 +226,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     lock.release()
 
 
-def _train(config, workdir, source, image_shape, n_train, eval_images, log, manager,
+def _checked_model(config, image_shape) -> models.Autoencoder:
+  """The config's autoencoder, refused in one line when its halves do not fit together or
+  the images, or when a loss weight names a term the model does not report."""
+  model, _ = models.checked_autoencoder(config, image_shape,
+                                        f"the {config.dataset} images")
+  losses, reported = objectives.reported_names(model, image_shape)
+  extra = sorted(set(config.loss_weights) - set(losses))
+  if extra:
+    raise UserError(f"config.loss_weights names {extra}, which the model does not report "
+                    f"(it reports {losses or 'no terms'}): remove them or fix the name")
+  clash = sorted(set(losses) & set(reported))
+  if clash:
+    raise UserError(f"the model reports {clash} both as loss terms and as metrics: rename one")
+  return model
+
+
+def _train(config, model, workdir, source, image_shape, n_train, eval_images, log, manager,
            stop) -> TrainState:
   main = parallel.is_main_process()
   say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
   mesh = parallel.make_mesh()
   rep, batch_sharding = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  model = models.make_autoencoder(config.model, config.latent_dim, image_shape)
   state = steps.initial_state(model, config, image_shape, out_shardings=rep)
   progress = {}
   restored = checkpoint.restore_latest_good(manager, workdir, state)
@@ -248,6 +264,7 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
   if pipeline == "device":
     train_images = parallel.global_array(source.load_images(config.train_split), rep)
   per_call = _steps_per_call(config, steps_per_epoch, jax.default_backend())
+  weights = objectives.weights_of(config)
   unroll = _scan_unroll(jax.default_backend())
   every = config.checkpoint_every_steps
   # On one device the constraint is a no-op: leave it out so the step compiles as before.
@@ -259,6 +276,9 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
     # The epoch's loss is summed in step order in float64 and checkpointed with the
     # state, so an epoch resumed half-way logs the same train_loss as an unbroken one.
     loss_sum = float(progress.get("epoch_loss_sum", 0.0)) if start else 0.0
+    # Each reported term's sum, the same way (a model reporting none has none).
+    term_sums = {k: float(v) for k, v in progress.get("epoch_term_sums", {}).items()} \
+        if start else {}
     bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
                     desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
                     # None: tqdm draws only on a terminal (logs get the epoch lines)
@@ -271,9 +291,10 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
       nonlocal pending, loss_sum
       if pending is None:
         return
-      losses, end = pending
+      outputs, end = pending
       pending = None
-      values = np.asarray(losses, np.float64)
+      outputs = jax.device_get(outputs)
+      values = np.asarray(outputs["loss"], np.float64)
       if not np.isfinite(values).all():
         bad = end - len(values) + int(np.argmin(np.isfinite(values))) + 1
         # That loss came from the parameters of step bad - 1: no checkpoint of them (or
@@ -284,6 +305,10 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
                         "(the last good checkpoint is kept and resumes)")
       for v in values:
         loss_sum += float(v)
+      for name, per_step in outputs.items():
+        if name != "loss":
+          for v in np.asarray(per_step, np.float64):
+            term_sums[name] = term_sums.get(name, 0.0) + float(v)
       bar.update(len(values))
       rate = (bar.n - start) * config.batch_size / (time.perf_counter() - t0)
       bar.set_postfix(img_s=f"{rate:.0f}", refresh=False)
@@ -302,23 +327,25 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
 
     for begin, end, batch in calls:
       if batch is None:
-        state, losses = steps.device_train_steps(
+        state, outputs = steps.device_train_steps(
             state, train_images, perm, jnp.int32(begin), num_steps=end - begin,
             batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
-            scale=config.noise.scale, loss_kind=config.loss, sharding=shard, unroll=unroll)
+            scale=config.noise.scale, loss_kind=config.loss, sharding=shard, unroll=unroll,
+            weights=weights)
       else:
         noisy, clean = (parallel.from_local_batch(x, mesh) for x in batch)
-        state, loss = train_step_jit(state, noisy, clean, config.loss)
-        losses = loss[None]
+        state, out = train_step_jit(state, noisy, clean, config.loss, config.seed, weights)
+        outputs = jax.tree.map(lambda v: v[None], out)
       settle()  # the previous call: the host stays one call ahead of the device
-      pending = (losses, first_step + end)
+      pending = (outputs, first_step + end)
       step = first_step + end
       # At the epoch's end, the evaluation and its checkpoint below come first: a stop
       # that skipped them would lose the epoch's metrics row (the resume starts the next).
       if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
         settle()
         _check_finite(state, epoch)
-        checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum})
+        checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum,
+                                         **({"epoch_term_sums": term_sums} if term_sums else {})})
         if stop.signum:
           manager.wait_until_finished()
           bar.close()
@@ -330,7 +357,8 @@ def _train(config, workdir, source, image_shape, n_train, eval_images, log, mana
 
     _check_finite(state, epoch)  # before its metrics are logged and it is saved
     val, shown = evaluate(state, eval_images, config, mesh)
-    row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **val,
+    row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss,
+           **{f"train_{k}": v / steps_per_epoch for k, v in sorted(term_sums.items())}, **val,
            "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
            "seconds": seconds}
     history.append(row)

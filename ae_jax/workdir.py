@@ -21,7 +21,9 @@ import PIL.Image
 from ae_jax import config_lib
 from ae_jax.errors import UserError, describe
 
-RUN_KEYS = {"model", "latent_dim", "image_shape"}  # in every run's config.json
+# In every run's config.json (after config_lib.upgrade_record: runs from before the model
+# zoo had `model` and `latent_dim` instead of the two groups).
+RUN_KEYS = {"encoder", "decoder", "image_shape"}
 LOCK = ".lock"  # held by the process training in the workdir (RunLock)
 
 
@@ -47,6 +49,7 @@ def read_run_config(workdir: str) -> dict:
                     "training run") from None
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read {path} ({e}): give the workdir of a training run") from None
+  cfg = config_lib.upgrade_record(cfg)
   if not isinstance(cfg, dict) or not RUN_KEYS <= set(cfg):
     raise UserError(f"{path} is not a training run's config: give the workdir of a "
                     "training run")
@@ -94,6 +97,7 @@ def is_run(workdir: str) -> bool:
       cfg = json.load(f)
   except (OSError, ValueError):  # unreadable or damaged: `prepare` says so
     return True
+  cfg = config_lib.upgrade_record(cfg)
   return isinstance(cfg, dict) and RUN_KEYS <= set(cfg)
 
 
@@ -198,6 +202,7 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None,
         old = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
       raise UserError(f"cannot read {path} ({e}): use another --workdir") from None
+    old = config_lib.upgrade_record(old)
     changed = config_lib.differences(old, record)
     if (pipeline_of is not None and set(changed) & set(PIPELINE_FIELDS)
         and all(k in old for k in PIPELINE_FIELDS) and pipeline_of(old) == pipeline_of(record)):
@@ -239,7 +244,7 @@ def apply_resumed_changes(workdir: str, record: dict, step: int,
   to train, LEFT_AS_TRAINED fields keep the values the run was trained with."""
   path = os.path.join(workdir, "config.json")
   with open(path) as f:
-    old = json.load(f)
+    old = config_lib.upgrade_record(json.load(f))
   changed = config_lib.differences(old, record, resumable=True)
   if not changed:
     return

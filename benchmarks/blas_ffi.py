@@ -125,7 +125,7 @@ def main():
     times, losses = alternating_ms(
         variants, lambda ex, state, r: ex(state, images, perm, jnp.int32(PER_CALL * (r % 13)),
                                           seed=0), args.rounds)
-    last = [float(out[-1]) for out in losses.values()]
+    last = [float(out["loss"][-1]) for out in losses.values()]
     assert max(last) / min(last) - 1 < 1e-5, last  # the same maths, other rounding
     base = np.median(times["ae_jax (XLA's GEMM)"])
     for name, t in times.items():

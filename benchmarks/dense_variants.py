@@ -84,7 +84,7 @@ def main():
     times, losses = alternating_ms(
         variants, lambda ex, state, r: ex(state, images, perm, jnp.int32(PER_CALL * (r % 13)),
                                           seed=0), args.rounds)
-    last_loss = {name: float(out[-1]) for name, out in losses.items()}
+    last_loss = {name: float(out["loss"][-1]) for name, out in losses.items()}
     flat_adam = last_loss.pop("optax.flatten(adam)")
     assert len(set(last_loss.values())) == 1, last_loss  # the same maths, bit for bit
     assert abs(flat_adam / last_loss["unroll 1"] - 1) < 1e-5, (flat_adam, last_loss)

@@ -37,7 +37,8 @@ def main():
         + " | ".join(f"{name} compile s" for name in settings)
         + " | params vs the default's |\n|---|" + "---|" * (len(settings) + 1))
   for name, module in (("dense", dense), ("conv", conv)):
-    config, model = module.get_config(), models.make_autoencoder(name)
+    config = module.get_config()
+    model = models.from_config(config, models.IMAGE_SHAPE)
     rng, seconds, params = jax.random.key(config.seed), {k: [] for k in settings}, {}
     for _ in range(rounds):
       for setting, options in settings.items():

@@ -143,7 +143,7 @@ def profile(model_name: str, calls: int):
   per_call = train._steps_per_call(config, 60000 // config.batch_size, backend)
   images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (60000, 28, 28, 1), np.uint8))
   perm = jnp.asarray(data.epoch_permutation(0, 0, 60000))
-  model = models.make_autoencoder(config.model, config.latent_dim)
+  model = models.from_config(config, models.IMAGE_SHAPE)
   state = steps.create_train_state(model, config, (28, 28, 1))
   kwargs = dict(num_steps=per_call, batch_size=config.batch_size, seed=0,
                 loc=config.noise.loc, scale=config.noise.scale, loss_kind=config.loss,

@@ -49,14 +49,14 @@ kw = dict(num_steps=per_call, batch_size=128, seed=0, loc=0.5, scale=0.0, loss_k
 images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (60000, 28, 28, 1), np.uint8))
 perm = jnp.asarray(data.epoch_permutation(0, 0, 60000))
 state = steps.create_train_state(models.make_autoencoder("dense"), config, (28, 28, 1))
-state, loss = steps.device_train_steps(state, images, perm, jnp.int32(0), **kw)
-loss.block_until_ready()
+state, out = steps.device_train_steps(state, images, perm, jnp.int32(0), **kw)
+out["loss"].block_until_ready()
 times = []
 for _ in range(8):
   t0 = time.perf_counter()
   for i in range(468 // per_call):
-    state, loss = steps.device_train_steps(state, images, perm, jnp.int32(per_call * i), **kw)
-  loss.block_until_ready()
+    state, out = steps.device_train_steps(state, images, perm, jnp.int32(per_call * i), **kw)
+  out["loss"].block_until_ready()
   times.append((time.perf_counter() - t0) / (468 // per_call * per_call) * 1000)
 digest = hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in jax.tree.leaves(state.params)))
 print(json.dumps({{"median": float(np.median(times)), "fastest": min(times),

@@ -5,9 +5,16 @@ from ml_collections import config_dict
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
-  config.model = "dense"  # 'dense' (784 -> latent_dim -> 784) or 'conv' (code 4x4x8)
-  config.latent_dim = 64  # the dense model's code size K
+  # The model: an encoder and a decoder, each a family name (ae_jax/models/registry.py)
+  # or 'module:Class' of your own, with its module's fields (README "Add your own model").
+  config.encoder = ml_collections.ConfigDict({"name": "dense", "latent_dim": 64})
+  config.decoder = ml_collections.ConfigDict({"name": "dense"})
+  # The objective: the reconstruction loss plus the terms the model reports, each times
+  # its weight here (a term left out weighs 1), e.g. loss_weights.l1 for configs/sparse.py.
   config.loss = "bce"  # 'bce' (from logits) or 'mse'
+  config.loss_weights = ml_collections.ConfigDict()
+  # Compute dtype of every layer; parameters and optimizer state stay float32.
+  config.dtype = "float32"  # 'float32' or 'bfloat16'
 
   config.dataset = "fashion_mnist"  # any tfds dataset of fixed-size uint8 images
   config.data_dir = config_dict.placeholder(str)  # tfds data_dir; None = tfds' default

@@ -9,7 +9,8 @@ from configs import default
 
 def get_config():
   config = default.get_config()
-  config.model = "dense"
-  config.latent_dim = 64
+  config.encoder.name = "dense"
+  config.encoder.latent_dim = 64  # the code size K
+  config.decoder.name = "dense"
   config.num_epochs = 10
   return config

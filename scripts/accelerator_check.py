@@ -58,7 +58,7 @@ def initial_state(config, literal: bool = False) -> steps.TrainState:
     model = models.Autoencoder(encoder=models.PlainConvEncoder(),
                                decoder=models.PlainConvDecoder())
   else:
-    model = models.make_autoencoder(config.model, config.latent_dim, models.IMAGE_SHAPE)
+    model = models.from_config(config, models.IMAGE_SHAPE)
   return steps.initial_state(model, config, models.IMAGE_SHAPE)
 
 
@@ -95,7 +95,7 @@ def throughput(name: str, batch_size: int, per_call: str, epochs: int, train_u8,
       first = seconds
     else:
       rates.append(steps_per_epoch * batch_size / seconds)
-  if not np.isfinite(np.asarray(losses)).all():
+  if not np.isfinite(np.asarray(losses["loss"])).all():
     raise RuntimeError(f"{name}: loss is not finite")
   return statistics.median(rates), val_bce(state, test_u8, config), first
 
@@ -116,7 +116,7 @@ def checkpoint_round_trip(train_u8, tmp: str, num_steps: int) -> str:
   manager.wait_until_finished()
   manager.close()
   x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
-  enc = models.make_encoder(config.model, config.latent_dim)
+  enc = models.from_config(config, models.IMAGE_SHAPE).encoder
   # GPUs multiply float32 in TF32 by default (~1e-3 relative): compare codes at full precision.
   with jax.default_matmul_precision("highest"):
     here = np.asarray(enc.apply({"params": state.params["encoder"]}, x))

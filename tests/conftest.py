@@ -58,6 +58,17 @@ def write_idx_folder(folder: str, n_train: int = 512, n_test: int = 128) -> str:
   return folder
 
 
+def set_model(config, kind: str, latent_dim: int | None = None) -> None:
+  """Makes `config` train the lecture's 'dense' or 'conv' autoencoder (latent_dim: the
+  dense code size; default the config's own)."""
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
+  if latent_dim is None:
+    latent_dim = config.encoder.get("latent_dim", 64)
+  for group, spec in config_lib.lecture_model(kind, latent_dim).items():
+    config[group] = ml_collections.ConfigDict(spec)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
   """(idx_dir, data_dir) of a 512/128-image dataset prepared as 'fashion_mnist'."""
@@ -67,6 +78,18 @@ def tiny_data(tmp_path_factory):
   from ae_jax import data  # pylint: disable=import-outside-toplevel
   data.get_builder("fashion_mnist", data_dir, idx_dir)  # prepare once for the session
   return idx_dir, data_dir
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory):
+  """A tfds data_dir holding Debian's real Fashion-MNIST, prepared once for the session
+  (~12 s; needs `apt-get install dataset-fashion-mnist`)."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  assert data.idx.has_idx_files(FASHION_DIR), (
+      f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
+  data_dir = str(tmp_path_factory.mktemp("real") / "tfds")
+  data.get_builder("fashion_mnist", data_dir, FASHION_DIR)
+  return data_dir
 
 
 @pytest.fixture

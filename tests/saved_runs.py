@@ -7,6 +7,7 @@ import os
 
 from ae_jax import checkpoint, train, workdir as workdir_lib
 from configs import dense
+from conftest import set_model
 
 _CACHE: dict = {}
 
@@ -16,10 +17,11 @@ def saved_run(root: str, model: str = "dense", latent_dim: int = 8, seed: int = 
   key = (root, model, latent_dim, seed)
   if key not in _CACHE:
     config = dense.get_config()
-    config.model, config.latent_dim, config.seed = model, latent_dim, seed
+    set_model(config, model, latent_dim)
+    config.seed = seed
     workdir = os.path.join(root, f"{model}-K{latent_dim}-seed{seed}")
     workdir_lib.prepare(workdir, workdir_lib.config_record(config, (28, 28, 1)))
-    model_ = train.models.make_autoencoder(model, latent_dim)
+    model_ = train.models.from_config(config, (28, 28, 1))
     state = train.create_train_state(model_, config, (28, 28, 1))
     manager = checkpoint.make_manager(workdir)
     checkpoint.save(manager, state)

@@ -46,7 +46,8 @@ CASES = [
      "reads", "No such file or directory: '/no/such.json'"),
     ("config file given an argument it does not take", ["--config", "configs/dense.py:foo"],
      None, "takes 0 positional arguments but 1 was given): fix the file, or give the path alone"),
-    ("unknown config field", ["--config.latnet_dim=8"], None, "unknown config field 'latnet_dim' (did you mean 'latent_dim'?)"),
+    ("unknown config field", ["--config.encoder.latnet_dim=8"], None,
+     "unknown config field 'latnet_dim' (did you mean 'latent_dim'?)"),
     ("unknown nested field", ["--config.noise.mean=0.5"], None, "unknown config field 'mean'"),
     ("unknown flag", ["--wrkdir=x"], None, "Unknown command line flag 'wrkdir'"),
     ("stray argument", ["dense"], None, "unexpected arguments ['dense']"),
@@ -55,14 +56,33 @@ CASES = [
      "--config.learning_rate=fast"),
     ("batch_size 0", ["--config.batch_size=0"], None, "batch_size=0: it must be a positive"),
     ("negative batch_size", ["--config.batch_size=-8"], None, "batch_size=-8"),
-    ("latent_dim 0", ["--config.latent_dim=0"], None, "latent_dim=0"),
+    ("latent_dim 0", ["--config.encoder.latent_dim=0"], None, "encoder.latent_dim=0"),
     ("num_epochs 0", ["--config.num_epochs=0"], None, "num_epochs=0"),
     ("learning_rate 0", ["--config.learning_rate=0"], None, "learning_rate=0.0"),
     ("learning_rate nan", ["--config.learning_rate=nan"], None, "learning_rate=nan"),
     ("negative noise scale", ["--config.noise.scale=-0.1"], None, "noise.scale=-0.1"),
     ("infinite noise mean", ["--config.noise.loc=inf"], None, "noise.loc=inf"),
     ("unknown loss", ["--config.loss=hinge"], None, "loss='hinge': it must be one of"),
-    ("unknown model kind", ["--config.model=vae"], None, "model='vae'"),
+    ("unknown encoder", ["--config.encoder.name=vae"], None, "unknown encoder 'vae'"),
+    ("encoder field of another module", ["--config.encoder.name=conv"], None,
+     "unknown config field encoder.latent_dim: encoder 'conv' takes []"),
+    ("a user's module that cannot be imported", ["--config.encoder.name=my_models:Wide"], None,
+     "cannot import my_models"),
+    ("decoder that cannot take the encoder's code", ["--config.decoder.name=conv"], None,
+     "decoder 'conv' cannot take the code of encoder 'dense', shape (64,)"),
+    ("general conv net with too few decoder stages", ["--config", "configs/conv_wide.py",
+                                                      "--config.decoder.features=(8,)"], None,
+     "smaller than 28x28: give it 3 stages"),
+    ("bad general conv net field", ["--config", "configs/conv_wide.py",
+                                    "--config.encoder.norm=batch"], None,
+     "encoder.norm='batch': it must be one of ('none', 'layer', 'group')"),
+    ("bad deep MLP field", ["--config", "configs/deep.py", "--config.encoder.hidden=(64,0)"],
+     None, "encoder.hidden=(64, 0): it must be a tuple of positive integers"),
+    ("unknown compute dtype", ["--config.dtype=float16"], None, "dtype='float16'"),
+    ("negative loss weight", ["--config", "configs/sparse.py", "--config.loss_weights.l1=-1"],
+     None, "loss_weights.l1=-1.0: it must be a number >= 0"),
+    ("loss weight for a term the model does not report",
+     ["--config", "{tmp}/weighs_kl.py"], "weighs_kl", "config.loss_weights names ['kl']"),
     ("unknown input pipeline", ["--config.input_pipeline=gpu"], None, "input_pipeline='gpu'"),
     ("steps_per_epoch 0", ["--config.steps_per_epoch=0"], None, "steps_per_epoch=0"),
     ("eval_batch_size 0", ["--config.eval_batch_size=0"], None, "eval_batch_size=0"),
@@ -99,12 +119,12 @@ CASES = [
      "not_a_run", "holds other files and no run"),
     ("workdir holds another program's config.json", ["--workdir={tmp}/foreign"], "foreign",
      "holds other files and no run"),
-    ("workdir of another config", ["--config.latent_dim=32"], "trained",
-     "another config (differs in latent_dim)"),
+    ("workdir of another config", ["--config.encoder.latent_dim=32"], "trained",
+     "another config (differs in encoder.latent_dim)"),
     ("workdir with a broken config.json", [], "broken_json", "cannot read"),
     ("every checkpoint damaged", [], "damaged", "no checkpoint"),
-    ("loss diverges (NaN)", ["--config.learning_rate=1e12", "--config.loss=mse",
-                             "--config.model=conv"], None, "the loss became nan"),
+    ("loss diverges (NaN)", ["--config", "configs/conv.py", "--config.learning_rate=1e12",
+                             "--config.loss=mse"], None, "the loss became nan"),
     ("half a multi-process environment", [], "half_env", "also set JAX_NUM_PROCESSES"),
 ]
 
@@ -174,6 +194,10 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
   elif kind == "reads":  # the config file is there; what it reads is not
     (tmp / "reads.py").write_text("import json\ndef get_config():\n"
                                   "  return json.load(open('/no/such.json'))\n")
+  elif kind == "weighs_kl":  # a VAE's weight left in a config whose model has no KL term
+    (tmp / "weighs_kl.py").write_text("from configs import dense\ndef get_config():\n"
+                                      "  c = dense.get_config()\n  c.loss_weights.kl = 1.0\n"
+                                      "  return c\n")
   elif kind == "empty":
     (tmp / "empty.py").write_text("x = 1\n")
   elif kind == "bad_idx":

@@ -47,10 +47,11 @@ def test_sweep_refuses_unknown_override(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "latent_dim=3"], "--set latent_dim=... is the sweep's own: give the code sizes "
-                                "with --ks"),
+    (["--set", "encoder.latent_dim=3"], "--set encoder.latent_dim=... is the sweep's own: give "
+                                        "the code sizes with --ks"),
     (["--set", "num_epochs=3"], "--set num_epochs=... is the sweep's own: use --epochs"),
-    (["--set", "model=conv"], "--set model=... is the sweep's own: the sweep trains the dense"),
+    (["--set", "encoder.name=conv"], "--set encoder.name=... is the sweep's own: the sweep "
+                                     "trains the dense"),
     (["--jpeg_qualities", "0,500"], "--jpeg_qualities must lie in 1..95"),
     (["--set", "batch_size=0"], "bad config value batch_size=0: it must be a positive integer "
                                 "(--set batch_size=...)"),

@@ -16,7 +16,7 @@ from configs import dense
 
 def _state(latent_dim=8):
   config = dense.get_config()
-  config.latent_dim = latent_dim
+  config.encoder.latent_dim = latent_dim
   model = models.make_autoencoder("dense", latent_dim)
   return model, steps.create_train_state(model, config, (28, 28, 1))
 
@@ -37,7 +37,7 @@ def test_a_device_step_trains_on_the_documented_batch_noise_and_mean_loss(step):
   noisy = data.add_noise(key, clean, 0.5, 0.1)
   logits = model.apply({"params": state.params}, noisy)
   expected = metrics.reconstruction_loss("bce", logits, clean).mean()
-  np.testing.assert_allclose(losses[0], expected, rtol=2e-6)
+  np.testing.assert_allclose(losses["loss"][0], expected, rtol=2e-6)
 
 
 def test_an_epoch_has_only_whole_batches():
@@ -85,7 +85,7 @@ def test_identical_images_have_the_documented_100_db():
 def test_the_picture_grid_shows_the_first_eval_images(tiny_config):
   from ae_jax import parallel  # pylint: disable=import-outside-toplevel
   tiny_config.num_images, tiny_config.eval_batch_size = 2, 2
-  _, state = _state(tiny_config.latent_dim)
+  _, state = _state(tiny_config.encoder.latent_dim)
   images = np.random.default_rng(0).integers(1, 256, (5, 28, 28, 1), np.uint8)
   _, shown = train.evaluate(state, images, tiny_config, parallel.make_mesh())
   np.testing.assert_allclose(shown["original"], images[:2] / np.float32(255), rtol=1e-6)

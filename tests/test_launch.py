@@ -21,19 +21,22 @@ def run_launch(*args, cwd=REPO, timeout=120, env=None):
 def test_defaults_reproduce_the_lecture():
   from configs import conv, denoise  # pylint: disable=import-outside-toplevel
   d, c, n = dense.get_config(), conv.get_config(), denoise.get_config()
-  assert (d.model, d.latent_dim, d.loss, d.learning_rate, d.num_epochs, d.batch_size) == (
-      "dense", 64, "bce", 1e-3, 10, 128)
-  assert (c.model, c.num_epochs, c.noise.scale) == ("conv", 10, 0.0)
-  assert (n.model, n.noise.loc, n.noise.scale, n.num_epochs, n.batch_size) == (
+  assert (d.encoder.to_dict(), d.decoder.name, d.loss, d.learning_rate, d.num_epochs,
+          d.batch_size) == ({"name": "dense", "latent_dim": 64}, "dense", "bce", 1e-3, 10, 128)
+  assert (c.encoder.to_dict(), c.decoder.to_dict(), c.num_epochs, c.noise.scale) == (
+      {"name": "conv"}, {"name": "conv"}, 10, 0.0)
+  assert (n.encoder.name, n.noise.loc, n.noise.scale, n.num_epochs, n.batch_size) == (
       "conv", 0.5, 0.1, 30, 128)
+  for config in (d, c, n):
+    assert not config.loss_weights and config.dtype == "float32"
   for config in (d, c, n):
     config_lib.validate(config)
 
 
 @pytest.mark.parametrize("field,value,match", [
     ("loss", "hinge", "loss='hinge'"), ("batch_size", 0, "batch_size=0"),
-    ("latent_dim", 0, "latent_dim=0"), ("learning_rate", -1.0, "learning_rate"),
-    ("model", "vae", "model='vae'"), ("input_pipeline", "magic", "input_pipeline"),
+    ("dtype", "float16", "dtype='float16'"), ("learning_rate", -1.0, "learning_rate"),
+    ("input_pipeline", "magic", "input_pipeline"),
     ("steps_per_epoch", 0, "steps_per_epoch=0"), ("num_epochs", 0, "num_epochs=0"),
 ])
 def test_validate_names_the_bad_field(field, value, match):

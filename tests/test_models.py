@@ -20,7 +20,7 @@ def test_shapes_and_parameter_counts(kind, count, code):
   assert n_params(variables) == count
   assert set(variables["params"]) == {"encoder", "decoder"}
   z = ae.apply(variables, x, method="encode")
-  assert z.shape == (3, *code) == (3, *models.code_shape(kind))
+  assert z.shape == (3, *code) == (3, *models.code_shape(ae.encoder, (28, 28, 1)))
   restored = ae.apply(variables, z, method="decode")
   assert restored.shape == (3, 28, 28, 1)
   assert float(restored.min()) >= 0.0 and float(restored.max()) <= 1.0
@@ -119,6 +119,6 @@ def test_conv_decoder_equals_the_literal_lecture_decoder():
   np.testing.assert_allclose(out, models.PlainConvDecoder().apply(v, z), atol=1e-5)
 
 
-def test_unknown_model_is_refused():
+def test_unknown_lecture_model_is_refused():
   with pytest.raises(ValueError, match="unknown model"):
     models.make_autoencoder("vae")

@@ -23,7 +23,7 @@ def _args(tiny_data, workdir, pipeline):
           "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
           f"--config.input_pipeline={pipeline}", "--config.batch_size=32",
           "--config.steps_per_epoch=4", "--config.num_epochs=2", "--config.eval_examples=64",
-          "--config.model=dense", "--config.progress_bar=False"]
+          "--config.progress_bar=False"]
 
 
 def _env(devices, **extra):
@@ -147,7 +147,8 @@ def test_an_error_on_process_0_stops_every_process(tiny_data, tmp_path):
   # for process 0 at the next sync.
   workdir = tmp_path / "run"
   workdir.mkdir()
-  other_run = json.dumps({"model": "conv", "latent_dim": 64, "image_shape": [28, 28, 1]})
+  other_run = json.dumps({"encoder": {"name": "conv"}, "decoder": {"name": "conv"},
+                          "image_shape": [28, 28, 1]})
   (workdir / "config.json").write_text(other_run)
   port = _free_port()
   procs = [_run(_args(tiny_data, str(workdir), "device"),

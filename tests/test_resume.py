@@ -38,7 +38,7 @@ def _launch_args(tiny_data, workdir):
           "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
           "--config.batch_size=32", "--config.steps_per_epoch=6", "--config.num_epochs=3",
           "--config.eval_examples=64", "--config.checkpoint_every_steps=2",
-          "--config.model=dense", "--config.progress_bar=False"]
+          "--config.progress_bar=False"]
 
 
 def _start(args):
@@ -333,7 +333,8 @@ def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
   moved = []
   for i in range(3):  # three restarts within (most likely) one second: three names
     run.mkdir(exist_ok=True)
-    (run / "config.json").write_text(json.dumps({"n": i, "model": "dense", "latent_dim": 8,
+    (run / "config.json").write_text(json.dumps({"n": i, "encoder": {"name": "dense", "latent_dim": 8},
+                                                   "decoder": {"name": "dense"},
                                                  "image_shape": [28, 28, 1]}))
     moved.append(workdir_lib.move_aside(str(run)))
   assert len(set(moved)) == 3 and not run.exists()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import set_model
 from ae_jax import checkpoint, models, train
 from ae_jax.errors import UserError
 
@@ -19,13 +20,14 @@ METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_bce", "val_mse", 
 @pytest.mark.parametrize("kind,loss", [("dense", "bce"), ("conv", "mse")])
 def test_one_step_lowers_the_loss_on_a_fixed_batch(tiny_config, kind, loss):
   config = tiny_config
-  config.model, config.loss = kind, loss
+  set_model(config, kind)
+  config.loss = loss
   state = train.create_train_state(models.make_autoencoder(kind), config, (28, 28, 1))
   clean = jax.random.uniform(jax.random.key(3), (16, 28, 28, 1))
   losses = []
   for _ in range(3):
-    state, loss_value = train.train_step_jit(state, clean, clean, loss)
-    losses.append(float(loss_value))
+    state, out = train.train_step_jit(state, clean, clean, loss)
+    losses.append(float(out["loss"]))
   assert int(state.step) == 3
   assert losses[2] < losses[1] < losses[0]
 
@@ -55,7 +57,8 @@ def _check_tensorboard(logdir: str, rows: list[dict]) -> None:
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
 def test_train_and_evaluate_writes_every_output(tiny_config, tmp_path, pipeline):
   config = tiny_config
-  config.model, config.input_pipeline = "conv", pipeline
+  set_model(config, "conv")
+  config.input_pipeline = pipeline
   config.noise.scale = 0.1
   workdir = str(tmp_path / "run")
   state = train.train_and_evaluate(config, workdir)
@@ -66,7 +69,8 @@ def test_train_and_evaluate_writes_every_output(tiny_config, tmp_path, pipeline)
     assert set(r) == METRIC_KEYS and all(np.isfinite(v) for v in r.values())
   assert rows[1]["train_loss"] < rows[0]["train_loss"]
   saved = json.load(open(os.path.join(workdir, "config.json")))
-  assert saved["model"] == "conv" and saved["image_shape"] == [28, 28, 1]
+  assert saved["encoder"] == saved["decoder"] == {"name": "conv"}
+  assert saved["image_shape"] == [28, 28, 1]
   grid = np.asarray(Image.open(os.path.join(workdir, "images", "reconstructions.png")))
   assert grid.ndim == 3 and grid.shape[0] > 100  # three rows: originals, noisy, restored
   assert os.path.getsize(os.path.join(workdir, "images", "loss.png")) > 1000
@@ -106,14 +110,15 @@ def test_a_workdir_of_another_config_is_refused(tiny_config, tmp_path):
   tiny_config.num_epochs = 1
   train.train_and_evaluate(tiny_config, workdir)
   before = open(os.path.join(workdir, "config.json")).read()
-  tiny_config.latent_dim = 8
-  with pytest.raises(UserError, match="another config.*latent_dim"):
+  tiny_config.encoder.latent_dim = 8
+  with pytest.raises(UserError, match="another config.*encoder.latent_dim"):
     train.train_and_evaluate(tiny_config, workdir)
   assert open(os.path.join(workdir, "config.json")).read() == before
 
 
 def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config, tmp_path):
-  tiny_config.model, tiny_config.loss, tiny_config.num_epochs = "conv", "mse", 1
+  set_model(tiny_config, "conv")
+  tiny_config.loss, tiny_config.num_epochs = "mse", 1
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(tiny_config, workdir)  # one good epoch: checkpoint at step 4
   good = checkpoint.restore_encoder(workdir)[1]
@@ -134,7 +139,8 @@ def test_parameters_that_overflow_are_never_saved(tiny_config, tmp_path):
   # With a checkpoint every step, the last update before the loss shows NaN can already
   # have made the parameters non-finite: that state must not become "the last good
   # checkpoint", or every rerun would resume into the same NaN.
-  tiny_config.model, tiny_config.loss, tiny_config.num_epochs = "conv", "mse", 1
+  set_model(tiny_config, "conv")
+  tiny_config.loss, tiny_config.num_epochs = "mse", 1
   tiny_config.checkpoint_every_steps, tiny_config.learning_rate = 1, 1e12
   workdir = str(tmp_path / "run")
   with pytest.raises(UserError, match="(loss|parameters) became (nan|non-finite)"):
@@ -202,7 +208,7 @@ from configs import conv, dense
 assert steps.QUICK_COMPILE["xla_backend_optimization_level"] == 1
 for module in (dense, conv):
   config = module.get_config()
-  model = models.make_autoencoder(config.model)
+  model = models.from_config(config, (28, 28, 1))
   init = jax.jit(lambda rng: steps.create_train_state(model, config, (28, 28, 1), rng).params)
   for seed in (0, 1, 2):
     config.seed = seed
@@ -242,7 +248,7 @@ def test_one_compiled_step_serves_every_seed():
     _, loss = steps.device_train_steps(state, images, perm, jnp.int32(0), num_steps=1,
                                        batch_size=32, seed=seed, loc=0.5, scale=0.1,
                                        loss_kind="bce")
-    losses.setdefault(seed, []).append(float(loss[0]))
+    losses.setdefault(seed, []).append(float(loss["loss"][0]))
   assert steps.device_train_steps._cache_size() == 1  # pylint: disable=protected-access
   assert losses[0][0] == losses[0][1] != losses[1][0]  # same init, different noise
 
@@ -264,7 +270,7 @@ def test_unrolled_scan_gives_the_same_state_and_losses():
                                            batch_size=8, seed=0, loc=0.5, scale=0.1,
                                            loss_kind="bce", unroll=unroll)
   assert train._scan_unroll("cpu") == 4 and train._scan_unroll("gpu") == 1
-  assert len(set(np.asarray(out[1][1]).tolist())) == 6  # six different steps' losses
+  assert len(set(np.asarray(out[1][1]["loss"]).tolist())) == 6  # six different steps' losses
   for a, b in zip(jax.tree.leaves(out[1]), jax.tree.leaves(out[4])):
     np.testing.assert_array_equal(a, b)
 
@@ -297,7 +303,7 @@ def test_every_step_draws_new_noise():
     _, loss = steps.device_train_steps(jax.tree.map(jnp.copy, state), images, perm,
                                        jnp.int32(0), num_steps=2, batch_size=32, seed=0,
                                        loc=0.5, scale=scale, loss_kind="bce")
-    losses[scale] = np.asarray(loss)
+    losses[scale] = np.asarray(loss["loss"])
   assert losses[0.0][0] == losses[0.0][1]  # the parameters did not move
   assert losses[0.1][0] != losses[0.1][1]
 

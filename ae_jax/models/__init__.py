@@ -1,0 +1,48 @@
+"""Flax Linen autoencoders: one file per family, composed from configs by `registry`.
+
+    dense.py     the lecture's 784 -> K -> 784, and the deep MLP (Keras blog)
+    sparse.py    an MLP encoder with an L1-penalized code
+    conv.py      the lecture's conv autoencoder (28x28x1 -> (4, 4, 8)), exact
+    convnet.py   a general conv autoencoder for any H x W x C
+    layers.py    the fast layer forms the lecture's conv model uses
+    autoencoder.py  Autoencoder = decoder(encoder(x))
+    registry.py  config group -> module ('dense', or 'my_models:WideEncoder'), shape checks
+
+Every decoder returns *logits*; `Autoencoder.decode` and `Autoencoder.reconstruct` apply
+the sigmoid at the edge so users get images in [0, 1], while the losses use the
+numerically stable logits form. Modules take plain fields, never a config.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+
+from ae_jax.config_lib import lecture_model
+from ae_jax.models.autoencoder import Autoencoder
+from ae_jax.models.conv import (ConvDecoder, ConvEncoder, PlainConvDecoder,  # noqa: F401
+                                PlainConvEncoder)
+from ae_jax.models.convnet import ConvNetDecoder, ConvNetEncoder  # noqa: F401
+from ae_jax.models.dense import (IMAGE_SHAPE, DenseDecoder, DenseEncoder,  # noqa: F401
+                                 MLPDecoder, MLPEncoder)
+from ae_jax.models.layers import PatchConv, UpsampleConv, max_pool_2x2, upsample_2x  # noqa: F401
+from ae_jax.models.registry import (DECODERS, ENCODERS, build, checked_autoencoder,  # noqa: F401
+                                    code_shape, label, make_autoencoder as from_config)
+from ae_jax.models.sparse import SparseEncoder  # noqa: F401
+
+# The lecture's two models by their old names (benchmarks and notebooks use these).
+MODELS = ("dense", "conv")
+
+
+def make_autoencoder(model: str, latent_dim: int = 64,
+                     image_shape: Sequence[int] = IMAGE_SHAPE) -> Autoencoder:
+  """The lecture's autoencoder of kind `model` ('dense' or 'conv')."""
+  return from_config(lecture_model(model, latent_dim), image_shape)
+
+
+def make_encoder(model: str, latent_dim: int = 64) -> nn.Module:
+  return make_autoencoder(model, latent_dim).encoder
+
+
+def make_decoder(model: str, image_shape: Sequence[int] = IMAGE_SHAPE) -> nn.Module:
+  return make_autoencoder(model, 64, image_shape).decoder

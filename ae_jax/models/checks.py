@@ -1,0 +1,66 @@
+"""Checks a module runs on its own fields (in `__post_init__`), so that a bad value in a
+config is refused at start-up with the field's name, not deep inside `jit`.
+
+A check raises `BadField(field, requirement)`; `ae_jax.models.registry` turns it into one
+`UserError` line naming the config field (`encoder.features`). A user's module may use
+these too (or raise `BadField` itself).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu,
+               "tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda x: x}
+DTYPES = ("float32", "bfloat16")
+
+
+class BadField(ValueError):
+  """A module field holds a value it cannot use."""
+
+  def __init__(self, field: str, requirement: str):
+    super().__init__(f"{field} must be {requirement}")
+    self.field, self.requirement = field, requirement
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def positive_int(module: nn.Module, field: str) -> None:
+  v = getattr(module, field)
+  if not (_is_int(v) and v >= 1):
+    raise BadField(field, "a positive integer")
+
+
+def positive_ints(module: nn.Module, field: str, allow_empty: bool = True) -> None:
+  v = getattr(module, field)
+  ok = isinstance(v, Sequence) and not isinstance(v, str) and all(
+      _is_int(x) and x >= 1 for x in v) and (allow_empty or len(v) > 0)
+  if not ok:
+    raise BadField(field, "a tuple of positive integers" + ("" if allow_empty else
+                                                            ", at least one"))
+
+
+def one_of(module: nn.Module, field: str, choices: Sequence[str]) -> None:
+  if getattr(module, field) not in choices:
+    raise BadField(field, f"one of {tuple(choices)}")
+
+
+def activation(module: nn.Module, field: str):
+  """The function a field names (one of ACTIVATIONS)."""
+  one_of(module, field, tuple(ACTIVATIONS))
+  return ACTIVATIONS[getattr(module, field)]
+
+
+def image_shape(module: nn.Module, field: str = "image_shape") -> None:
+  v = getattr(module, field)
+  if not (isinstance(v, Sequence) and len(v) == 3 and all(_is_int(x) and x >= 1 for x in v)):
+    raise BadField(field, "(height, width, channels), three positive integers")
+
+
+def compute_dtype(dtype: Any) -> Any:
+  """The jnp dtype a config's dtype name stands for."""
+  return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]

@@ -1,0 +1,110 @@
+"""A general convolutional autoencoder for any fixed-size H x W x C image.
+
+The encoder halves the resolution once per entry of `features` (a stride-2 conv, or a
+conv then a 2x2 max-pool), then a linear conv to `latent_channels` gives the code,
+(ceil(H / 2^d), ceil(W / 2^d), latent_channels) for d stages. The decoder mirrors it (a
+stride-2 transposed conv, or nearest upsampling then a conv, per entry), maps to the
+image's channels and crops to H x W: odd sizes (28 -> 14 -> 7 -> 4 -> ... -> 32) work.
+
+Normalization is 'none', 'layer' or 'group' (GroupNorm with up to 8 groups): layers
+without running statistics, so the train state stays (params, opt_state).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ae_jax.models import checks
+from ae_jax.models.layers import max_pool_2x2, upsample_2x
+
+NORMS = ("none", "layer", "group")
+
+
+def _norm(kind: str, features: int, dtype, name: str):
+  if kind == "layer":
+    return nn.LayerNorm(dtype=dtype, name=name)
+  if kind == "group":
+    groups = max(g for g in range(1, 9) if features % g == 0)
+    return nn.GroupNorm(num_groups=groups, dtype=dtype, name=name)
+  return lambda x: x
+
+
+def _check_common(module: nn.Module, sampling_field: str, samplings: Sequence[str]) -> None:
+  checks.positive_ints(module, "features", allow_empty=False)
+  checks.positive_int(module, "kernel_size")
+  checks.one_of(module, sampling_field, samplings)
+  checks.one_of(module, "norm", NORMS)
+  checks.activation(module, "activation")
+
+
+class ConvNetEncoder(nn.Module):
+  """Image -> code: per stage conv(features[i]) + norm + activation at half resolution."""
+  features: Sequence[int] = (32, 64, 128)
+  latent_channels: int = 8
+  kernel_size: int = 3
+  downsample: str = "stride"  # 'stride' (stride-2 conv) or 'maxpool' (conv, 2x2 max-pool)
+  norm: str = "none"
+  activation: str = "relu"
+  dtype: Any = jnp.float32
+
+  def __post_init__(self):
+    _check_common(self, "downsample", ("stride", "maxpool"))
+    checks.positive_int(self, "latent_channels")
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    act, k = checks.ACTIVATIONS[self.activation], (self.kernel_size, self.kernel_size)
+    x = x_BxHxWxC
+    for i, f in enumerate(self.features):
+      stride = 2 if self.downsample == "stride" else 1
+      x = nn.Conv(f, k, strides=stride, padding="SAME", dtype=self.dtype, name=f"conv{i}")(x)
+      x = act(_norm(self.norm, f, self.dtype, f"norm{i}")(x))
+      if self.downsample == "maxpool":
+        x = max_pool_2x2(x)
+    return nn.Conv(self.latent_channels, k, padding="SAME", dtype=self.dtype, name="code")(x)
+
+
+class ConvNetDecoder(nn.Module):
+  """Code -> image logits: per stage 2x upsampling to features[i] + norm + activation,
+  then a conv to the image's channels, cropped to `image_shape`."""
+  features: Sequence[int] = (128, 64, 32)
+  kernel_size: int = 3
+  upsample: str = "transpose"  # 'transpose' (stride-2 transposed conv) or 'nearest' (+ conv)
+  norm: str = "none"
+  activation: str = "relu"
+  image_shape: Sequence[int] = (28, 28, 1)
+  dtype: Any = jnp.float32
+
+  def __post_init__(self):
+    _check_common(self, "upsample", ("transpose", "nearest"))
+    checks.image_shape(self)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, z_BxhxwxC: jax.Array) -> jax.Array:
+    if z_BxhxwxC.ndim != 4:
+      raise ValueError(f"ConvNetDecoder takes codes of shape (h, w, channels), got "
+                       f"{tuple(z_BxhxwxC.shape[1:])}")
+    act, k = checks.ACTIVATIONS[self.activation], (self.kernel_size, self.kernel_size)
+    h, w, c = self.image_shape
+    x = z_BxhxwxC
+    for i, f in enumerate(self.features):
+      if self.upsample == "transpose":
+        x = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
+                             name=f"conv{i}")(x)
+      else:
+        x = nn.Conv(f, k, padding="SAME", dtype=self.dtype, name=f"conv{i}")(upsample_2x(x))
+      x = act(_norm(self.norm, f, self.dtype, f"norm{i}")(x))
+    x = nn.Conv(c, k, padding="SAME", dtype=self.dtype, name="output")(x)
+    if x.shape[1] < h or x.shape[2] < w:
+      need = math.ceil(math.log2(max(h / z_BxhxwxC.shape[1], w / z_BxhxwxC.shape[2])))
+      raise ValueError(f"ConvNetDecoder makes {x.shape[1]}x{x.shape[2]} images from a "
+                       f"{z_BxhxwxC.shape[1]}x{z_BxhxwxC.shape[2]} code with "
+                       f"{len(self.features)} stages, smaller than {h}x{w}: give it "
+                       f"{need} stages (features), as the encoder has")
+    return x[:, :h, :w]

@@ -1,0 +1,181 @@
+"""Turns a config's `encoder` / `decoder` groups into Flax modules, and checks that they fit.
+
+A group names its module and holds the module's fields:
+
+    config.encoder = dict(name="convnet", features=(32, 64), latent_channels=8)
+    config.decoder = dict(name="my_models:WideDecoder", width=64)
+
+`name` is one of the built-in families below, or 'module:Class' for a module of the
+user's own ('module' importable, or a path to a .py file). Every other key is a field
+of that module (dataclass field), checked by name here and by value in the module's
+`__post_init__` (ae_jax/models/checks.py). The dataset's image shape is given to a
+module with an `image_shape` field the config leaves unset, and `config.dtype` to any
+module with a `dtype` field. Built-in names resolve through the same 'module:Class'
+mechanism as a user's, so there is one path for both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import math
+import os
+import sys
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ae_jax.config_lib import model_label as label  # noqa: F401 (re-exported)
+from ae_jax.errors import UserError, describe
+from ae_jax.models import checks
+from ae_jax.models.autoencoder import Autoencoder
+
+ENCODERS = {
+    "dense": "ae_jax.models.dense:DenseEncoder",     # the lecture's 784 -> K
+    "mlp": "ae_jax.models.dense:MLPEncoder",         # deep: 784-128-64-32
+    "sparse": "ae_jax.models.sparse:SparseEncoder",  # L1-penalized code
+    "conv": "ae_jax.models.conv:ConvEncoder",        # the lecture's 28x28x1 -> (4, 4, 8)
+    "convnet": "ae_jax.models.convnet:ConvNetEncoder",  # any H x W x C
+}
+DECODERS = {
+    "dense": "ae_jax.models.dense:DenseDecoder",
+    "mlp": "ae_jax.models.dense:MLPDecoder",
+    "conv": "ae_jax.models.conv:ConvDecoder",
+    "convnet": "ae_jax.models.convnet:ConvNetDecoder",
+}
+ROLES = {"encoder": ENCODERS, "decoder": DECODERS}
+
+
+def _import(module_name: str):
+  if module_name.endswith(".py"):
+    path = os.path.abspath(module_name)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"no file {path}")
+    key = "ae_jax_user_" + os.path.splitext(os.path.basename(path))[0]
+    if key not in sys.modules:
+      spec = importlib.util.spec_from_file_location(key, path)
+      module = importlib.util.module_from_spec(spec)
+      sys.modules[key] = module
+      try:
+        spec.loader.exec_module(module)
+      except BaseException:
+        del sys.modules[key]
+        raise
+    return sys.modules[key]
+  if os.getcwd() not in sys.path and "" not in sys.path:
+    sys.path.append(os.getcwd())  # as `python -m` and the REPL do: the user's own files
+  return importlib.import_module(module_name)
+
+
+def resolve(name: Any, role: str) -> type[nn.Module]:
+  """The module class `name` stands for as an encoder or decoder (`role`)."""
+  table = ROLES[role]
+  target = table.get(name, name) if isinstance(name, str) else None
+  if not isinstance(target, str) or ":" not in target:
+    raise UserError(f"unknown {role} {name!r} (config field {role}.name): choose one of "
+                    f"{sorted(table)}, or name a module of your own as 'module:Class' "
+                    "(README 'Add your own model')")
+  module_name, _, attr = target.partition(":")
+  try:
+    module = _import(module_name)
+  except Exception as e:  # pylint: disable=broad-except  (the user's file may raise anything)
+    raise UserError(f"{role}.name {name!r}: cannot import {module_name} ({describe(e)}): "
+                    "put its folder on PYTHONPATH or run from there") from None
+  cls = getattr(module, attr, None)
+  if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+    raise UserError(f"{role}.name {name!r}: {module_name} has no Flax module (nn.Module "
+                    f"class) named {attr!r}")
+  return cls
+
+
+def _fields(cls: type[nn.Module]) -> list[str]:
+  return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def _tupled(value):
+  """Lists (from JSON or the command line) as tuples: module fields must be hashable."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_tupled(v) for v in value)
+  return value
+
+
+def build(spec: Mapping, role: str, image_shape, dtype: str = "float32") -> nn.Module:
+  """The encoder or decoder (`role`) a config group `spec` describes."""
+  spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+  name = spec.pop("name", None)
+  cls = resolve(name, role)
+  fields = _fields(cls)
+  for key in spec:
+    if key not in fields or key == "dtype":
+      raise UserError(f"unknown config field {role}.{key}: {role} {name!r} takes "
+                      f"{[f for f in fields if f != 'dtype']}"
+                      + (" (the compute dtype is config.dtype)" if key == "dtype" else ""))
+  kwargs = {k: _tupled(v) for k, v in spec.items()}
+  if "image_shape" in fields and "image_shape" not in kwargs:
+    kwargs["image_shape"] = tuple(int(d) for d in image_shape)
+  if "dtype" in fields:
+    kwargs["dtype"] = checks.compute_dtype(dtype)
+  try:
+    return cls(**kwargs)
+  except checks.BadField as e:
+    raise UserError(f"bad config value {role}.{e.field}={kwargs.get(e.field)!r}: it must be "
+                    f"{e.requirement} (--config.{role}.{e.field}=...)") from None
+  except (TypeError, ValueError) as e:
+    raise UserError(f"{role} {name!r} refuses its fields {kwargs}: {describe(e)}") from None
+
+
+def make_autoencoder(record: Mapping, image_shape) -> Autoencoder:
+  """decoder(encoder(x)) from a config (or a run's config.json record); not yet checked
+  against the images: see `checked_autoencoder`."""
+  dtype = record["dtype"] if "dtype" in record else "float32"
+  return Autoencoder(encoder=build(record["encoder"], "encoder", image_shape, dtype),
+                     decoder=build(record["decoder"], "decoder", image_shape, dtype))
+
+
+def _output_shape(module: nn.Module, x: jax.ShapeDtypeStruct):
+  def run(x):
+    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
+    return module.init_with_output(rngs, x)[0]
+  return jax.eval_shape(run, x)
+
+
+def code_shape(encoder: nn.Module, image_shape) -> tuple[int, ...]:
+  """One image's code shape (no batch axis) from `encoder`, traced without computing."""
+  return tuple(_output_shape(encoder, jax.ShapeDtypeStruct((1, *image_shape),
+                                                           jnp.float32)).shape[1:])
+
+
+def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
+                        ) -> tuple[Autoencoder, tuple[int, ...]]:
+  """(autoencoder, code shape), after checking, by tracing shapes only (no compute), that
+  the encoder takes `image_shape` images, the decoder takes the encoder's code and gives
+  back images of `image_shape`. Any mismatch is one `UserError` naming both sides."""
+  model = make_autoencoder(record, image_shape)
+  enc, dec = record["encoder"]["name"], record["decoder"]["name"]
+  image_shape = tuple(int(d) for d in image_shape)
+  x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+  try:
+    z = _output_shape(model.encoder, x)
+  except Exception as e:  # pylint: disable=broad-except  (any module's own complaint)
+    raise UserError(f"encoder {enc!r} cannot take {images} of shape {image_shape}: "
+                    f"{describe(e)}") from None
+  if not hasattr(z, "shape") or z.shape[:1] != (2,):
+    raise UserError(f"encoder {enc!r} must return one code per image (an array with the "
+                    f"batch axis first), got {jax.tree.map(lambda a: a.shape, z)}")
+  code = tuple(z.shape[1:])
+  try:
+    y = _output_shape(model.decoder, jax.ShapeDtypeStruct(z.shape, jnp.float32))
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"decoder {dec!r} cannot take the code of encoder {enc!r}, shape "
+                    f"{code}: {describe(e)}") from None
+  if not hasattr(y, "shape") or tuple(y.shape) != (2, *image_shape):
+    got = tuple(y.shape[1:]) if hasattr(y, "shape") else type(y).__name__
+    raise UserError(f"decoder {dec!r} turns encoder {enc!r}'s code {code} into {got}, not "
+                    f"{images}' shape {image_shape}: change the decoder's fields")
+  return model, code
+
+
+def code_size(code: tuple[int, ...]) -> int:
+  return math.prod(code)

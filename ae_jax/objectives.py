@@ -1,0 +1,78 @@
+"""The objective a train step minimizes: the reconstruction loss plus the terms the model
+reports, each times its weight from the config.
+
+A module reports a term per image with `self.sow("losses", name, values_B)` (the sparse
+encoder's `l1`; a VAE's `kl`, a VQ-VAE's `commitment`) and a quantity to log only with
+`self.sow("metrics", name, values_B)` (`code_mean`). Both are logged by name, train and
+val; a term without a weight in `config.loss_weights` weighs 1.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ae_jax import metrics
+
+REPORTS = ("losses", "metrics")
+SAMPLE_STREAM = 3  # the fold of key(seed) that sampling inside the train step draws from
+
+
+def _by_name(tree) -> dict[str, jax.Array]:
+  """{name: per-image values} from a sown collection ({module path...: {name: (v, ...)}}),
+  values of one name (from several modules, or sown twice) added up."""
+  out: dict[str, jax.Array] = {}
+
+  def visit(node):
+    for key, value in node.items():
+      if isinstance(value, tuple):
+        for v in value:
+          v = v.astype(jnp.float32)
+          out[key] = out[key] + v if key in out else v
+      else:
+        visit(value)
+
+  visit(tree)
+  return out
+
+
+def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array
+          ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
+  """(logits, loss terms, metrics) of the autoencoder on `images`; `rng` is the key of
+  the 'sample' stream, for models that sample (`self.make_rng('sample')`)."""
+  logits, reported = apply_fn({"params": params}, images, rngs={"sample": rng},
+                              mutable=list(REPORTS))
+  return logits, _by_name(reported.get("losses", {})), _by_name(reported.get("metrics", {}))
+
+
+def total(reconstruction_B: jax.Array, terms: dict[str, jax.Array],
+          weights: tuple[tuple[str, float], ...]) -> jax.Array:
+  """Per-image objective: reconstruction + sum of weight * term (terms in name order)."""
+  w = dict(weights)
+  out = reconstruction_B
+  for name in sorted(terms):
+    out = out + w.get(name, 1.0) * terms[name]
+  return out
+
+
+def weights_of(config) -> tuple[tuple[str, float], ...]:
+  """config.loss_weights as a hashable, ordered tuple (a static argument of the steps)."""
+  return tuple(sorted((k, float(v)) for k, v in config.loss_weights.items()))
+
+
+def reported_names(model, image_shape) -> tuple[list[str], list[str]]:
+  """(loss term names, metric names) the autoencoder reports, traced without computing."""
+  x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
+
+  def run(x):
+    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
+    variables = model.init(rngs, x)
+    return apply(model.apply, variables["params"], x, jax.random.key(2))[1:]
+
+  losses, mets = jax.eval_shape(run, x)
+  return sorted(losses), sorted(mets)
+
+
+def reconstruction(kind: str, logits: jax.Array, target: jax.Array) -> jax.Array:
+  return metrics.reconstruction_loss(kind, logits, target)

@@ -1,0 +1,25 @@
+"""Denoising with the general conv autoencoder (ae_jax/models/convnet.py), wider than the
+lecture's: the same noise N(0.5, 0.1^2), the same code size (4, 4, 8) = 128 numbers, the
+same 30 epochs as configs/denoise.py, so the difference in blur is the network's width.
+
+Run:   python launch.py --config configs/conv_wide.py
+Any image size: --config.dataset=cifar10 (32x32x3) works unchanged (codes 4x4x8 there too).
+Results: README "Results" (the command there, the machine named beside the figures).
+"""
+import ml_collections
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.encoder = ml_collections.ConfigDict(
+      {"name": "convnet", "features": (32, 64, 64), "latent_channels": 8, "kernel_size": 3,
+       "downsample": "stride", "norm": "none", "activation": "relu"})
+  config.decoder = ml_collections.ConfigDict(
+      {"name": "convnet", "features": (64, 64, 32), "kernel_size": 3,
+       "upsample": "transpose", "norm": "none", "activation": "relu"})
+  config.noise.loc = 0.5
+  config.noise.scale = 0.1
+  config.num_epochs = 30
+  return config

@@ -1,0 +1,24 @@
+"""Sparse autoencoder on Fashion-MNIST: the Keras blog's Dense(32, relu) code with an L1
+activity penalty 1e-4 (`regularizers.l1(10e-5)`), decoder Dense(784); 100 epochs, batch 256.
+
+The encoder reports `l1` (sum |code| per image) and `code_mean`; the objective adds
+`loss_weights.l1` times the first. Without the penalty, for the blog's comparison:
+    python launch.py --config configs/sparse.py --config.loss_weights.l1=0 --workdir ...
+
+Run:   python launch.py --config configs/sparse.py
+Results: README "Results" (the command there, the machine named beside the figures).
+"""
+import ml_collections
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.encoder = ml_collections.ConfigDict(
+      {"name": "sparse", "hidden": (), "latent_dim": 32, "code_activation": "relu"})
+  config.decoder = ml_collections.ConfigDict({"name": "dense"})
+  config.loss_weights.l1 = 1e-4
+  config.num_epochs = 100
+  config.batch_size = 256
+  return config

@@ -1,0 +1,88 @@
+"""Runs and codes files written before the model-zoo redesign still resume and decode.
+
+tests/fixtures/legacy_main/ holds a dense and a conv run (one epoch of 2 steps, checkpoint
+at step 2, config.json naming `model` and `latent_dim`) and a codes file of each, written
+by main at 8537bb8 (its README says how). Today's code must (1) train the lecture's models
+to the same numbers, (2) resume those runs to the same end as an unbroken run, and (3)
+decode those codes to the same pixels.
+
+The fixtures were made on a 2-core Intel Xeon (AVX-512) with XLA's default optimizations,
+so the runs here use them too (no JAX_DISABLE_MOST_OPTIMIZATIONS), and values are compared
+to 1e-5: bit for bit on that machine, within float rounding on CPUs that vectorize
+differently.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import checkpoint, compress, quality
+from conftest import FASHION_DIR, REPO
+
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "legacy_main")
+TIMING = ("seconds", "images_per_sec")
+
+
+def _launch(model, workdir, data_dir, epochs):
+  config = "dense" if model == "dense" else "conv"
+  args = [sys.executable, os.path.join(REPO, "launch.py"), "--config", f"configs/{config}.py",
+          "--workdir", workdir, f"--config.num_epochs={epochs}", "--config.steps_per_epoch=2",
+          "--config.eval_examples=16", "--config.eval_batch_size=16", "--config.batch_size=16",
+          "--config.progress_bar=False", f"--config.data_dir={data_dir}",
+          f"--config.idx_dir={FASHION_DIR}"]
+  if model == "dense":
+    args.append("--config.encoder.latent_dim=8")
+  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
+  return subprocess.Popen(args, cwd=REPO, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def _close(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["dense", "conv"])
+def test_old_runs_resume_and_old_codes_decode(model, real_data_dir, tmp_path):
+  old = os.path.join(FIXTURES, model)
+  resumed = str(tmp_path / "resumed")
+  shutil.copytree(old, resumed)
+  unbroken = str(tmp_path / "unbroken")
+  procs = [_launch(model, unbroken, real_data_dir, 2), _launch(model, resumed, real_data_dir, 2)]
+  for p in procs:
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+  assert f"Resuming {resumed} from step 2." in err
+
+  # (1) Today's code trains the lecture's model to the numbers main wrote.
+  first = _rows(unbroken)[0]
+  _close(first, _rows(old)[0])
+  _close(_flat(checkpoint.restore_autoencoder(unbroken, 2)[1]),
+         _flat(checkpoint.restore_autoencoder(old, 2)[1]))
+  # (2) The old run resumed to the unbroken run's end: same rows, same weights.
+  assert [r["step"] for r in _rows(resumed)] == [2, 4]
+  for a, b in zip(_rows(resumed), _rows(unbroken)):
+    _close(a, b)
+  _close(_flat(checkpoint.restore_autoencoder(resumed)[1]),
+         _flat(checkpoint.restore_autoencoder(unbroken)[1]))
+  # (3) The old codes file decodes with the old run, to the pixels main decoded.
+  codes = compress.load_codes(os.path.join(FIXTURES, f"{model}.aec"))
+  pixels = quality.to_uint8(compress.decode(codes, old)).astype(np.int16)[..., 0]
+  expected = np.load(os.path.join(FIXTURES, f"{model}_decoded.npy")).astype(np.int16)
+  assert pixels.shape == expected.shape and np.abs(pixels - expected).max() <= 1
+
+
+def _flat(tree) -> dict:
+  return {"params": np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])}

@@ -1,0 +1,169 @@
+"""The model zoo: configs name encoders and decoders (built-in or the user's own), the
+families' shapes and parameter counts, and one clear line for every misfit."""
+import os
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ae_jax import models, objectives
+from ae_jax.errors import UserError
+from configs import conv, conv_wide, deep, default, dense, denoise, sparse
+
+
+def n_params(tree) -> int:
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+def _init(config, image_shape=(28, 28, 1), batch=3):
+  model, code = models.checked_autoencoder(config, image_shape)
+  x = jax.random.uniform(jax.random.key(0), (batch, *image_shape))
+  return model, code, model.init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x), x
+
+
+@pytest.mark.parametrize("module,count,code", [
+    (dense, 101_200, (64,)), (conv, 4_385, (4, 4, 8)), (denoise, 4_385, (4, 4, 8)),
+    # Keras blog: 784-128-64-32-64-128-784 and Dense(32) -> Dense(784)
+    (deep, 222_384, (32,)), (sparse, 50_992, (32,))])
+def test_each_config_builds_its_family_with_the_expected_size(module, count, code):
+  _, got_code, variables, _ = _init(module.get_config())
+  assert got_code == code and n_params(variables["params"]) == count
+
+
+@pytest.mark.parametrize("image_shape,code", [((28, 28, 1), (4, 4, 8)), ((32, 32, 3), (4, 4, 8)),
+                                              ((64, 64, 3), (8, 8, 8)), ((27, 30, 2), (4, 4, 8))])
+@pytest.mark.parametrize("down,up,norm", [("stride", "transpose", "none"),
+                                          ("maxpool", "nearest", "group"),
+                                          ("stride", "nearest", "layer")])
+def test_the_general_conv_net_takes_any_image_size(image_shape, code, down, up, norm):
+  config = conv_wide.get_config()
+  config.encoder.downsample, config.decoder.upsample = down, up
+  config.encoder.norm = config.decoder.norm = norm
+  model, got, variables, x = _init(config, image_shape, batch=2)
+  assert got == code
+  out = model.apply(variables, x, method="reconstruct")
+  assert out.shape == (2, *image_shape) and float(out.min()) >= 0 and float(out.max()) <= 1
+  # The halves apart, with their own subtrees.
+  z = model.encoder.apply({"params": variables["params"]["encoder"]}, x)
+  np.testing.assert_allclose(jax.nn.sigmoid(model.decoder.apply(
+      {"params": variables["params"]["decoder"]}, z)), out, atol=1e-6)
+
+
+def test_a_conv_encoder_with_a_dense_decoder():
+  config = conv.get_config()
+  config.decoder = ml_collections.ConfigDict({"name": "dense"})
+  model, code, variables, x = _init(config)
+  assert code == (4, 4, 8)
+  assert variables["params"]["decoder"]["output"]["kernel"].shape == (128, 784)
+  assert model.apply(variables, x).shape == x.shape
+
+
+def test_the_sparse_encoder_reports_its_l1_term_and_code_mean():
+  config = sparse.get_config()
+  model, _, variables, x = _init(config)
+  losses, reported = objectives.reported_names(model, (28, 28, 1))
+  assert (losses, reported) == (["l1"], ["code_mean"])
+  _, terms, mets = objectives.apply(model.apply, variables["params"], x, jax.random.key(0))
+  z = model.apply(variables, x, method="encode")
+  np.testing.assert_allclose(terms["l1"], jnp.abs(z).sum(axis=1), rtol=1e-6)
+  np.testing.assert_allclose(mets["code_mean"], z.mean(axis=1), rtol=1e-6)
+  rec = jnp.ones(3)
+  np.testing.assert_allclose(objectives.total(rec, terms, (("l1", 1e-4),)),
+                             1 + 1e-4 * terms["l1"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", [dense, conv, conv_wide, deep])
+def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(module):
+  config = module.get_config()
+  config.dtype = "bfloat16"
+  model, _, variables, x = _init(config)
+  assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+  assert model.apply(variables, x).dtype == jnp.float32  # logits for the loss
+  assert model.apply(variables, x, method="encode").dtype == jnp.bfloat16
+  ref = models.from_config(module.get_config(), (28, 28, 1))
+  np.testing.assert_allclose(model.apply(variables, x, method="reconstruct"),
+                             ref.apply(variables, x, method="reconstruct"), atol=0.05)
+
+
+USER_MODULE = textwrap.dedent('''
+    import flax.linen as nn
+
+    class WideEncoder(nn.Module):
+      width: int = 256
+      latent_dim: int = 16
+
+      @nn.compact
+      def __call__(self, x):
+        x = nn.relu(nn.Dense(self.width)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.latent_dim)(x)
+''')
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
+  (tmp_path / "my_zoo_models.py").write_text(USER_MODULE)
+  if how == "module":
+    monkeypatch.chdir(tmp_path)  # importable from the working folder, as with python -m
+    name = "my_zoo_models:WideEncoder"
+  else:
+    name = f"{tmp_path}/my_zoo_models.py:WideEncoder"
+  config = dense.get_config()
+  config.encoder = ml_collections.ConfigDict({"name": name, "width": 32, "latent_dim": 5})
+  _, code, variables, _ = _init(config)
+  assert code == (5,) and variables["params"]["encoder"]["Dense_0"]["kernel"].shape == (784, 32)
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"encoder": {"name": "vae"}}, r"unknown encoder 'vae' \(config field encoder.name\): "
+                                   r"choose one of \['conv', 'convnet', 'dense', 'mlp', 'sparse'\]"),
+    ({"decoder": {"name": "sparse"}}, "unknown decoder 'sparse'"),
+    ({"encoder": {"name": "dense", "width": 3}},
+     r"unknown config field encoder.width: encoder 'dense' takes \['latent_dim'\]"),
+    ({"encoder": {"name": "dense", "latent_dim": 0}},
+     r"bad config value encoder.latent_dim=0: it must be a positive integer "
+     r"\(--config.encoder.latent_dim=...\)"),
+    ({"encoder": {"name": "dense", "dtype": "bfloat16"}}, "the compute dtype is config.dtype"),
+    ({"encoder": {"name": "mlp", "hidden": (64, -1)}},
+     "encoder.hidden=.*a tuple of positive integers"),
+    ({"encoder": {"name": "mlp", "activation": "swish"}}, "encoder.activation='swish'.*one of"),
+    ({"encoder": {"name": "convnet", "features": ()}}, "encoder.features=.*at least one"),
+    ({"encoder": {"name": "convnet", "downsample": "avg"}}, "encoder.downsample='avg'"),
+    ({"decoder": {"name": "convnet", "norm": "batch"}}, "decoder.norm='batch'"),
+    ({"decoder": {"name": "convnet", "upsample": "bilinear"}}, "decoder.upsample='bilinear'"),
+    ({"encoder": {"name": "convnet", "kernel_size": 0}}, "encoder.kernel_size=0"),
+    # misfits, named on both sides
+    ({"decoder": {"name": "conv"}}, r"decoder 'conv' cannot take the code of encoder 'dense', "
+                                    r"shape \(64,\): ValueError: ConvDecoder takes codes of"),
+    ({"encoder": {"name": "convnet", "features": (8, 8)}, "decoder": {"name": "convnet",
+                                                                      "features": (8,)}},
+     "ConvNetDecoder makes 14x14 images from a 7x7 code with 1 stages, smaller than 28x28: "
+     "give it 2 stages"),
+    ({"decoder": {"name": "dense", "image_shape": (32, 32, 3)}},
+     r"decoder 'dense' turns encoder 'dense''s code \(64,\) into \(32, 32, 3\), not the "
+     r"images' shape \(28, 28, 1\)"),
+    ({"encoder": {"name": "no_such_module_xyz:Enc"}}, "cannot import no_such_module_xyz"),
+    ({"encoder": {"name": "ae_jax.metrics:psnr"}}, "has no Flax module"),
+])
+def test_every_misfit_is_one_line_naming_both_sides(change, match):
+  config = dense.get_config()
+  for group, spec in change.items():
+    config[group] = ml_collections.ConfigDict(spec)
+  with pytest.raises(UserError, match=match) as e:
+    models.checked_autoencoder(config, (28, 28, 1))
+  assert "\n" not in str(e.value)
+
+
+def test_the_lecture_conv_encoder_refuses_other_image_sizes_in_one_line():
+  with pytest.raises(UserError, match=r"encoder 'conv' cannot take the images of shape "
+                                      r"\(32, 32, 3\).*'convnet', takes any size"):
+    models.checked_autoencoder(conv.get_config(), (32, 32, 3))
+
+
+def test_default_config_is_the_lecture_dense_model():
+  config = default.get_config()
+  assert config.encoder.to_dict() == {"name": "dense", "latent_dim": 64}
+  assert config.decoder.to_dict() == {"name": "dense"}
+  assert config.dtype == "float32" and not config.loss_weights
