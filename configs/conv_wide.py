@@ -18,7 +18,7 @@ def get_config():
        "downsample": "stride", "norm": "none", "activation": "relu"})
   config.decoder = ml_collections.ConfigDict(
       {"name": "convnet", "features": (64, 64, 32), "kernel_size": 3,
-       "upsample": "transpose", "norm": "none", "activation": "relu"})
+       "upsample": "nearest", "norm": "none", "activation": "relu"})
   config.noise.loc = 0.5
   config.noise.scale = 0.1
   config.num_epochs = 30

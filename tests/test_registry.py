@@ -3,6 +3,7 @@ families' shapes and parameter counts, and one clear line for every misfit."""
 import os
 import textwrap
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -37,7 +38,7 @@ def test_each_config_builds_its_family_with_the_expected_size(module, count, cod
                                               ((64, 64, 3), (8, 8, 8)), ((27, 30, 2), (4, 4, 8))])
 @pytest.mark.parametrize("down,up,norm", [("stride", "transpose", "none"),
                                           ("maxpool", "nearest", "group"),
-                                          ("stride", "nearest", "layer")])
+                                          ("stride", "subpixel", "layer")])
 def test_the_general_conv_net_takes_any_image_size(image_shape, code, down, up, norm):
   config = conv_wide.get_config()
   config.encoder.downsample, config.decoder.upsample = down, up
@@ -50,6 +51,19 @@ def test_the_general_conv_net_takes_any_image_size(image_shape, code, down, up, 
   z = model.encoder.apply({"params": variables["params"]["encoder"]}, x)
   np.testing.assert_allclose(jax.nn.sigmoid(model.decoder.apply(
       {"params": variables["params"]["decoder"]}, z)), out, atol=1e-6)
+
+
+def test_nearest_upsampling_is_upsample_then_conv_for_any_kernel_size():
+  """The 3x3 'nearest' stage is the lecture's UpsampleConv: the same parameters and values
+  as nn.Conv over the upsampled input; other kernels are that literally."""
+  z = jax.random.normal(jax.random.key(0), (2, 4, 5, 6))
+  for k in (3, 5):
+    dec = models.ConvNetDecoder(features=(4,), kernel_size=k, image_shape=(8, 10, 1))
+    v = dec.init(jax.random.key(1), z)
+    plain = nn.Conv(4, (k, k), padding="SAME")
+    h = nn.relu(plain.apply({"params": v["params"]["conv0"]}, models.upsample_2x(z)))
+    ref = nn.Conv(1, (k, k), padding="SAME").apply({"params": v["params"]["output"]}, h)
+    np.testing.assert_allclose(dec.apply(v, z), ref, atol=1e-5)
 
 
 def test_a_conv_encoder_with_a_dense_decoder():

@@ -2,9 +2,16 @@
 
 The encoder halves the resolution once per entry of `features` (a stride-2 conv, or a
 conv then a 2x2 max-pool), then a linear conv to `latent_channels` gives the code,
-(ceil(H / 2^d), ceil(W / 2^d), latent_channels) for d stages. The decoder mirrors it (a
-stride-2 transposed conv, or nearest upsampling then a conv, per entry), maps to the
-image's channels and crops to H x W: odd sizes (28 -> 14 -> 7 -> 4 -> ... -> 32) work.
+(ceil(H / 2^d), ceil(W / 2^d), latent_channels) for d stages. The decoder mirrors it,
+doubling the resolution once per entry and cropping to the encoder's size at that depth
+(4 -> 8, kept as 7 -> 14 -> 28), then maps to the image's channels: any H x W works. Its upsampling is one of
+  'nearest'   nearest-neighbour 2x, then a conv (with 3x3 kernels computed as the
+              lecture model's `UpsampleConv`: the same maths without forming the large
+              image, the fastest form on XLA:CPU);
+  'subpixel'  a conv to 4x the features, then depth-to-space (Shi et al. 2016);
+  'transpose' a stride-2 transposed conv (`nn.ConvTranspose`). On XLA:CPU its gradient
+              is ~7x slower than 'nearest' (benchmarks/convnet_forms.py): kept for
+              GPU/TPU users and for comparison.
 
 Normalization is 'none', 'layer' or 'group' (GroupNorm with up to 8 groups): layers
 without running statistics, so the train state stays (params, opt_state).
@@ -19,9 +26,10 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.models import checks
-from ae_jax.models.layers import max_pool_2x2, upsample_2x
+from ae_jax.models.layers import UpsampleConv, max_pool_2x2, upsample_2x
 
 NORMS = ("none", "layer", "group")
+UPSAMPLINGS = ("nearest", "subpixel", "transpose")
 
 
 def _norm(kind: str, features: int, dtype, name: str):
@@ -74,14 +82,14 @@ class ConvNetDecoder(nn.Module):
   then a conv to the image's channels, cropped to `image_shape`."""
   features: Sequence[int] = (128, 64, 32)
   kernel_size: int = 3
-  upsample: str = "transpose"  # 'transpose' (stride-2 transposed conv) or 'nearest' (+ conv)
+  upsample: str = "nearest"  # 'nearest' (+ conv), 'subpixel' or 'transpose' (see above)
   norm: str = "none"
   activation: str = "relu"
   image_shape: Sequence[int] = (28, 28, 1)
   dtype: Any = jnp.float32
 
   def __post_init__(self):
-    _check_common(self, "upsample", ("transpose", "nearest"))
+    _check_common(self, "upsample", UPSAMPLINGS)
     checks.image_shape(self)
     super().__post_init__()
 
@@ -92,19 +100,31 @@ class ConvNetDecoder(nn.Module):
                        f"{tuple(z_BxhxwxC.shape[1:])}")
     act, k = checks.ACTIVATIONS[self.activation], (self.kernel_size, self.kernel_size)
     h, w, c = self.image_shape
+    d = len(self.features)
+    if -(-h // 2**d) > z_BxhxwxC.shape[1] or -(-w // 2**d) > z_BxhxwxC.shape[2]:
+      need = math.ceil(math.log2(max(h / z_BxhxwxC.shape[1], w / z_BxhxwxC.shape[2])))
+      raise ValueError(f"ConvNetDecoder makes {z_BxhxwxC.shape[1] * 2**d}x"
+                       f"{z_BxhxwxC.shape[2] * 2**d} images from a {z_BxhxwxC.shape[1]}x"
+                       f"{z_BxhxwxC.shape[2]} code with {d} stages, smaller than {h}x{w}: "
+                       f"give it {need} stages (features), as the encoder has")
     x = z_BxhxwxC
     for i, f in enumerate(self.features):
-      if self.upsample == "transpose":
-        x = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
-                             name=f"conv{i}")(x)
-      else:
-        x = nn.Conv(f, k, padding="SAME", dtype=self.dtype, name=f"conv{i}")(upsample_2x(x))
+      x = self._upsample(x, f, k, f"conv{i}")
+      # Back to the encoder's size at this depth (28 -> 14 -> 7 -> 4 upsamples to 8, kept
+      # as 7): later stages never compute pixels that the crop at the end would drop.
+      x = x[:, :-(-h // 2**(d - 1 - i)), :-(-w // 2**(d - 1 - i))]
       x = act(_norm(self.norm, f, self.dtype, f"norm{i}")(x))
-    x = nn.Conv(c, k, padding="SAME", dtype=self.dtype, name="output")(x)
-    if x.shape[1] < h or x.shape[2] < w:
-      need = math.ceil(math.log2(max(h / z_BxhxwxC.shape[1], w / z_BxhxwxC.shape[2])))
-      raise ValueError(f"ConvNetDecoder makes {x.shape[1]}x{x.shape[2]} images from a "
-                       f"{z_BxhxwxC.shape[1]}x{z_BxhxwxC.shape[2]} code with "
-                       f"{len(self.features)} stages, smaller than {h}x{w}: give it "
-                       f"{need} stages (features), as the encoder has")
-    return x[:, :h, :w]
+    return nn.Conv(c, k, padding="SAME", dtype=self.dtype, name="output")(x)
+
+  def _upsample(self, x: jax.Array, features: int, k: tuple, name: str) -> jax.Array:
+    if self.upsample == "transpose":
+      return nn.ConvTranspose(features, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
+                              name=name)(x)
+    if self.upsample == "subpixel":
+      y = nn.Conv(4 * features, k, padding="SAME", dtype=self.dtype, name=name)(x)
+      b, h, w, _ = y.shape
+      y = y.reshape(b, h, w, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
+      return y.reshape(b, 2 * h, 2 * w, features)
+    if k == (3, 3):
+      return UpsampleConv(features, "SAME", dtype=self.dtype, name=name)(x)
+    return nn.Conv(features, k, padding="SAME", dtype=self.dtype, name=name)(upsample_2x(x))
