@@ -296,7 +296,9 @@ class MetricsLog:
 
     Their TensorBoard events stay in the earlier event files: the file this run writes
     starts with a SessionLog.START at step + 1 (tensorboardX's purge_step), and TensorBoard
-    discards the events of earlier files from that step on, so each step shows once."""
+    discards the events of earlier files from that step on, so each step shows once. (Its
+    Rust data server skips the mark; it drops a series' points from a step on when the
+    step goes back, i.e. as the resumed run writes each step again.)"""
     rows = self.rows()
     kept = [r for r in rows if r["step"] <= step]
     if not self.enabled:
