@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import socket
+import sys
 from typing import Iterator
 from urllib.parse import urlparse
 
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import idx
+from ae_jax import idx, progress
 from ae_jax.errors import UserError, describe
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
@@ -92,6 +93,34 @@ def _tfds_warnings_off():
     absl_logging.set_verbosity(before)
 
 
+@contextlib.contextmanager
+def _tfds_bars(enable: bool):
+  """tfds' progress bars on or off (tfds draws them even into logs), then as they were."""
+  tfds = _tfds()
+  from tensorflow_datasets.core.utils import tqdm_utils  # pylint: disable=import-outside-toplevel
+  before = getattr(tqdm_utils, "_active", True)  # tfds has no getter for it
+  tfds.display_progress_bar(before and enable)
+  try:
+    yield
+  finally:
+    tfds.display_progress_bar(before)
+
+
+@contextlib.contextmanager
+def _preparing(builder, idx_dir: str, dataset: str):
+  """One progress line of the images a dataset prepared from IDX files has written, in
+  place of tfds' nested bars (splits, examples, shuffling)."""
+  counts = [idx.num_items(idx.find_idx_file(idx_dir, images))
+            for images, _ in idx.FILES.values()]
+  total = None if None in counts else sum(counts)
+  with _tfds_bars(False), progress.bar(total, f"preparing {dataset}", "image") as line:
+    builder.on_example = line.update
+    try:
+      yield
+    finally:
+      builder.on_example = None
+
+
 def _inside(path: str, folder: str) -> bool:
   folder = os.path.abspath(folder)
   return os.path.commonpath([os.path.abspath(path), folder]) == folder
@@ -150,8 +179,9 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
                       f"{dataset}'s")
     elif idx.has_idx_files(idx_dir):
       try:
-        ours.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
+        with _preparing(ours, idx_dir, dataset):
+          ours.download_and_prepare(
+              download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except (ValueError, OSError, EOFError) as e:
         where = getattr(e, "filename", None)  # a file it could not write, not an IDX file
         if where and not _inside(str(where), idx_dir):
@@ -173,7 +203,8 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
         f"downloaded (no network{idx_dir_note}): prepare it where there is network and "
         f"copy it there, or set {options}data_dir{hint}")
   try:
-    builder.download_and_prepare()
+    with _tfds_bars(sys.stderr.isatty()):  # its download bars: on a terminal only
+      builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)
     raise UserError(f"dataset {dataset!r} could not be downloaded and prepared in "
                     f"{builder.data_dir_root} ({describe(e, 300)}): fix that and "

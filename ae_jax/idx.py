@@ -53,6 +53,18 @@ def read_idx(path: str) -> np.ndarray:
   return np.frombuffer(data, np.uint8, offset=offset).reshape(dims)
 
 
+def num_items(path: str) -> int | None:
+  """The first dimension an IDX file's header gives (its number of images or labels), read
+  without the rest; None where the header cannot be read (read_idx says why)."""
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      header = f.read(8)
+  except (OSError, EOFError, zlib.error):
+    return None
+  return int.from_bytes(header[4:8], "big") if len(header) == 8 else None
+
+
 def load_images(folder: str, split: str) -> np.ndarray:
   """The split's ('train' or 'test') images as uint8 [N, H, W, 1], in the file's order."""
   path = find_idx_file(folder, FILES[split][0])

@@ -8,6 +8,7 @@ rejects their checksums as manual downloads. This builder reads such a folder (i
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import tensorflow_datasets as tfds
 
@@ -35,6 +36,8 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
       IdxConfig(name="mnist", class_names=MNIST_CLASSES,
                 description="MNIST from local IDX files."),
   ]
+  # Called with 1 for each example generated (data.get_builder's progress line), or None.
+  on_example: Callable[[int], object] | None = None
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       "Put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
       "and t10k-labels-idx1-ubyte.gz in the manual folder (Debian: apt-get install "
@@ -66,3 +69,5 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
                        f"{self.builder_config.name} has {num_classes} classes")
     for i, (image, label) in enumerate(zip(images, labels)):
       yield i, {"image": image[:, :, None], "label": int(label)}
+      if self.on_example is not None:
+        self.on_example(1)

@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
 import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from ae_jax import compress, quality
+from ae_jax import compress, progress, quality
 from ae_jax.errors import UserError, print_error, print_report
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
@@ -233,6 +234,22 @@ def load_eval_images(workdir: str, split: str | None = None, max_images: int | N
   return data.load_images(builder, split, max_images), cfg
 
 
+def measure(images_u8: np.ndarray, autoencoders: Callable[[], list[dict]],
+            jpeg_qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
+  """The rows of `autoencoders()`, PNG and JPEG at each quality, in that order, with one
+  progress line (on a terminal) for them all."""
+  jobs = [("autoencoder", autoencoders), ("PNG", lambda: [png_row(images_u8)])]
+  jobs += [(f"JPEG quality {q}", functools.partial(jpeg_rows, images_u8, [q]))
+           for q in jpeg_qualities]
+  rows = []
+  with progress.bar(len(jobs), "measuring", "codec") as line:
+    for name, job in jobs:
+      line.set_postfix_str(name)
+      rows += job()
+      line.update()
+  return rows
+
+
 OUTPUTS = ("rd.md", "rd.csv", "rd.json", "rd.png")
 
 
@@ -249,8 +266,8 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
   compress.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
-  rows = (autoencoder_rows(workdir, images, step=step) + [png_row(images)]
-          + jpeg_rows(images, jpeg_qualities))
+  rows = measure(images, lambda: autoencoder_rows(workdir, images, step=step),
+                 jpeg_qualities)
   write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
               source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
                      f"{compress.run_summary(workdir, step)}")

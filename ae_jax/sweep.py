@@ -20,7 +20,7 @@ from typing import Sequence
 
 import ml_collections
 
-from ae_jax import compress, config_lib, rate_distortion
+from ae_jax import compress, config_lib, progress, rate_distortion
 from ae_jax.errors import UserError, print_error, print_report
 
 KS = (2, 4, 8, 16, 32, 64, 128)
@@ -119,23 +119,31 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   compress.prepare_output_folder(out, (), overwrite=True)
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   rows, rd_rows, images = [], [], None
-  for k, config in zip(ks, configs):
-    workdir = os.path.join(out, "runs", f"K{k}")
-    print(f"K={k}: training {epochs} epochs in {workdir}", file=sys.stderr)
-    try:
-      train.train_and_evaluate(config, workdir)
-    except UserError as e:
-      message = _in_sweep_terms(str(e))
-      if "--restart" in message:
-        # The sweep has no --restart: the way to start a K over is to move its folder.
-        message += f" (in the sweep: move {workdir} away instead)"
-      raise UserError(message) from None
-    if images is None:
-      images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
-    row, points = sweep_row(k, workdir, images)
-    rows.append(row)
-    rd_rows += points
-  rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images, jpeg_qualities)
+  # One line for the whole sweep (on a terminal): each K's training and measurement, then
+  # the baselines; the epoch lines scroll above it.
+  with progress.bar(len(ks) + 1, "sweep", "K") as line:
+    for k, config in zip(ks, configs):
+      workdir = os.path.join(out, "runs", f"K{k}")
+      line.set_postfix_str(f"K={k}")
+      print(f"K={k}: training {epochs} epochs in {workdir}", file=sys.stderr)
+      try:
+        train.train_and_evaluate(config, workdir)
+      except UserError as e:
+        message = _in_sweep_terms(str(e))
+        if "--restart" in message:
+          # The sweep has no --restart: the way to start a K over is to move its folder.
+          message += f" (in the sweep: move {workdir} away instead)"
+        raise UserError(message) from None
+      if images is None:
+        images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images)
+      row, points = sweep_row(k, workdir, images)
+      rows.append(row)
+      rd_rows += points
+      line.update()
+    line.set_postfix_str("PNG and JPEG")
+    rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images,
+                                                                            jpeg_qualities)
+    line.update()
   rate_distortion.write_table(out, "sweep", rows, COLUMNS)
   rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
   rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import errno
-import io
-import itertools
 import json
 import os
-import socket
 import sys
 import time
 
@@ -16,10 +13,9 @@ except ImportError:  # not POSIX: runs go unlocked
   fcntl = None
 import ml_collections
 import numpy as np
-import PIL.Image
 
 from ae_jax import config_lib
-from ae_jax.errors import UserError, describe
+from ae_jax.errors import UserError
 
 # In every run's config.json (after config_lib.upgrade_record: runs from before the model
 # zoo had `model` and `latent_dim` instead of the two groups).
@@ -265,13 +261,16 @@ def apply_resumed_changes(workdir: str, record: dict, step: int,
 
 
 class MetricsLog:
-  """Appends one JSON object per epoch to metrics.jsonl and the scalars to TensorBoard."""
+  """Appends one JSON object per epoch to metrics.jsonl, and its scalars and image grid to
+  TensorBoard (WORKDIR/tensorboard, written by tensorboardX: no TensorFlow is imported)."""
 
   def __init__(self, workdir: str, enabled: bool = True):
     """`enabled=False` (processes other than 0) reads the log but never writes it."""
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.enabled = enabled
-    self._tb = _EventFile(os.path.join(workdir, "tensorboard")) if enabled else None
+    self._tb_dir = os.path.join(workdir, "tensorboard")
+    self._tb = None  # opened at the first event (or by truncate_after)
+    self._purge_step = None
 
   def rows(self) -> list[dict]:
     """The logged rows. A last line cut short (a run killed while appending it) is left
@@ -298,8 +297,13 @@ class MetricsLog:
     return rows
 
   def truncate_after(self, step: int) -> list[dict]:
-    """Drops rows logged after `step` (a resume repeats them), and their TensorBoard
-    events, and returns the rest."""
+    """Drops rows logged after `step` (a resume repeats them) and returns the rest.
+
+    Their TensorBoard events stay in the earlier event files: the file this run writes
+    starts with a SessionLog.START at step + 1 (tensorboardX's purge_step), and TensorBoard
+    discards the events of earlier files from that step on, so each step shows once. (Its
+    Rust data server skips the mark; it drops a series' points from a step on when the
+    step goes back, i.e. as the resumed run writes each step again.)"""
     rows = self.rows()
     kept = [r for r in rows if r["step"] <= step]
     if not self.enabled:
@@ -307,105 +311,56 @@ class MetricsLog:
     with open(self.path + ".tmp", "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
     os.replace(self.path + ".tmp", self.path)
+    self.close()  # a writer opened before would not carry the purge
+    self._purge_step = step + 1
     if len(kept) < len(rows):
-      self._tb.drop_events_after(step)
+      self._writer()  # hide the dropped steps now, not only once the resume reaches them
     return kept
 
   def write(self, row: dict, images: np.ndarray | None = None) -> None:
+    """Appends `row` (with its integer step) and logs its other values as scalars, and
+    `images` (H, W, C in [0, 1]) as one image, at that step."""
     if not self.enabled:
       return
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    self._tb.write(row["step"], {k: v for k, v in row.items() if k not in ("epoch", "step")},
-                   {"originals_noisy_restored": images} if images is not None else {})
+    tb, step = self._writer(), row["step"]
+    for tag, value in row.items():
+      if tag not in ("epoch", "step"):
+        tb.add_scalar(tag, float(value), step)
+    if images is not None:
+      pixels = np.clip(np.asarray(images, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+      tb.add_image("originals_noisy_restored", pixels.reshape(pixels.shape[:2] + (-1,)),
+                   step, dataformats="HWC")
+
+  def _writer(self):
+    if self._tb is None:
+      self._tb = _summary_writer(self._tb_dir, self._purge_step)
+      self._purge_step = None  # a writer reopened after close() must not hide this run's events
+    return self._tb
 
   def close(self) -> None:
+    """Writes out the events still queued (tensorboardX writes them from a thread)."""
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
 
 
-def _read_records(path: str):
-  """The records of a TFRecord file (TensorBoard's event files): each is a little-endian
-  uint64 length, its CRC, the data and the data's CRC. A record cut short ends the file."""
-  size = os.path.getsize(path)
-  with open(path, "rb") as f:
-    while True:
-      header = f.read(12)
-      length = int.from_bytes(header[:8], "little")
-      if len(header) < 12 or f.tell() + length + 4 > size:
-        return
-      data = f.read(length)
-      f.read(4)
-      yield data
+def _summary_writer(logdir: str, purge_step: int | None):
+  """A tensorboardX SummaryWriter of a new event file in `logdir`.
 
-
-class _EventFile:
-  """A TensorBoard event file written with tensorboard's own protos and record format.
-
-  tf.summary would import TensorFlow (~7 s and ~500 MB here) into every run; this needs
-  only the `tensorboard` package, so runs on the device pipeline never load TensorFlow.
-  """
-
-  def __init__(self, logdir: str):
-    # pylint: disable=import-outside-toplevel
-    from tensorboard.compat.proto import event_pb2, summary_pb2
-    from tensorboard.summary.writer.record_writer import RecordWriter
-    self._event, self._summary = event_pb2.Event, summary_pb2.Summary
-    self._record_writer = RecordWriter
-    os.makedirs(logdir, exist_ok=True)
-    self._logdir = logdir
-    base = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    for n in itertools.count():  # another log of this process within the same second
-      self._name = f"{base}.{n}"
-      try:
-        file = open(os.path.join(logdir, self._name), "xb")  # pylint: disable=consider-using-with
-        break
-      except FileExistsError:
-        continue
-    self._writer = RecordWriter(file)
-    self._add(self._event(wall_time=time.time(), file_version="brain.Event:2"))
-
-  def drop_events_after(self, step: int) -> None:
-    """Rewrites the earlier event files of the run without their events after `step`,
-    which a resume from `step` writes again (TensorBoard would show both)."""
-    for name in sorted(os.listdir(self._logdir)):
-      path = os.path.join(self._logdir, name)
-      if name == self._name or not name.startswith("events.out.tfevents."):
-        continue
-      try:
-        records = list(_read_records(path))
-        kept = [r for r in records if self._event.FromString(r).step <= step]
-      except Exception as e:  # pylint: disable=broad-except  (not an event file after all)
-        print(f"warning: {path} cannot be read ({describe(e)}); its events are left as they "
-              "are", file=sys.stderr)
-        continue
-      if len(kept) == len(records):
-        continue
-      tmp = os.path.join(self._logdir, f".rewriting.{os.getpid()}")  # not read as events
-      with open(tmp, "wb") as f:
-        writer = self._record_writer(f)
-        for record in kept:
-          writer.write(record)
-        writer.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp, path)
-
-  def _add(self, event) -> None:
-    self._writer.write(event.SerializeToString())
-    self._writer.flush()
-
-  def write(self, step: int, scalars: dict, images: dict) -> None:
-    values = [self._summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
-    for tag, image in images.items():
-      pixels = np.clip(np.asarray(image, np.float32).squeeze() * 255 + 0.5, 0, 255)
-      png = io.BytesIO()
-      PIL.Image.fromarray(pixels.astype(np.uint8)).save(png, format="PNG")
-      values.append(self._summary.Value(tag=tag, image=self._summary.Image(
-          height=pixels.shape[0], width=pixels.shape[1],
-          colorspace=1 if pixels.ndim == 2 else pixels.shape[2],
-          encoded_image_string=png.getvalue())))
-    self._add(self._event(wall_time=time.time(), step=step,
-                          summary=self._summary(value=values)))
-
-  def close(self) -> None:
-    self._writer.close()
+  tensorboardX imports torch where it is installed (only to accept its tensors): it is kept
+  out, as TensorFlow is, so a run loads neither (seconds and hundreds of MB)."""
+  blocked = "torch" not in sys.modules
+  if blocked:
+    sys.modules["torch"] = None  # makes tensorboardX's `import torch` fail, as if absent
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+  finally:
+    if blocked:
+      del sys.modules["torch"]
+  # TensorBoard reads a run's event files in the order of their names; tensorboardX names
+  # them by the second only, so the suffix orders (and keeps apart) files of one second.
+  # flush_secs=1: an event reaches the file within a second, not tensorboardX's two minutes.
+  return SummaryWriter(logdir, purge_step=purge_step, flush_secs=1,
+                       filename_suffix=f".{time.time_ns()}.{os.getpid()}")

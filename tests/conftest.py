@@ -69,6 +69,23 @@ def set_model(config, kind: str, latent_dim: int | None = None) -> None:
     config[group] = ml_collections.ConfigDict(spec)
 
 
+def read_tensorboard(logdir: str) -> tuple[dict, dict]:
+  """What TensorBoard shows of a run's event files, read by its own EventAccumulator
+  (which honours a resumed run's SessionLog.START): ({tag: [(step, value), ...]},
+  {step: image as an array})."""
+  # pylint: disable=import-outside-toplevel
+  import io
+  from PIL import Image
+  from tensorboard.backend.event_processing import event_accumulator as ea
+  acc = ea.EventAccumulator(logdir, size_guidance={ea.SCALARS: 0, ea.IMAGES: 0})
+  acc.Reload()
+  tags = acc.Tags()
+  scalars = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in tags["scalars"]}
+  images = {e.step: np.asarray(Image.open(io.BytesIO(e.encoded_image_string)))
+            for tag in tags["images"] for e in acc.Images(tag)}
+  return scalars, images
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
   """(idx_dir, data_dir) of a 512/128-image dataset prepared as 'fashion_mnist'."""

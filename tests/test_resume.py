@@ -14,7 +14,7 @@ import pytest
 
 from ae_jax import checkpoint, train
 from ae_jax.errors import UserError
-from conftest import REPO
+from conftest import REPO, read_tensorboard
 
 TIMING = ("seconds", "images_per_sec")
 
@@ -22,6 +22,11 @@ TIMING = ("seconds", "images_per_sec")
 def _metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def _shown_val_loss(workdir):
+  """The (step, val_loss) points TensorBoard shows for the run."""
+  return read_tensorboard(os.path.join(str(workdir), "tensorboard"))[0]["val_loss"]
 
 
 def _params(workdir):
@@ -105,6 +110,7 @@ def test_killed_and_terminated_runs_resume_bit_identical(tiny_data, tmp_path):
 
   _assert_bit_identical(_params(workdir), _params(reference))
   assert _metrics(workdir) == _metrics(reference)  # no duplicated or missing epochs
+  assert _shown_val_loss(workdir) == _shown_val_loss(reference)  # each step once
 
 
 def _train(config, workdir):
@@ -182,6 +188,7 @@ def test_a_stop_request_resumes_with_every_epoch_logged_once(tiny_config, tmp_pa
   resumed = _train(tiny_config, workdir)  # a stop after the last step: the run is complete
   _assert_bit_identical(resumed.params, full.params)
   assert _metrics(workdir) == _metrics(tmp_path / "full")
+  assert _shown_val_loss(workdir) == _shown_val_loss(tmp_path / "full")
 
 def _damage(workdir, step, how, item="state"):
   state_dir = os.path.join(_ckpt_dir(workdir), str(step), item)
@@ -413,10 +420,8 @@ def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(tiny_co
   assert int(_train(tiny_config, workdir).step) == 8
 
 
-def test_a_resume_from_before_the_last_row_rewrites_its_tensorboard_events_too(tiny_config,
-                                                                               tmp_path):
-  from tensorboard.compat.proto import event_pb2  # pylint: disable=import-outside-toplevel
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+def test_a_resume_from_before_the_last_row_shows_each_step_once_in_tensorboard(tiny_config,
+                                                                                 tmp_path):
   workdir = str(tmp_path / "run")
   tiny_config.num_epochs = 2
   _train(tiny_config, workdir)
@@ -425,14 +430,12 @@ def test_a_resume_from_before_the_last_row_rewrites_its_tensorboard_events_too(t
             os.path.join(_ckpt_dir(workdir), "8.orbax-checkpoint-tmp-1234"))
   tiny_config.num_epochs = 3
   _train(tiny_config, workdir)
-  tb = os.path.join(workdir, "tensorboard")
-  steps = []
-  for name in os.listdir(tb):
-    for record in workdir_lib._read_records(os.path.join(tb, name)):  # pylint: disable=protected-access
-      event = event_pb2.Event.FromString(record)
-      steps += [event.step for v in event.summary.value if v.tag == "val_loss"]
-  assert sorted(steps) == [4, 8, 12]  # step 8 once: the resumed epoch's, not both
-  assert [r["step"] for r in _metrics(workdir)] == [4, 8, 12]
+  rows = _metrics(workdir)
+  assert [r["step"] for r in rows] == [4, 8, 12]
+  # Step 8 once, the resumed epoch's: the first run's event stays in its file, hidden.
+  assert _shown_val_loss(workdir) == [(r["step"], pytest.approx(r["val_loss"], rel=1e-6))
+                                      for r in rows]
+  assert len(os.listdir(os.path.join(workdir, "tensorboard"))) == 2
 
 
 def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, capfd):
@@ -449,22 +452,65 @@ def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(tmp_path, monke
   lock.release()
 
 
-def test_event_files_of_one_process_never_overwrite_each_other_and_junk_is_left(tmp_path,
-                                                                               capfd):
+def test_a_resume_hides_the_repeated_steps_in_tensorboard_at_once(tmp_path):
+  """A resume from step 4 hides the old step 8 before it writes step 8 again (TensorBoard's
+  purge: the new event file starts with a SessionLog.START at step 5); a resume from the
+  last row hides nothing."""
+  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  log = workdir_lib.MetricsLog(str(tmp_path))
+  assert log.truncate_after(0) == []
+  for step, loss in ((4, 0.5), (8, 0.4)):
+    log.write({"epoch": step // 4, "step": step, "val_loss": loss},
+              np.full((84, 28, 1), step / 10, np.float32))
+  log.close()
+  log = workdir_lib.MetricsLog(str(tmp_path))
+  assert [r["step"] for r in log.truncate_after(8)] == [4, 8]
+  log.close()
+  assert _shown_val_loss(tmp_path) == [(4, 0.5), (8, pytest.approx(0.4))]
+  log = workdir_lib.MetricsLog(str(tmp_path))
+  assert [r["step"] for r in log.truncate_after(4)] == [4]  # no new event yet
+  t0 = time.time()  # tensorboardX's thread writes the START within a second
+  while _shown_val_loss(tmp_path) != [(4, 0.5)]:
+    assert time.time() - t0 < 5
+    time.sleep(0.1)
+  log.write({"epoch": 2, "step": 8, "val_loss": 0.3}, np.full((84, 28, 1), 0.3, np.float32))
+  log.close()
+  scalars, images = read_tensorboard(str(tmp_path / "tensorboard"))
+  assert scalars["val_loss"] == [(4, 0.5), (8, pytest.approx(0.3))]
+  assert sorted(images) == [4, 8] and images[8].max() == 77  # 0.3 * 255, rounded
+
+
+def test_event_files_of_one_process_never_overwrite_each_other(tmp_path):
   from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   logs = [workdir_lib.MetricsLog(str(tmp_path)) for _ in range(2)]  # within one second
   logs[0].write({"epoch": 1, "step": 4, "val_loss": 0.5})
   logs[1].write({"epoch": 2, "step": 8, "val_loss": 0.4})
   for log in logs:
     log.close()
-  tb = tmp_path / "tensorboard"
-  sizes = sorted(os.path.getsize(tb / name) for name in os.listdir(tb))
-  assert len(sizes) == 2 and sizes[0] > 40  # each holds its header and its row's event
-  (tb / "events.out.tfevents.cut").write_bytes(b"\xff" * 64)  # a length past its end
-  junk = (4).to_bytes(8, "little") + bytes(4) + b"\xff" * 4 + bytes(4)  # a record, no Event
-  (tb / "events.out.tfevents.junk").write_bytes(junk)
-  log = workdir_lib.MetricsLog(str(tmp_path))
-  assert [r["step"] for r in log.truncate_after(4)] == [4]
-  log.close()
-  assert "events.out.tfevents.junk cannot be read" in capfd.readouterr().err
-  assert not [n for n in os.listdir(tb) if n.startswith(".rewriting")]
+  assert len(os.listdir(tmp_path / "tensorboard")) == 2
+  assert _shown_val_loss(tmp_path) == [(4, 0.5), (8, pytest.approx(0.4))]
+
+
+def test_event_files_are_written_without_tensorflow_or_torch(tmp_path):
+  """tensorboardX imports torch where it is installed: MetricsLog keeps it out (a stand-in
+  torch here fails on import), as it keeps out TensorFlow."""
+  (tmp_path / "torch").mkdir()
+  (tmp_path / "run").mkdir()
+  (tmp_path / "torch" / "__init__.py").write_text("raise SystemExit('torch was imported')\n")
+  code = f"""
+import sys
+sys.modules["tensorflow"] = None  # any import fails
+import numpy as np
+from ae_jax import workdir
+log = workdir.MetricsLog({str(tmp_path / "run")!r})
+log.truncate_after(0)
+log.write({{"epoch": 1, "step": 4, "val_loss": 0.5}}, np.zeros((84, 28, 1)))
+log.close()
+print(sorted(m for m in sys.modules if m.startswith(("torch", "tensorflow"))))
+"""
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+  done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                        text=True)
+  assert done.returncode == 0, done.stderr[-1500:]
+  assert done.stdout.strip() == "['tensorflow']"  # the blocked entry alone
+  assert _shown_val_loss(tmp_path / "run") == [(4, 0.5)]

@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import set_model
 from ae_jax import checkpoint, models, train
 from ae_jax.errors import UserError
+from conftest import read_tensorboard
 
 METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_bce", "val_mse", "val_psnr",
                "val_ssim", "val_noisy_psnr", "val_psnr_gain", "images_per_sec", "seconds"}
@@ -37,21 +38,18 @@ def _images_differ(path_a, path_b) -> bool:
 
 
 def _check_tensorboard(logdir: str, rows: list[dict]) -> None:
-  """Reads the event file back with TensorFlow's own reader (which checks the CRCs)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  (name,) = os.listdir(logdir)
-  assert name.startswith("events.out.tfevents")
-  scalars, images = {}, {}
-  for event in tf.compat.v1.train.summary_iterator(os.path.join(logdir, name)):
-    for v in event.summary.value:
-      if v.HasField("image"):
-        images[event.step] = tf.io.decode_png(v.image.encoded_image_string).numpy()
-      else:
-        scalars[(event.step, v.tag)] = v.simple_value
-  for r in rows:
-    assert scalars[(r["step"], "val_loss")] == pytest.approx(r["val_loss"], rel=1e-6)
-    assert scalars[(r["step"], "train_loss")] == pytest.approx(r["train_loss"], rel=1e-6)
-    assert images[r["step"]].shape[0] == 3 * 28 and images[r["step"]].max() > 0
+  """TensorBoard shows each row's scalars and image grid once, at the row's step."""
+  assert len(os.listdir(logdir)) == 1  # one event file per run
+  scalars, images = read_tensorboard(logdir)
+  steps = [r["step"] for r in rows]
+  assert set(scalars) == METRIC_KEYS - {"epoch", "step"}
+  for tag, points in scalars.items():
+    assert [s for s, _ in points] == steps
+    for r, (_, value) in zip(rows, points):
+      assert value == pytest.approx(r[tag], rel=1e-6)
+  assert sorted(images) == steps
+  for image in images.values():
+    assert image.shape[0] == 3 * 28 and image.max() > 0  # originals, noisy, restored
 
 
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
