@@ -1,0 +1,154 @@
+"""What holds for every model holds for every family: one harness, parametrized.
+
+For each family's config (shrunk to a few steps on the tiny dataset) it checks:
+  * a run SIGKILLed after a checkpoint, resumed, ends bit-identical to an unbroken run
+    (parameters and every metrics row, reported terms included);
+  * 4 devices give the 1-device run's numbers (to float summation order);
+  * the encoder and decoder checkpoint items restore apart with a plain orbax client
+    that knows only the module and the item's name;
+  * the compression tools encode and decode through a codes file.
+The bad values of each family's fields are rows of tests/test_errors.py and
+tests/test_registry.py.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from ae_jax import checkpoint, compress, models, train, workdir as workdir_lib
+from conftest import REPO
+
+# family -> (config file, overrides that shrink it)
+FAMILIES = {
+    "dense": ("configs/dense.py", []),
+    "conv": ("configs/denoise.py", []),
+    "deep": ("configs/deep.py", []),
+    "sparse": ("configs/sparse.py", []),
+    "convnet": ("configs/conv_wide.py", ["--config.encoder.features=(4, 8, 8)",
+                                         "--config.decoder.features=(8, 8, 4)"]),
+}
+TINY = ["--config.batch_size=32", "--config.steps_per_epoch=3", "--config.num_epochs=2",
+        "--config.eval_examples=64", "--config.eval_batch_size=32", "--config.num_images=4",
+        "--config.checkpoint_every_steps=1", "--config.progress_bar=False"]
+TIMING = ("seconds", "images_per_sec")
+
+
+def _args(family, tiny_data, workdir):
+  path, extra = FAMILIES[family]
+  idx_dir, data_dir = tiny_data
+  return ["--config", path, "--workdir", workdir, f"--config.data_dir={data_dir}",
+          f"--config.idx_dir={idx_dir}", *TINY, *extra]
+
+
+def _start(args, devices=1):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc):
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 0, err[-3000:]
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def _config(family, tiny_data, workdir):
+  """The family's config with the same overrides as its command line."""
+  import ast  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  path = FAMILIES[family][0]
+  config = importlib.import_module(path[:-3].replace("/", ".")).get_config()
+  for arg in _args(family, tiny_data, workdir):
+    if arg.startswith("--config."):
+      name, value = arg[len("--config."):].split("=", 1)
+      *groups, leaf = name.split(".")
+      node = config
+      for g in groups:
+        node = node[g]
+      try:
+        node[leaf] = ast.literal_eval(value)
+      except (ValueError, SyntaxError):
+        node[leaf] = value  # a path
+  return config
+
+
+def _kill_after_a_checkpoint(proc, workdir, step=2):
+  t0 = time.time()
+  while step not in workdir_lib.checkpoint_steps(workdir):
+    assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
+    assert time.time() - t0 < 240
+    time.sleep(0.005)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_data,
+                                                                   tmp_path):
+  reference, four, killed = (str(tmp_path / n) for n in ("reference", "four", "killed"))
+  procs = [_start(_args(family, tiny_data, reference)),
+           _start(_args(family, tiny_data, four), devices=4)]
+  victim = _start(_args(family, tiny_data, killed))
+  _kill_after_a_checkpoint(victim, killed)
+  for p in procs:
+    _finish(p)
+  config = _config(family, tiny_data, killed)
+
+  # Resumed after SIGKILL (here, in this process): bit-identical to the unbroken run.
+  assert 0 < max(workdir_lib.checkpoint_steps(killed)) < 6
+  state = train.train_and_evaluate(config, killed)
+  assert int(state.step) == 6
+  jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_autoencoder(killed)[1],
+               checkpoint.restore_autoencoder(reference)[1])
+  rows = _rows(reference)
+  assert _rows(killed) == rows and [r["step"] for r in rows] == [3, 6]
+  if family == "sparse":  # its reported term and metric are logged, train and val
+    assert {"train_l1", "train_code_mean", "val_l1", "val_code_mean",
+            "val_reconstruction"} <= set(rows[0])
+    assert rows[0]["val_loss"] == pytest.approx(
+        rows[0]["val_reconstruction"] + 1e-4 * rows[0]["val_l1"], rel=1e-5)
+
+  # 4 devices: the same numbers but for the order of the sums over devices.
+  for row, ref in zip(_rows(four), rows):
+    assert row.keys() == ref.keys()
+    for key in ref:
+      assert row[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-7), key
+
+  # Encoder and decoder items, each restored by a plain orbax client from the module alone.
+  model = models.from_config(config, (28, 28, 1))
+  x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+  abstract = lambda module, example: {"params": jax.eval_shape(
+      lambda e: module.init({"params": jax.random.key(0), "sample": jax.random.key(1)}, e),
+      example)["params"]}
+  step_dir = os.path.join(reference, "checkpoints", "6")
+  enc = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "encoder"),
+                                           abstract(model.encoder, x))
+  z = model.encoder.apply(enc, x)
+  dec = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "decoder"),
+                                           abstract(model.decoder, z))
+  restored = jax.nn.sigmoid(model.decoder.apply(dec, z))
+  full_model, full = checkpoint.restore_autoencoder(reference)
+  np.testing.assert_array_equal(restored, full_model.apply(full, x, method="reconstruct"))
+
+  # The compression tools: images -> codes file -> images, with only each half restored.
+  images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), np.uint8)
+  codes = compress.encode(reference, images, "float32")
+  path = str(tmp_path / "codes.aec")
+  with open(path, "wb") as f:
+    f.write(compress.codes_to_bytes(codes))
+  decoded = compress.decode(compress.load_codes(path), reference)
+  expected = full_model.apply(full, jnp.asarray(images, jnp.float32) / 255, method="reconstruct")
+  np.testing.assert_allclose(decoded, expected, atol=1e-6)
