@@ -181,3 +181,39 @@ def test_default_config_is_the_lecture_dense_model():
   assert config.encoder.to_dict() == {"name": "dense", "latent_dim": 64}
   assert config.decoder.to_dict() == {"name": "dense"}
   assert config.dtype == "float32" and not config.loss_weights
+
+
+class _SamplingEncoder(nn.Module):
+  """The lecture's dense encoder plus a draw from the 'sample' stream, reported as a term
+  (what a VAE's reparameterization does)."""
+
+  @nn.compact
+  def __call__(self, x):
+    z = nn.Dense(4)(x.reshape(x.shape[0], -1))
+    self.sow("losses", "draw", jax.random.uniform(self.make_rng("sample"), (x.shape[0],)))
+    return z
+
+
+def test_a_models_sampling_key_is_a_function_of_seed_and_step():
+  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  model = models.Autoencoder(encoder=_SamplingEncoder(), decoder=models.DenseDecoder())
+  config = dense.get_config()
+  state = steps.create_train_state(model, config, (28, 28, 1))
+  images = jnp.zeros((64, 28, 28, 1), jnp.uint8)
+  perm = jnp.arange(64, dtype=jnp.int32)
+
+  def draws(state, seed, num_steps=2):
+    kw = dict(num_steps=num_steps, batch_size=8, seed=seed, loc=0.5, scale=0.0,
+              loss_kind="bce", weights=(("draw", 0.0),))
+    return steps.device_train_steps(jax.tree.map(jnp.copy, state), images, perm,
+                                    jnp.int32(0), **kw)
+
+  _, a = draws(state, seed=0)
+  _, b = draws(state, seed=0)
+  _, c = draws(state, seed=1)
+  np.testing.assert_array_equal(a["draw"], b["draw"])  # recomputable: same (seed, step)
+  assert a["draw"][0] != a["draw"][1]  # a new draw every step
+  assert not np.array_equal(a["draw"], c["draw"])  # and every seed
+  # A run resumed at step 1 draws what the unbroken run drew at step 1.
+  _, resumed = draws(state.replace(step=jnp.int32(1)), seed=0, num_steps=1)
+  assert resumed["draw"][0] == a["draw"][1]
