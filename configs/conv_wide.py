@@ -14,10 +14,10 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.encoder = ml_collections.ConfigDict(
-      {"name": "convnet", "features": (32, 64, 64), "latent_channels": 8, "kernel_size": 3,
+      {"name": "convnet", "features": (16, 32, 64), "latent_channels": 8, "kernel_size": 3,
        "downsample": "stride", "norm": "none", "activation": "relu"})
   config.decoder = ml_collections.ConfigDict(
-      {"name": "convnet", "features": (64, 64, 32), "kernel_size": 3,
+      {"name": "convnet", "features": (64, 32, 16), "kernel_size": 3,
        "upsample": "nearest", "norm": "none", "activation": "relu"})
   config.noise.loc = 0.5
   config.noise.scale = 0.1

@@ -109,6 +109,15 @@ def real_data_dir(tmp_path_factory):
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def cifar_like_dir(tmp_path_factory):
+  """A tfds data_dir holding 'cifar_like': CIFAR-10's image shape, 128/64 images."""
+  import cifar_like  # pylint: disable=import-outside-toplevel  (imports tfds)
+  data_dir = str(tmp_path_factory.mktemp("cifar_like") / "tfds")
+  cifar_like.prepare(data_dir)
+  return data_dir
+
+
 @pytest.fixture
 def tiny_config(tiny_data):
   """A dense config on the tiny dataset: 2 epochs of 4 steps, batch 32."""

@@ -78,6 +78,31 @@ CASES = [
      "encoder.norm='batch': it must be one of ('none', 'layer', 'group')"),
     ("bad deep MLP field", ["--config", "configs/deep.py", "--config.encoder.hidden=(64,0)"],
      None, "encoder.hidden=(64, 0): it must be a tuple of positive integers"),
+    ("bad activation", ["--config", "configs/deep.py", "--config.decoder.activation=swish"],
+     None, "decoder.activation='swish': it must be one of"),
+    ("bad code activation", ["--config", "configs/deep.py",
+                             "--config.encoder.code_activation=step"], None,
+     "encoder.code_activation='step'"),
+    ("unknown decoder", ["--config.decoder.name=sparse"], None, "unknown decoder 'sparse'"),
+    ("general conv net: no stages", ["--config", "configs/conv_wide.py",
+                                     "--config.encoder.features=()"], None,
+     "encoder.features=(): it must be a tuple of positive integers, at least one"),
+    ("general conv net: latent_channels 0", ["--config", "configs/conv_wide.py",
+                                             "--config.encoder.latent_channels=0"], None,
+     "encoder.latent_channels=0"),
+    ("general conv net: kernel_size 0", ["--config", "configs/conv_wide.py",
+                                         "--config.decoder.kernel_size=0"], None,
+     "decoder.kernel_size=0"),
+    ("general conv net: unknown downsampling", ["--config", "configs/conv_wide.py",
+                                                "--config.encoder.downsample=avgpool"], None,
+     "encoder.downsample='avgpool': it must be one of ('stride', 'maxpool')"),
+    ("general conv net: unknown upsampling", ["--config", "configs/conv_wide.py",
+                                              "--config.decoder.upsample=bilinear"], None,
+     "decoder.upsample='bilinear': it must be one of ('nearest', 'subpixel', 'transpose')"),
+    ("the lecture's conv model on other images", ["--config", "configs/conv.py",
+                                                  "--config.dataset=cifar_like",
+                                                  "--config.data_dir={tmp}/cifar_tfds"],
+     "cifar_like", "encoder 'conv' cannot take the cifar_like images of shape (32, 32, 3)"),
     ("unknown compute dtype", ["--config.dtype=float16"], None, "dtype='float16'"),
     ("negative loss weight", ["--config", "configs/sparse.py", "--config.loss_weights.l1=-1"],
      None, "loss_weights.l1=-1.0: it must be a number >= 0"),
@@ -194,6 +219,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
   elif kind == "reads":  # the config file is there; what it reads is not
     (tmp / "reads.py").write_text("import json\ndef get_config():\n"
                                   "  return json.load(open('/no/such.json'))\n")
+  elif kind == "cifar_like":  # 32x32x3 images (tests/cifar_like.py)
+    import cifar_like  # pylint: disable=import-outside-toplevel
+    cifar_like.prepare(str(tmp / "cifar_tfds"))
   elif kind == "weighs_kl":  # a VAE's weight left in a config whose model has no KL term
     (tmp / "weighs_kl.py").write_text("from configs import dense\ndef get_config():\n"
                                       "  c = dense.get_config()\n  c.loss_weights.kl = 1.0\n"

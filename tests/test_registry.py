@@ -217,3 +217,21 @@ def test_a_models_sampling_key_is_a_function_of_seed_and_step():
   # A run resumed at step 1 draws what the unbroken run drew at step 1.
   _, resumed = draws(state.replace(step=jnp.int32(1)), seed=0, num_steps=1)
   assert resumed["draw"][0] == a["draw"][1]
+
+
+def test_the_general_conv_net_trains_on_cifar_shaped_images(cifar_like_dir, tmp_path):
+  from ae_jax import checkpoint, compress, train  # pylint: disable=import-outside-toplevel
+  config = conv_wide.get_config()
+  config.dataset, config.data_dir = "cifar_like", cifar_like_dir
+  config.encoder.features, config.decoder.features = (8, 8, 8), (8, 8, 8)
+  config.batch_size, config.steps_per_epoch, config.num_epochs = 16, 4, 2
+  config.eval_batch_size, config.num_images, config.progress_bar = 32, 4, False
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  rows = train.workdir_lib.MetricsLog(workdir, enabled=False).rows()
+  assert [r["step"] for r in rows] == [4, 8] and rows[1]["val_loss"] < rows[0]["val_loss"]
+  encoder, variables = checkpoint.restore_encoder(workdir)
+  images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), np.uint8)
+  assert encoder.apply(variables, images / 255.0).shape == (3, 4, 4, 8)
+  codes = compress.encode(workdir, images)
+  assert compress.decode(codes, workdir).shape == (3, 32, 32, 3)
