@@ -9,8 +9,9 @@ doubling the resolution once per entry and cropping to the encoder's size at tha
               lecture model's `UpsampleConv`: the same maths without forming the large
               image, the fastest form on XLA:CPU);
   'subpixel'  a conv to 4x the features, then depth-to-space (Shi et al. 2016);
-  'transpose' a stride-2 transposed conv (`nn.ConvTranspose`). On XLA:CPU its gradient
-              is ~7x slower than 'nearest' (benchmarks/convnet_forms.py): kept for
+  'transpose' a stride-2 transposed conv (`nn.ConvTranspose`). On XLA:CPU the train
+              step with it is ~2x slower than with 'nearest' (2.2x on the Intel Xeon
+              machine, benchmarks/results/20261202-xeon-convnet_forms.md): kept for
               GPU/TPU users and for comparison.
 
 Normalization is 'none', 'layer' or 'group' (GroupNorm with up to 8 groups): layers
