@@ -1,5 +1,9 @@
 """The one exception type for mistakes a user can fix, and how the command-line tools end."""
+from __future__ import annotations
+
+import dataclasses
 import sys
+from typing import Callable
 
 
 class UserError(Exception):
@@ -27,3 +31,26 @@ def print_report(path: str, last_line: str) -> int:
     print(f.read(), end="")
   print(last_line)
   return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  """What a tool that wrote a markdown report prints at the end: the report, then a line."""
+  path: str
+  last_line: str
+
+
+def run_cli(work: Callable[[], Report | str | int | None]) -> int:
+  """Runs a command-line tool's work and ends it the one way they all end: a `UserError` as
+  one line (exit status 2); else the `Report` it returns printed, or the line it returns
+  printed, or the exit status it returns (None: 0, the work printed its own lines)."""
+  try:
+    outcome = work()
+  except UserError as e:
+    return print_error(e)
+  if isinstance(outcome, Report):
+    return print_report(outcome.path, outcome.last_line)
+  if isinstance(outcome, str):
+    print(outcome)
+    return 0
+  return outcome or 0

@@ -20,8 +20,8 @@ from typing import Sequence
 
 import ml_collections
 
-from ae_jax import compress, config_lib, progress, rate_distortion
-from ae_jax.errors import UserError, print_error, print_report
+from ae_jax import cli, compress, config_lib, files, progress, rate_distortion
+from ae_jax.errors import Report, UserError, run_cli
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 # Fields the sweep sets itself (an override would be ignored or mislabel the tables).
@@ -116,7 +116,7 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   except UserError as e:
     raise UserError(_in_sweep_terms(str(e))) from None
   # Its tables and plot are rewritten on every rerun: they are made from the runs in `out`.
-  compress.prepare_output_folder(out, (), overwrite=True)
+  files.prepare_output_folder(out, (), overwrite=True)
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   rows, rd_rows, images = [], [], None
   # One line for the whole sweep (on a terminal): each K's training and measurement, then
@@ -153,8 +153,8 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.sweep",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.sweep",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--out", required=True, help="folder for the runs, tables and plot")
   parser.add_argument("--ks", default=",".join(map(str, KS)), help="code sizes K")
   parser.add_argument("--epochs", type=int, default=5, help="epochs per K")
@@ -162,11 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="config override, e.g. --set batch_size=256 (repeatable)")
   parser.add_argument("--jpeg_qualities",
                       default=",".join(map(str, rate_distortion.JPEG_QUALITIES)))
-  parser.add_argument("--max_images", type=compress.positive_int,
+  parser.add_argument("--max_images", type=cli.positive_int,
                       help="measure on the first N eval images")
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
+  cli.quiet_logs()
+
+  def work() -> Report | int:
     ks = rate_distortion.parse_ints(args.ks)
     if min(ks) < 1 or args.epochs < 1:
       raise UserError("--ks and --epochs must be positive integers")
@@ -178,10 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except train.Interrupted as e:  # the run being trained saved a checkpoint
       print(f"interrupted: {e}", file=sys.stderr)
       return 128 + e.signum
-  except UserError as e:
-    return print_error(e)
-  return print_report(os.path.join(args.out, "sweep.md"),
-                      f"wrote {len(rows)} rows and sweep.png to {args.out}")
+    return Report(os.path.join(args.out, "sweep.md"),
+                  f"wrote {len(rows)} rows and sweep.png to {args.out}")
+  return run_cli(work)
 
 
 if __name__ == "__main__":
