@@ -85,7 +85,8 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
   logging.set_verbosity(logging.WARNING)
   from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
-  from ae_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from ae_jax.errors import (DiskError, UserError,  # pylint: disable=import-outside-toplevel
+                             disk_errno)
   try:
     config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
   except UserError as e:
@@ -107,6 +108,10 @@ def main(argv):
     train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:
     _fail(str(e))
+  except OSError as e:  # a write no `errors.writing` named: still one line, where it went
+    if disk_errno(e) is None:
+      raise
+    _fail(str(DiskError("a file", e.filename or workdir, disk_errno(e))))
   except train.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"

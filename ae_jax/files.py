@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ae_jax.errors import UserError
+from ae_jax.errors import DiskError, UserError, disk_errno
 
 
 def read_png_folder(path: str, image_shape: tuple[int, ...],
@@ -85,6 +85,8 @@ def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | No
   except OSError as e:
     if new and target is not None:
       shutil.rmtree(target, ignore_errors=True)
+    if disk_errno(e):
+      raise DiskError("the decoded images", path, disk_errno(e), "--out") from None
     raise UserError(f"cannot write the images to {path} ({e.strerror or e}): choose a "
                     "writable --out with free space") from None
   ours = {name + ".png" for name in names}
@@ -149,5 +151,8 @@ def atomic_write(path: str, data: bytes) -> None:
   except OSError as e:
     if os.path.exists(tmp):
       os.remove(tmp)
+    if disk_errno(e):
+      raise DiskError(os.path.basename(path), os.path.dirname(os.path.abspath(path)),
+                      disk_errno(e), "--out") from None
     raise UserError(f"cannot write {path} ({e.strerror}): choose a writable path") from None
 

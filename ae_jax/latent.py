@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ae_jax import cli, compress, files, quality
-from ae_jax.errors import UserError, run_cli
+from ae_jax.errors import UserError, run_cli, writing
 
 
 def load_labelled(workdir: str, max_images: int | None, data_dir: str | None = None,
@@ -95,14 +95,15 @@ def run(workdir: str, out: str, max_images: int = 2000,
   a, b = pair
   mixed = interpolate(codes, workdir, a, b, steps)  # reads the decoder before any writing
   files.prepare_output_folder(out, OUTPUTS, overwrite)  # all read: now --out is made
-  save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
-               f"codes of {len(images)} eval images ({codes.model}, code {codes.code_shape}), "
-               "first two principal components")
   from ae_jax import plots  # pylint: disable=import-outside-toplevel
   t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None, None, None]
   pixels = (1 - t) * quality.to_unit(images[a])[None] + t * quality.to_unit(images[b])[None]
-  plots.save_grid(os.path.join(out, "interpolation.png"),
-                  [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
+  with writing(" and ".join(OUTPUTS), out, "--out"):
+    save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
+                 f"codes of {len(images)} eval images ({codes.model}, code "
+                 f"{codes.code_shape}), first two principal components")
+    plots.save_grid(os.path.join(out, "interpolation.png"),
+                    [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
   return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair,
           "run": compress.run_summary(workdir, codes.run["step"])}
 

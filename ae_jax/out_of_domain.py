@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ae_jax import cli, compress, files, quality, rate_distortion
-from ae_jax.errors import Report, UserError, run_cli
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/*/*.ttf",
               "/usr/share/fonts/**/*.ttf")
@@ -116,9 +116,10 @@ def run(workdir: str, out: str, num_digits: int = 500,
   files.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
   rows, shown = compare(workdir, digits, test_images, quants, step)
-  rate_distortion.write_table(out, "ood", rows, COLUMNS,
-                              source=f"autoencoder: {compress.run_summary(workdir, step)}")
-  save_picture(os.path.join(out, "ood.png"), shown)
+  with writing(", ".join(OUTPUTS), out, "--out"):
+    rate_distortion.write_table(out, "ood", rows, COLUMNS,
+                                source=f"autoencoder: {compress.run_summary(workdir, step)}")
+    save_picture(os.path.join(out, "ood.png"), shown)
   return rows
 
 

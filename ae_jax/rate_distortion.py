@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ae_jax import cli, compress, files, progress, quality
-from ae_jax.errors import Report, UserError, run_cli
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
 COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
@@ -268,12 +268,13 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   images = data.load_images(builder, split, max_images)
   rows = measure(images, lambda: autoencoder_rows(workdir, images, step=step),
                  jpeg_qualities)
-  write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
-              source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
-                     f"{compress.run_summary(workdir, step)}")
-  plot(os.path.join(out, "rd.png"), rows,
-       f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
-       images[0].size)
+  with writing(", ".join(OUTPUTS), out, "--out"):
+    write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
+                source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
+                       f"{compress.run_summary(workdir, step)}")
+    plot(os.path.join(out, "rd.png"), rows,
+         f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
+         images[0].size)
   return rows
 
 

@@ -21,7 +21,7 @@ from typing import Sequence
 import ml_collections
 
 from ae_jax import cli, compress, config_lib, files, progress, rate_distortion
-from ae_jax.errors import Report, UserError, run_cli
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 # Fields the sweep sets itself (an override would be ignored or mislabel the tables).
@@ -67,7 +67,8 @@ def _in_sweep_terms(message: str) -> str:
   message = re.sub(r"--config\.num_epochs=(\d+)", r"--epochs \1", message)
   message = re.sub(r"(?:\bset )?--config\.([\w.]*\w)(=?)",
                    lambda m: f"--set {m.group(1)}=" + ("" if m.group(2) else "..."), message)
-  return message.replace("--workdir ", "")  # the sweep names each K's folder itself
+  # The sweep names each K's folder itself; they all lie in its --out.
+  return message.replace("--workdir ", "").replace("another --workdir", "another --out")
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -144,11 +145,12 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
     rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images,
                                                                             jpeg_qualities)
     line.update()
-  rate_distortion.write_table(out, "sweep", rows, COLUMNS)
-  rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
-  rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
-                       f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
-                       f"vs JPEG and PNG, {len(images)} test images", images[0].size)
+  with writing("the sweep's tables and sweep.png", out, "--out"):
+    rate_distortion.write_table(out, "sweep", rows, COLUMNS)
+    rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
+    rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
+                         f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
+                         f"vs JPEG and PNG, {len(images)} test images", images[0].size)
   return rows
 
 
