@@ -63,6 +63,18 @@ class DiskError(UserError):
     self.errno = number
 
 
+def unnamed_disk_error(e: OSError, flag: str, folder: str) -> DiskError | None:
+  """The `DiskError` of an OSError no `writing` named (its own file name, else `folder`), or
+  None when the disk did not refuse it: the commands' last resort before a traceback."""
+  number = disk_errno(e)
+  if number is None:
+    return None
+  if e.filename:
+    path = os.path.abspath(os.fsdecode(e.filename))
+    return DiskError(os.path.basename(path), os.path.dirname(path), number, flag)
+  return DiskError("a file", folder, number, flag)
+
+
 @contextlib.contextmanager
 def writing(what: str, where: str, flag: str = "--workdir") -> Iterator[None]:
   """Inside, a write the disk refuses (see `disk_errno`) becomes a one-line `DiskError`
@@ -108,10 +120,10 @@ def run_cli(work: Callable[[], Report | str | int | None]) -> int:
   except UserError as e:
     return print_error(e)
   except OSError as e:  # a write no `writing` named: still one line, where it went
-    number = disk_errno(e)
-    if number is None:
+    error = unnamed_disk_error(e, "--out", "--out")
+    if error is None:
       raise
-    return print_error(DiskError("a file", e.filename or "the disk", number, "--out"))
+    return print_error(error)
   if isinstance(outcome, Report):
     return print_report(outcome.path, outcome.last_line)
   if isinstance(outcome, str):

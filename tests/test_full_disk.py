@@ -240,6 +240,26 @@ def test_a_full_disk_in_a_sweep_names_its_out(tiny_data, tmp_path, monkeypatch, 
   _check_documented("sweep: a K's checkpoint", line.replace(str(tmp_path), "$TMP"))
 
 
+def test_a_write_no_one_named_is_still_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+  """The last resort of launch.py and the tools: an OSError of a full disk that no
+  `errors.writing` named is told by its file name (or the folder) in one line."""
+  def refuse(workdir, *args, **kwargs):
+    raise _enospc(os.path.join(workdir, "checkpoints"))
+  monkeypatch.setattr(checkpoint, "make_manager", refuse)
+  workdir = str(tmp_path / "run")
+  code, err = run_cli(_args([], tiny_data, workdir))
+  assert code == 2 and _one_error_line(err) == (
+      f"error: cannot write checkpoints to {workdir}: {FULL}: free space or choose another "
+      "--workdir"), err[-2000:]
+
+  def work():
+    raise _enospc(str(tmp_path / "out" / "x.png"))
+  capsys.readouterr()
+  assert errors.run_cli(work) == 2
+  assert _one_error_line(capsys.readouterr().err) == (
+      f"error: cannot write x.png to {tmp_path}/out: {FULL}: free space or choose another --out")
+
+
 def test_disk_errors_are_recognised_however_they_are_wrapped():
   assert errors.disk_errno(_enospc()) == errno.ENOSPC
   assert errors.disk_errno(OSError(errno.EROFS, "x")) == errno.EROFS
