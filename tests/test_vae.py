@@ -179,3 +179,13 @@ def test_objectives_elbo_only_for_likelihoods():
   assert "val_elbo" not in row
   objectives.add_elbo(row, "val_", "bernoulli")
   assert row["val_elbo"] == -12.0
+
+
+def test_runs_from_before_the_warm_up_field_resume_and_keep_their_codes_hash(tiny_data):
+  from ae_jax import compress, config_lib  # pylint: disable=import-outside-toplevel
+  record = workdir_lib.config_record(tiny_vae_config(tiny_data), (28, 28, 1))
+  old = {k: v for k, v in record.items() if k != "loss_warmup_steps"}
+  assert config_lib.upgrade_record(old) == record  # no difference: it resumes
+  assert not config_lib.differences(config_lib.upgrade_record(old), record)
+  assert compress.config_hash(old) == compress.config_hash(record)  # its codes decode
+  assert compress.config_hash({**record, "loss_warmup_steps": 5}) != compress.config_hash(record)
