@@ -85,7 +85,8 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
   logging.set_verbosity(logging.WARNING)
   from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
-  from ae_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from ae_jax.errors import (UserError,  # pylint: disable=import-outside-toplevel
+                             unnamed_disk_error)
   try:
     config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
   except UserError as e:
@@ -107,6 +108,11 @@ def main(argv):
     train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:
     _fail(str(e))
+  except OSError as e:  # a write no `errors.writing` named: still one line, where it went
+    error = unnamed_disk_error(e, "--workdir", workdir)
+    if error is None:
+      raise
+    _fail(str(error))
   except train.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import logging
 import os
 import shutil
 import sys
+import threading
 import time
 import warnings
 
@@ -23,7 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ae_jax import models
-from ae_jax.errors import UserError, describe
+from ae_jax.errors import UserError, describe, disk_errno
 from ae_jax.workdir import checkpoint_dir, checkpoint_steps, read_run_config
 
 ITEMS = ("encoder", "decoder", "state", "progress")
@@ -37,22 +39,61 @@ class DamagedCheckpoint(UserError):
     self.what = what
 
 
+class _DiskRefusalLogs(logging.Filter):
+  """Drops orbax's log records of a save the disk refused: one per thread of the save, each
+  with its traceback (~700 lines for a full disk). The error itself still reaches the
+  caller, who names it in one line (`errors.writing`)."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (disk_errno(Exception(record.getMessage()))
+                or (error is not None and disk_errno(error)))
+
+
+_DISK_REFUSAL_LOGS = _DiskRefusalLogs()
+
+
 def make_manager(workdir: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
+  logging.getLogger("absl").addFilter(_DISK_REFUSAL_LOGS)  # once: filters are a set
   # Orbax writes each step to a temporary folder and renames it when complete; folders
-  # left by a killed save are removed on the next start.
+  # left by a killed save (or a full disk's) are removed on the next start.
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                          cleanup_tmp_directories=True)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
 
 
 def save(manager: ocp.CheckpointManager, state, progress: dict | None = None) -> None:
-  """Saves `state` at `state.step` (asynchronously: call `manager.wait_until_finished()`)."""
+  """Saves `state` at `state.step` (asynchronously: call `wait`). The error of an earlier
+  save that failed may surface here."""
   params = state.params
-  manager.save(int(state.step), args=ocp.args.Composite(
-      encoder=ocp.args.StandardSave({"params": params["encoder"]}),
-      decoder=ocp.args.StandardSave({"params": params["decoder"]}),
-      state=ocp.args.StandardSave(state),
-      progress=ocp.args.JsonSave(progress or {})))
+  with _whole_failures():
+    manager.save(int(state.step), args=ocp.args.Composite(
+        encoder=ocp.args.StandardSave({"params": params["encoder"]}),
+        decoder=ocp.args.StandardSave({"params": params["decoder"]}),
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(progress or {})))
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Waits for the save in progress; raises its error if it failed."""
+  with _whole_failures():
+    manager.wait_until_finished()
+
+
+@contextlib.contextmanager
+def _whole_failures(timeout: float = 60.0):
+  """Orbax raises a save's first error while the save's other threads still write (each
+  to fail on a full disk too): wait for them before the error goes on, or the process
+  ends under them and each prints a traceback."""
+  try:
+    yield
+  except Exception:
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+      if thread is not threading.current_thread() and \
+          type(thread).__module__.startswith("orbax."):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    raise
 
 
 def restore_state(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):

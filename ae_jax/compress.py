@@ -9,26 +9,30 @@
 
 Encoding restores only the run's encoder, decoding only its decoder. Codes are stored as
 float32, float16 or uint8; the codes file's format and the quantization live in
-`ae_jax/codes.py`.
+`ae_jax/codes.py`; reading and writing image folders in `ae_jax/files.py`; the command
+line in `ae_jax/compress_cli.py`.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+# Besides the codec, these names are importable from here as they were before the command
+# line and the file helpers moved to their own modules (tests and users import them).
+# pylint: disable=unused-import
+from ae_jax.cli import OneLineParser, add_run_data_flags, positive_int, quiet_logs, run_dataset
 from ae_jax.codes import QUANTS, Codes, codes_to_bytes, load_codes, quantize
 from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
-from ae_jax.errors import UserError, print_error
+from ae_jax.errors import UserError
+from ae_jax.files import (atomic_write, check_output_folder, check_output_path,
+                          prepare_output_folder, read_png_folder, write_png_folder)
 from ae_jax.workdir import checkpoint_steps, read_run_config
+# pylint: enable=unused-import
 
 
 # ------------------------------------------------------------------------- codes
@@ -36,9 +40,9 @@ from ae_jax.workdir import checkpoint_steps, read_run_config
 def save_codes(path: str, codes: Codes, overwrite: bool = False) -> int:
   """Writes `codes` to `path` (atomically); returns the file's size in bytes. An existing
   `path` is replaced only with `overwrite=True`."""
-  _check_output_path(path, overwrite, "codes file", overwrite_flag="overwrite=True")
+  check_output_path(path, overwrite, "codes file", overwrite_flag="overwrite=True")
   data = codes_to_bytes(codes)
-  _atomic_write(path, data)
+  atomic_write(path, data)
   return len(data)
 
 
@@ -217,312 +221,10 @@ def check_images(images: np.ndarray, image_shape: tuple[int, ...], what: str) ->
     raise UserError(f"{what} are {images.dtype}, not uint8 pixels: give 8-bit images")
 
 
-def read_png_folder(path: str, image_shape: tuple[int, ...],
-                    max_images: int | None = None) -> tuple[np.ndarray, list[str]]:
-  """uint8 images [N, H, W, C] of every *.png in folder `path` (sorted by name; the first
-  `max_images` of them if given), or of the one file `path`, and their names without the
-  extension."""
-  if os.path.isfile(path):
-    path, names = os.path.dirname(path) or ".", [os.path.basename(path)]
-  elif os.path.isdir(path):
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png"))
-  else:
-    raise UserError(f"--images {path} does not exist: give a folder of PNG images")
-  if not names:
-    raise UserError(f"--images {path} holds no .png files: give a folder of PNG images")
-  names = names[:max_images]
-  h, w, c = image_shape
-  mode = {1: "L", 3: "RGB"}.get(c)
-  images = []
-  for name in names:
-    file = os.path.join(path, name)
-    try:
-      with Image.open(file) as im:
-        im.load()
-        size, im_mode = im.size, im.mode
-        pixels = np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-      raise UserError(f"cannot read image {file} ({type(e).__name__}): give readable PNG "
-                      "files") from None
-    if size != (w, h):
-      raise UserError(f"image {file} is {size[0]}x{size[1]} but the run takes {w}x{h}: "
-                      "resize it to that size")
-    if im_mode != mode:
-      fix = (f"scale it to 8 bits first (16-bit pixels // 257; Image.convert({mode!r}) "
-             "clips them)" if im_mode.startswith("I") else f"convert it, e.g. "
-             f"Image.convert({mode!r})")
-      raise UserError(f"image {file} has mode {im_mode} but the run takes {c}-channel "
-                      f"8-bit images (mode {mode}): {fix}")
-    images.append(pixels.reshape(h, w, c))
-  stems = [os.path.splitext(n)[0] for n in names]
-  twins = [n for n in names if stems.count(os.path.splitext(n)[0]) > 1]
-  if twins:  # decode names its PNGs after these: each must be distinct
-    raise UserError(f"--images {path} holds {' and '.join(twins[:2])}, one name once the "
-                    ".png is dropped: rename one of them")
-  return np.stack(images), stems
-
-
-def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | None,
-                     overwrite: bool = False) -> int:
-  """Writes one PNG per image into folder `path`: a new folder, or with `overwrite` an
-  existing one, where files of the same names are replaced and the others kept. Returns
-  how many other .png files the folder holds (earlier outputs, say)."""
-  _check_output_path(path, overwrite, "--out", folder=True)
-  names = list(names) if names is not None else [f"{i:05d}" for i in range(len(images_u8))]
-  if len(set(names)) != len(names) or any(os.sep in n or n in ("", ".", "..") for n in names):
-    raise UserError("the codes file's image names are not distinct file names: "
-                    "encode the images again")
-  parent = os.path.dirname(os.path.abspath(path))
-  # A new folder is filled under a temporary name and renamed: no half-written output.
-  new, target = not os.path.isdir(path), None
-  try:
-    target = tempfile.mkdtemp(dir=parent, prefix=".decode-") if new else path
-    if new:  # mkdtemp makes it private (0700); a folder of outputs gets the umask's mode
-      umask = os.umask(0)
-      os.umask(umask)
-      os.chmod(target, 0o777 & ~umask)
-    for name, image in zip(names, images_u8):
-      Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-          os.path.join(target, name + ".png"))
-    if new:
-      os.rename(target, path)
-  except OSError as e:
-    if new and target is not None:
-      shutil.rmtree(target, ignore_errors=True)
-    raise UserError(f"cannot write the images to {path} ({e.strerror or e}): choose a "
-                    "writable --out with free space") from None
-  ours = {name + ".png" for name in names}
-  return sum(1 for n in os.listdir(path) if n.lower().endswith(".png") and n not in ours)
-
-
-def _check_output_path(path: str, overwrite: bool, flag: str, folder: bool = False,
-                       overwrite_flag: str = "--overwrite") -> None:
-  if os.path.exists(path):
-    if folder != os.path.isdir(path):  # first: --overwrite would not help
-      kind = "a folder" if folder else "a file"
-      is_kind = "a file" if folder else "a folder"
-      raise UserError(f"{flag} {path} is {is_kind}, not {kind}: choose another path")
-    if not overwrite:
-      raise UserError(f"{flag} {path} already exists: choose another path or pass "
-                      f"{overwrite_flag}")
-  parent = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(parent):
-    raise UserError(f"the folder of {flag} {path} does not exist: create {parent} first")
-  if not os.access(parent, os.W_OK | os.X_OK):
-    raise UserError(f"{parent} is not writable: choose another {flag}")
-
-
-def check_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
-                        flag: str = "--out") -> None:
-  """Refuses, without making anything, a `folder` that is a file, that cannot be made or
-  written, or that holds any of the files `names` (unless `overwrite`)."""
-  if os.path.exists(folder) and not os.path.isdir(folder):
-    raise UserError(f"{flag} {folder} is a file: choose a folder")
-  clash = [n for n in names if os.path.exists(os.path.join(folder, n))]
-  if clash and not overwrite:
-    raise UserError(f"{flag} {folder} already holds {', '.join(clash)}: choose another "
-                    f"{flag} or pass --overwrite")
-  nearest = os.path.abspath(folder)
-  while not os.path.exists(nearest):
-    nearest = os.path.dirname(nearest)
-  if not os.path.isdir(nearest) or not os.access(nearest, os.W_OK | os.X_OK):
-    raise UserError(f"{flag} {folder} cannot be made or written there ({nearest}): choose a "
-                    "writable folder")
-
-
-def prepare_output_folder(folder: str, names: Sequence[str], overwrite: bool = False,
-                          flag: str = "--out") -> None:
-  """`check_output_folder`, then makes `folder` (and its parents), for tools that write
-  reports into it."""
-  check_output_folder(folder, names, overwrite, flag)
-  try:
-    os.makedirs(folder, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"cannot create {flag} {folder} ({e.strerror}): choose a writable "
-                    "folder") from None
-  if not os.access(folder, os.W_OK | os.X_OK):
-    raise UserError(f"{flag} {folder} is not writable: choose a writable folder")
-
-
-def positive_int(text: str) -> int:
-  """argparse type: an integer >= 1."""
-  try:
-    value = int(text)
-  except ValueError:
-    value = 0
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-  return value
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except OSError as e:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise UserError(f"cannot write {path} ({e.strerror}): choose a writable path") from None
-
-
-# --------------------------------------------------------------------------- CLI
-
-def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
-  """(uint8 images, names or None, description) from --images or --dataset/--split."""
-  cfg = read_run_config(args.workdir)
-  if args.images:
-    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
-    return images, names, args.images
-  from ae_jax import data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
-  # The run's own dataset is found where the run found it, unless told otherwise.
-  same = args.dataset == cfg.get("dataset")
-  data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
-  idx_dir = args.idx_dir or (cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same
-                             else data.DEFAULT_IDX_DIR)
-  builder = data.get_builder(args.dataset, data_dir, idx_dir, options="--")
-  data.num_examples(builder, args.split, flag="--split")
-  images = data.load_images(builder, args.split, args.max_images)
-  return images, None, f"{args.dataset}:{args.split}"
-
-
-def _summary(codes: Codes, file_bytes: int) -> str:
-  raw = int(np.prod(codes.image_shape))
-  per_file = file_bytes / max(codes.num_images, 1)
-  return (f"{codes.num_images} images, {codes.model} code {codes.code_shape} as {codes.quant}: "
-          f"{codes.bytes_per_image} B/image ({per_file:.1f} B/image with the header), "
-          f"{raw / codes.bytes_per_image:.1f}x smaller than the raw {raw} B")
-
-
-def cmd_encode(args) -> None:
-  _check_output_path(args.out, args.overwrite, "--out")  # fail before any work
-  images, names, source = load_source(args)
-  codes = encode(args.workdir, images, args.quant, step=args.step, names=names)
-  size = save_codes(args.out, codes, args.overwrite)
-  print(f"encoded {source} -> {args.out}: {_summary(codes, size)}")
-
-
-def cmd_decode(args) -> None:
-  codes = load_codes(args.codes)
-  if args.images:
-    originals = args.images if os.path.isdir(args.images) else os.path.dirname(args.images)
-    if os.path.realpath(args.out) == os.path.realpath(originals or "."):
-      raise UserError(f"--out {args.out} is where the --images originals are: the restored "
-                      "images would replace them; give another --out")
-  _check_output_path(args.out, args.overwrite, "--out", folder=True)
-  check_compatible(codes, args.workdir, f"the codes in {args.codes}")
-  reference = None
-  if args.images or args.dataset:
-    reference, _, source = load_source(args)
-    check_images(reference, codes.image_shape, source)
-    if reference.shape[0] != codes.num_images:
-      raise UserError(f"{source} holds {len(reference)} images but {args.codes} holds "
-                      f"{codes.num_images} codes: give the images that were encoded")
-  from ae_jax import quality  # pylint: disable=import-outside-toplevel
-  restored = quality.to_uint8(decode(codes, args.workdir))
-  others = write_png_folder(args.out, restored, codes.names, args.overwrite)
-  line = (f"decoded {args.codes} -> {os.path.join(args.out, '')}: "
-          f"{_summary(codes, os.path.getsize(args.codes))}")
-  if others:
-    line += f" ({args.out} also holds {others} other .png files, kept)"
-  if reference is not None:
-    q = quality.report(restored, reference)
-    line += f"; round trip vs {source}: PSNR {q['psnr']:.2f} dB, SSIM {q['ssim']:.4f}"
-  print(line)
-
-
-def cmd_info(args) -> None:
-  codes = load_codes(args.codes)
-  print(f"{args.codes}: {_summary(codes, os.path.getsize(args.codes))}; made by "
-        f"{codes.run['workdir']} step {codes.run['step']} (config {codes.run['config_hash']})")
-
-
-def quiet_logs() -> None:
-  """Keeps library chatter (tfds, orbax via absl) off stderr, where errors are one line."""
-  from absl import logging  # pylint: disable=import-outside-toplevel
-  logging.set_verbosity(logging.ERROR)
-
-
-class OneLineParser(argparse.ArgumentParser):
-  """argparse that reports a bad command line in one line (and exit code 2)."""
-
-  def error(self, message):
-    self.exit(2, f"error: {message} (see {self.prog} --help)\n")
-
-
-def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
-  p.add_argument("--images", help=f"folder of PNG images ({what})")
-  p.add_argument("--dataset", help=f"tfds dataset name ({what}), e.g. fashion_mnist")
-  p.add_argument("--split", default="test", help="tfds split (default: test)")
-  p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
-                 "else tfds' own)")
-  p.add_argument("--idx_dir", help="folder of the dataset's four MNIST-format IDX files, to "
-                 "prepare it from when data_dir lacks it (default: the run's for its "
-                 "dataset, else Debian's Fashion-MNIST folder)")
-  p.add_argument("--max_images", type=positive_int,
-                 help="only the first N images (of the split, or of --images by name)")
-
-
-def add_run_data_flags(p: argparse.ArgumentParser) -> None:
-  """--data_dir / --idx_dir for the tools that read a run's own dataset (its config.json
-  says where; these say where it is now, e.g. on another machine)."""
-  p.add_argument("--data_dir", help="tfds data_dir holding the run's dataset (default: the "
-                 "run's config.json data_dir)")
-  p.add_argument("--idx_dir", help="folder of the dataset's four MNIST-format IDX files, to "
-                 "prepare it from when data_dir lacks it (default: the run's)")
-
-
-def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = None):
-  """The tfds builder of a run's dataset: where the run's config.json says, unless
-  `data_dir` / `idx_dir` (the tools' --data_dir / --idx_dir, which its messages name)."""
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
-  return data.get_builder(
-      cfg["dataset"], data_dir or cfg.get("data_dir"), idx_dir or cfg.get("idx_dir"),
-      options="--", dataset_fix="the run's config.json names it, and this tfds does not "
-      "know it: install the package that registers it, or use a run of a known dataset")
-
-
-def make_parser() -> argparse.ArgumentParser:
-  parser = OneLineParser(prog="python -m ae_jax.compress", description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-  enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
-  enc.add_argument("--workdir", required=True, help="the training run's workdir")
-  _add_source_flags(enc, "to encode")
-  enc.add_argument("--quant", choices=QUANTS, default="uint8",
-                   help="how each code value is stored (default: uint8, 8-bit affine)")
-  enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
-  enc.add_argument("--out", required=True, help="codes file to write (.aec)")
-  enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-  dec = sub.add_parser("decode", help="codes file -> PNG folder (restores only the decoder)")
-  dec.add_argument("--workdir", required=True, help="the run that made the codes")
-  dec.add_argument("--codes", required=True, help="codes file written by encode")
-  _add_source_flags(dec, "optional: the originals, to report PSNR/SSIM of the round trip")
-  dec.add_argument("--out", required=True, help="folder for the PNGs (must not exist)")
-  dec.add_argument("--overwrite", action="store_true", help="write into an existing --out")
-  info = sub.add_parser("info", help="what a codes file holds")
-  info.add_argument("--codes", required=True)
-  return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = make_parser()
-  args = parser.parse_args(argv)
-  quiet_logs()
-  try:
-    if args.command == "encode":
-      if bool(args.images) == bool(args.dataset):
-        raise UserError("give the images to encode: either --images FOLDER or --dataset NAME")
-      cmd_encode(args)
-    elif args.command == "decode":
-      if args.images and args.dataset:
-        raise UserError("give the originals with --images or --dataset, not both")
-      cmd_decode(args)
-    else:
-      cmd_info(args)
-  except UserError as e:
-    return print_error(e)
-  return 0
+  """The command line (ae_jax/compress_cli.py): encode, decode, info."""
+  from ae_jax import compress_cli  # pylint: disable=import-outside-toplevel
+  return compress_cli.main(argv)
 
 
 if __name__ == "__main__":

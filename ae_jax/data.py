@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax import idx, progress
-from ae_jax.errors import UserError, describe
+from ae_jax.errors import DiskError, UserError, describe, disk_errno
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 # IDX folders whose dataset is known (Debian's packages): their files never stand in for
@@ -183,6 +184,9 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
           ours.download_and_prepare(
               download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except (ValueError, OSError, EOFError) as e:
+        if disk_errno(e):
+          raise DiskError(f"the prepared {dataset} dataset", ours.data_dir_root, disk_errno(e),
+                          f"{options}data_dir") from None
         where = getattr(e, "filename", None)  # a file it could not write, not an IDX file
         if where and not _inside(str(where), idx_dir):
           raise UserError(f"cannot prepare {dataset} in {ours.data_dir_root} "
@@ -206,6 +210,9 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
     with _tfds_bars(sys.stderr.isatty()):  # its download bars: on a terminal only
       builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except  (manual downloads, HTTP, disk full)
+    if disk_errno(e):
+      raise DiskError(f"the downloaded {dataset} dataset", builder.data_dir_root, disk_errno(e),
+                      f"{options}data_dir") from None
     raise UserError(f"dataset {dataset!r} could not be downloaded and prepared in "
                     f"{builder.data_dir_root} ({describe(e, 300)}): fix that and "
                     f"rerun, or prepare it elsewhere and set {options}data_dir") from None
@@ -254,7 +261,8 @@ def load_images(builder, split: str, max_examples: int | None = None) -> np.ndar
 
   Decoding a split through tfds takes seconds (60k PNG-encoded images: ~4 s here), so the
   decoded array is cached as `<split>.images.npy` beside the prepared dataset and read
-  back in milliseconds; a read-only data_dir simply goes without the cache.
+  back in milliseconds; a read-only data_dir simply goes without the cache, and a full one
+  with a one-line warning.
   """
   n = num_examples(builder, split)  # an unknown split fails here, with the fix
   cache = _cache_path(builder.data_dir, split)
@@ -281,15 +289,20 @@ def _read_cache(path: str, n: int) -> np.ndarray | None:
 
 def _write_atomically(path: str, mode: str, write) -> None:
   """`write(file)` to a temporary file renamed to `path`: concurrent readers see the whole
-  file or none. An unwritable folder (a read-only data_dir) just goes without it."""
+  file or none. An unwritable folder (a read-only data_dir) just goes without it, and a
+  full disk with a warning: the file only saves time, so the command goes on."""
   tmp = f"{path}.{os.getpid()}.tmp"
   try:
     with open(tmp, mode) as f:
       write(f)
     os.replace(tmp, path)
-  except OSError:
+  except OSError as e:
     if os.path.exists(tmp):
       os.remove(tmp)
+    if disk_errno(e) not in (None, errno.EROFS):
+      print(f"warning: cannot write {os.path.basename(path)} to {os.path.dirname(path)}: "
+            f"{os.strerror(disk_errno(e))}: going on without it (free space there to have "
+            "it)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- sources for runs

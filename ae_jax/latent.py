@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ae_jax import compress, quality
-from ae_jax.errors import UserError, print_error
+from ae_jax import cli, compress, files, quality
+from ae_jax.errors import UserError, run_cli, writing
 
 
 def load_labelled(workdir: str, max_images: int | None, data_dir: str | None = None,
@@ -26,7 +26,7 @@ def load_labelled(workdir: str, max_images: int | None, data_dir: str | None = N
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
-  builder = compress.run_dataset(cfg, data_dir, idx_dir)
+  builder = cli.run_dataset(cfg, data_dir, idx_dir)
   n = data.num_examples(builder, cfg["eval_split"])
   split = cfg["eval_split"] + (f"[:{max_images}]" if max_images and max_images < n else "")
   batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False, batch_size=-1))
@@ -83,7 +83,7 @@ def run(workdir: str, out: str, max_images: int = 2000,
         data_dir: str | None = None, idx_dir: str | None = None) -> dict:
   """Writes both pictures (refused before any work if they exist in `out`, unless
   `overwrite`); `pair` defaults to image 0 and the image whose code is farthest."""
-  compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
+  files.check_output_folder(out, OUTPUTS, overwrite)  # before any work
   compress.run_identity(workdir)
   images, labels, names = load_labelled(workdir, max_images, data_dir, idx_dir)
   if pair is not None and not (0 <= min(pair) and max(pair) < len(images)):
@@ -94,49 +94,49 @@ def run(workdir: str, out: str, max_images: int = 2000,
   xy, var = pca_2d(codes.values)
   a, b = pair
   mixed = interpolate(codes, workdir, a, b, steps)  # reads the decoder before any writing
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)  # all read: now --out is made
-  save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
-               f"codes of {len(images)} eval images ({codes.model}, code {codes.code_shape}), "
-               "first two principal components")
+  files.prepare_output_folder(out, OUTPUTS, overwrite)  # all read: now --out is made
   from ae_jax import plots  # pylint: disable=import-outside-toplevel
   t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None, None, None]
   pixels = (1 - t) * quality.to_unit(images[a])[None] + t * quality.to_unit(images[b])[None]
-  plots.save_grid(os.path.join(out, "interpolation.png"),
-                  [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
+  with writing(" and ".join(OUTPUTS), out, "--out"):
+    save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
+                 f"codes of {len(images)} eval images ({codes.model}, code "
+                 f"{codes.code_shape}), first two principal components")
+    plots.save_grid(os.path.join(out, "interpolation.png"),
+                    [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
   return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair,
           "run": compress.run_summary(workdir, codes.run["step"])}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.latent",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.latent",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained run")
   parser.add_argument("--out", required=True, help="folder for latent_pca.png and "
                       "interpolation.png")
-  parser.add_argument("--max_images", type=compress.positive_int, default=2000)
+  parser.add_argument("--max_images", type=cli.positive_int, default=2000)
   parser.add_argument("--pair", help="indices of the two images to mix (default: image 0 "
                       "and the image whose code is farthest from its code)")
   parser.add_argument("--steps", type=int, default=9)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace the two pictures in --out")
-  compress.add_run_data_flags(parser)
+  cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
+  cli.quiet_logs()
+
+  def work() -> str:
     from ae_jax import rate_distortion  # pylint: disable=import-outside-toplevel
     pair = rate_distortion.parse_ints(args.pair) if args.pair else None
     if (pair is not None and len(pair) != 2) or args.steps < 2:
       raise UserError("--pair takes two indices (e.g. 0,1) and --steps at least 2")
     info = run(args.workdir, args.out, args.max_images, pair and tuple(pair), args.steps,
                args.overwrite, args.data_dir, args.idx_dir)
-  except UserError as e:
-    return print_error(e)
-  print(f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to {args.out} "
-        f"(PC1, PC2 explain "
-        f"{100 * info['explained_variance'][0]:.0f}% and "
-        f"{100 * info['explained_variance'][1]:.0f}% of the codes' variance); "
-        f"{info['run']}")
-  return 0
+    return (f"wrote latent_pca.png and interpolation.png (images {info['pair']}) to "
+            f"{args.out} (PC1, PC2 explain "
+            f"{100 * info['explained_variance'][0]:.0f}% and "
+            f"{100 * info['explained_variance'][1]:.0f}% of the codes' variance); "
+            f"{info['run']}")
+  return run_cli(work)
 
 
 if __name__ == "__main__":

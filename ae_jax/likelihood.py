@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ae_jax import compress
-from ae_jax.errors import UserError, print_error
+from ae_jax import cli, compress
+from ae_jax.errors import UserError, run_cli
 
 NUM_SAMPLES = 200
 
@@ -84,7 +84,7 @@ def estimate(workdir: str, num_samples: int = NUM_SAMPLES, batch_size: int = 50,
   check_vae_run(cfg, workdir)
   run = compress.run_identity(workdir)
   if images_u8 is None:
-    builder = compress.run_dataset(cfg, data_dir, idx_dir)
+    builder = cli.run_dataset(cfg, data_dir, idx_dir)
     data.num_examples(builder, split or cfg["eval_split"], flag="--split")
     images_u8 = data.load_images(builder, split or cfg["eval_split"], max_images)
   images_u8 = np.asarray(images_u8)[:max_images]
@@ -122,27 +122,23 @@ def table(result: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.likelihood",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.likelihood",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained VAE run")
-  parser.add_argument("--num_samples", type=compress.positive_int, default=NUM_SAMPLES,
+  parser.add_argument("--num_samples", type=cli.positive_int, default=NUM_SAMPLES,
                       help=f"importance samples K per image (default {NUM_SAMPLES})")
-  parser.add_argument("--batch_size", type=compress.positive_int, default=50,
+  parser.add_argument("--batch_size", type=cli.positive_int, default=50,
                       help="images per jit call (each with K draws; default 50)")
-  parser.add_argument("--max_images", type=compress.positive_int,
+  parser.add_argument("--max_images", type=cli.positive_int,
                       help="only the first N images of the split")
   parser.add_argument("--split", help="tfds split (default: the run's eval split)")
   parser.add_argument("--seed", type=int, default=0, help="of the draws (default 0)")
-  compress.add_run_data_flags(parser)
+  cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
-    result = estimate(args.workdir, args.num_samples, args.batch_size, args.max_images,
-                      args.seed, args.split, args.data_dir, args.idx_dir)
-  except UserError as e:
-    return print_error(e)
-  print(table(result))
-  return 0
+  cli.quiet_logs()
+  return run_cli(lambda: table(estimate(args.workdir, args.num_samples, args.batch_size,
+                                        args.max_images, args.seed, args.split,
+                                        args.data_dir, args.idx_dir)))
 
 
 if __name__ == "__main__":

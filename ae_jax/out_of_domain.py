@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ae_jax import compress, quality, rate_distortion
-from ae_jax.errors import UserError, print_error, print_report
+from ae_jax import cli, compress, files, quality, rate_distortion
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/*/*.ttf",
               "/usr/share/fonts/**/*.ttf")
@@ -108,44 +108,45 @@ def run(workdir: str, out: str, num_digits: int = 500,
         quants: Sequence[str] = ("uint8", "float16"), max_images: int | None = 1000,
         overwrite: bool = False, data_dir: str | None = None,
         idx_dir: str | None = None) -> list[dict]:
-  compress.check_output_folder(out, OUTPUTS, overwrite)  # before any work
+  files.check_output_folder(out, OUTPUTS, overwrite)  # before any work
   # No checkpoint: fail before --out is made. The step is pinned, as in rate_distortion.
   step = compress.run_identity(workdir)["step"]
   test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images,
                                                     data_dir=data_dir, idx_dir=idx_dir)
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
+  files.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
   rows, shown = compare(workdir, digits, test_images, quants, step)
-  rate_distortion.write_table(out, "ood", rows, COLUMNS,
-                              source=f"autoencoder: {compress.run_summary(workdir, step)}")
-  save_picture(os.path.join(out, "ood.png"), shown)
+  with writing(", ".join(OUTPUTS), out, "--out"):
+    rate_distortion.write_table(out, "ood", rows, COLUMNS,
+                                source=f"autoencoder: {compress.run_summary(workdir, step)}")
+    save_picture(os.path.join(out, "ood.png"), shown)
   return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.out_of_domain",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.out_of_domain",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained run (e.g. on fashion_mnist)")
   parser.add_argument("--out", required=True, help="folder for ood.md/.csv/.json/.png")
   parser.add_argument("--num_digits", type=int, default=500)
-  parser.add_argument("--max_images", type=compress.positive_int, default=1000,
+  parser.add_argument("--max_images", type=cli.positive_int, default=1000,
                       help="in-domain test images")
   parser.add_argument("--overwrite", action="store_true", help="replace ood.* in --out")
   parser.add_argument("--quants", default="uint8,float16",
                       help="quantizations of the codes to compare (the first is pictured)")
-  compress.add_run_data_flags(parser)
+  cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
+  cli.quiet_logs()
+
+  def work() -> Report:
     quants = [q for q in args.quants.split(",") if q]
     if args.num_digits < 1 or not quants or set(quants) - set(compress.QUANTS):
       raise UserError(f"--num_digits must be positive and --quants a list of "
                       f"{','.join(compress.QUANTS)}")
     run(args.workdir, args.out, args.num_digits, quants, args.max_images, args.overwrite,
         args.data_dir, args.idx_dir)
-  except UserError as e:
-    return print_error(e)
-  return print_report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")
+    return Report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")
+  return run_cli(work)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ae_jax import compress, progress, quality
-from ae_jax.errors import UserError, print_error, print_report
+from ae_jax import cli, compress, files, progress, quality
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
 COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
@@ -219,7 +219,7 @@ def eval_source(workdir: str, split: str | None = None, data_dir: str | None = N
   refused here, in seconds."""
   from ae_jax import checkpoint, data  # pylint: disable=import-outside-toplevel
   cfg = checkpoint.read_run_config(workdir)
-  builder = compress.run_dataset(cfg, data_dir, idx_dir)
+  builder = cli.run_dataset(cfg, data_dir, idx_dir)
   split = split or cfg["eval_split"]
   data.num_examples(builder, split, flag="--split")
   return builder, split, cfg
@@ -264,16 +264,17 @@ def run(workdir: str, out: str, *, split: str | None = None, max_images: int | N
   step = compress.run_identity(workdir)["step"]
   # So does a bad split or missing data, before --out is made.
   builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
-  compress.prepare_output_folder(out, OUTPUTS, overwrite)
+  files.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
   rows = measure(images, lambda: autoencoder_rows(workdir, images, step=step),
                  jpeg_qualities)
-  write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
-              source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
-                     f"{compress.run_summary(workdir, step)}")
-  plot(os.path.join(out, "rd.png"), rows,
-       f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
-       images[0].size)
+  with writing(", ".join(OUTPUTS), out, "--out"):
+    write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
+                source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
+                       f"{compress.run_summary(workdir, step)}")
+    plot(os.path.join(out, "rd.png"), rows,
+         f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
+         images[0].size)
   return rows
 
 
@@ -296,27 +297,27 @@ def parse_qualities(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.rate_distortion",
-                                 description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.rate_distortion",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained run")
   parser.add_argument("--out", required=True, help="folder for rd.md/.csv/.json/.png")
   parser.add_argument("--split", help="split to measure on (default: the run's eval split)")
-  parser.add_argument("--max_images", type=compress.positive_int,
+  parser.add_argument("--max_images", type=cli.positive_int,
                       help="only the first N images")
   parser.add_argument("--jpeg_qualities", default=",".join(map(str, JPEG_QUALITIES)))
   parser.add_argument("--overwrite", action="store_true", help="replace rd.* in --out")
-  compress.add_run_data_flags(parser)
+  cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
+  cli.quiet_logs()
+
+  def work() -> Report:
     qualities = parse_qualities(args.jpeg_qualities)
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
                jpeg_qualities=qualities, overwrite=args.overwrite, data_dir=args.data_dir,
                idx_dir=args.idx_dir)
-  except UserError as e:
-    return print_error(e)
-  return print_report(os.path.join(args.out, "rd.md"),
-                      f"wrote {len(rows)} rows and rd.png to {args.out}")
+    return Report(os.path.join(args.out, "rd.md"),
+                  f"wrote {len(rows)} rows and rd.png to {args.out}")
+  return run_cli(work)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ae_jax import compress
-from ae_jax.errors import UserError, print_error
+from ae_jax import cli, compress, files
+from ae_jax.errors import UserError, run_cli, writing
 
 
 def manifold_codes(size: int = 15) -> np.ndarray:
@@ -52,29 +52,30 @@ def generate(workdir: str, num: int = 64, seed: int = 0, manifold: bool = False,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.sample",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.sample",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a trained VAE run")
   parser.add_argument("--out", required=True, help="PNG file to write")
-  parser.add_argument("--num", type=compress.positive_int, default=64,
+  parser.add_argument("--num", type=cli.positive_int, default=64,
                       help="images to draw (default 64, in rows of ceil(sqrt(num)))")
   parser.add_argument("--seed", type=int, default=0, help="of the prior draws (default 0)")
   parser.add_argument("--manifold", action="store_true",
                       help="a 15x15 grid over the prior's quantiles (2-dim codes only)")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
-    compress._check_output_path(args.out, args.overwrite, "--out")  # pylint: disable=protected-access
+  cli.quiet_logs()
+
+  def work() -> str:
+    files.check_output_path(args.out, args.overwrite, "--out")
     images = generate(args.workdir, args.num, args.seed, args.manifold)
     from ae_jax import plots  # pylint: disable=import-outside-toplevel
     columns = 15 if args.manifold else math.ceil(math.sqrt(len(images)))
-    plots.save_image_grid(args.out, images, columns, pad=0 if args.manifold else 2)
-  except UserError as e:
-    return print_error(e)
-  what = "the 15x15 manifold" if args.manifold else f"{len(images)} prior samples"
-  print(f"wrote {what} to {args.out}")
-  return 0
+    with writing(os.path.basename(args.out), os.path.dirname(os.path.abspath(args.out)),
+                 "--out"):
+      plots.save_image_grid(args.out, images, columns, pad=0 if args.manifold else 2)
+    what = "the 15x15 manifold" if args.manifold else f"{len(images)} prior samples"
+    return f"wrote {what} to {args.out}"
+  return run_cli(work)
 
 
 if __name__ == "__main__":

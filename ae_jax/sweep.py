@@ -20,8 +20,8 @@ from typing import Sequence
 
 import ml_collections
 
-from ae_jax import compress, config_lib, progress, rate_distortion
-from ae_jax.errors import UserError, print_error, print_report
+from ae_jax import cli, compress, config_lib, files, progress, rate_distortion
+from ae_jax.errors import Report, UserError, run_cli, writing
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 # Fields the sweep sets itself (an override would be ignored or mislabel the tables).
@@ -67,7 +67,8 @@ def _in_sweep_terms(message: str) -> str:
   message = re.sub(r"--config\.num_epochs=(\d+)", r"--epochs \1", message)
   message = re.sub(r"(?:\bset )?--config\.([\w.]*\w)(=?)",
                    lambda m: f"--set {m.group(1)}=" + ("" if m.group(2) else "..."), message)
-  return message.replace("--workdir ", "")  # the sweep names each K's folder itself
+  # The sweep names each K's folder itself; they all lie in its --out.
+  return message.replace("--workdir ", "").replace("another --workdir", "another --out")
 
 
 def parse_overrides(items: Sequence[str]) -> dict:
@@ -116,7 +117,7 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
   except UserError as e:
     raise UserError(_in_sweep_terms(str(e))) from None
   # Its tables and plot are rewritten on every rerun: they are made from the runs in `out`.
-  compress.prepare_output_folder(out, (), overwrite=True)
+  files.prepare_output_folder(out, (), overwrite=True)
   os.makedirs(os.path.join(out, "runs"), exist_ok=True)
   rows, rd_rows, images = [], [], None
   # One line for the whole sweep (on a terminal): each K's training and measurement, then
@@ -144,17 +145,18 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
     rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images,
                                                                             jpeg_qualities)
     line.update()
-  rate_distortion.write_table(out, "sweep", rows, COLUMNS)
-  rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
-  rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
-                       f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
-                       f"vs JPEG and PNG, {len(images)} test images", images[0].size)
+  with writing("the sweep's tables and sweep.png", out, "--out"):
+    rate_distortion.write_table(out, "sweep", rows, COLUMNS)
+    rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
+    rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
+                         f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
+                         f"vs JPEG and PNG, {len(images)} test images", images[0].size)
   return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = compress.OneLineParser(prog="python -m ae_jax.sweep",
-                                  description=__doc__.split("\n")[0])
+  parser = cli.OneLineParser(prog="python -m ae_jax.sweep",
+                             description=__doc__.split("\n")[0])
   parser.add_argument("--out", required=True, help="folder for the runs, tables and plot")
   parser.add_argument("--ks", default=",".join(map(str, KS)), help="code sizes K")
   parser.add_argument("--epochs", type=int, default=5, help="epochs per K")
@@ -162,11 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="config override, e.g. --set batch_size=256 (repeatable)")
   parser.add_argument("--jpeg_qualities",
                       default=",".join(map(str, rate_distortion.JPEG_QUALITIES)))
-  parser.add_argument("--max_images", type=compress.positive_int,
+  parser.add_argument("--max_images", type=cli.positive_int,
                       help="measure on the first N eval images")
   args = parser.parse_args(argv)
-  compress.quiet_logs()
-  try:
+  cli.quiet_logs()
+
+  def work() -> Report | int:
     ks = rate_distortion.parse_ints(args.ks)
     if min(ks) < 1 or args.epochs < 1:
       raise UserError("--ks and --epochs must be positive integers")
@@ -178,10 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except train.Interrupted as e:  # the run being trained saved a checkpoint
       print(f"interrupted: {e}", file=sys.stderr)
       return 128 + e.signum
-  except UserError as e:
-    return print_error(e)
-  return print_report(os.path.join(args.out, "sweep.md"),
-                      f"wrote {len(rows)} rows and sweep.png to {args.out}")
+    return Report(os.path.join(args.out, "sweep.md"),
+                  f"wrote {len(rows)} rows and sweep.png to {args.out}")
+  return run_cli(work)
 
 
 if __name__ == "__main__":

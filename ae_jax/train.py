@@ -15,7 +15,7 @@ import tqdm
 
 from ae_jax import checkpoint, config_lib, data, models, objectives, parallel, plots, steps
 from ae_jax import workdir as workdir_lib
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, writing
 from ae_jax.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
 
 
@@ -179,6 +179,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     UserError: a mistake the user can fix (bad config, missing data, unusable workdir,
       a diverging loss).
     Interrupted: a stop signal arrived; the run can be resumed.
+
+  A write the disk refuses (full, read-only, failing) is a `UserError` naming what and
+  where (errors.DiskError); the last checkpoint written whole stays and resumes.
   """
   config_lib.validate(config)
   parallel.initialize_from_env()
@@ -220,11 +223,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         return _train(config, model, workdir, source, image_shape, n_train, eval_images, log,
                       manager, stop)
     finally:
-      manager.wait_until_finished()
-      manager.close()
-      log.close()
+      try:
+        with _writing_checkpoints(workdir):  # an asynchronous save's error surfaces here
+          try:
+            checkpoint.wait(manager)
+          finally:
+            manager.close()  # also after a failed save
+      finally:
+        log.close()
   finally:
     lock.release()
+
+
+def _writing_checkpoints(workdir: str):
+  """`errors.writing` for orbax's saves: their errors surface at the next save or wait,
+  not always that of the step that failed, so the message names the folder."""
+  return writing("a checkpoint", workdir_lib.checkpoint_dir(workdir))
 
 
 def _checked_model(config, image_shape) -> models.Autoencoder:
@@ -346,10 +360,13 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
       if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
         settle()
         _check_finite(state, epoch)
-        checkpoint.save(manager, state, {"epoch_loss_sum": loss_sum,
-                                         **({"epoch_term_sums": term_sums} if term_sums else {})})
+        with _writing_checkpoints(workdir):
+          checkpoint.save(manager, state, {
+              "epoch_loss_sum": loss_sum,
+              **({"epoch_term_sums": term_sums} if term_sums else {})})
         if stop.signum:
-          manager.wait_until_finished()
+          with _writing_checkpoints(workdir):
+            checkpoint.wait(manager)
           bar.close()
           raise Interrupted(stop.signum, step)
     settle()
@@ -365,22 +382,29 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
            **val, "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
            "seconds": seconds}
     history.append(row)
+    # A full disk stops the run before this epoch's checkpoint: the rerun resumes from the
+    # last one, and logs this epoch again (metrics.jsonl is truncated to that step).
     if main:
       rows = _grid_rows(shown, config.noise.scale > 0)
-      plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
+      with writing("images/reconstructions.png", workdir):
+        plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
       log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], 0))
-      plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history, config.loss)
-    checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
-    if jax.default_backend() == "cpu":
-      # The CPU runs the steps too: a write left running in the background competes with
-      # the next epoch (dense median epoch 0.47 -> 0.43 s, six alternating runs); an
-      # accelerator's steps overlap it for free.
-      manager.wait_until_finished()
+      with writing("images/loss.png", workdir):
+        plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history,
+                              config.loss)
+    with _writing_checkpoints(workdir):
+      checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
+      if jax.default_backend() == "cpu":
+        # The CPU runs the steps too: a write left running in the background competes with
+        # the next epoch (dense median epoch 0.47 -> 0.43 s, six alternating runs); an
+        # accelerator's steps overlap it for free.
+        checkpoint.wait(manager)
     elbo = f"val_elbo {val['val_elbo']:.2f} nats " if "val_elbo" in val else ""
     say(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
         f"val_loss {val['val_loss']:.4f} {elbo}val_psnr {val['val_psnr']:.2f} dB "
         f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s")
     if stop.signum and epoch + 1 < config.num_epochs:  # after the last epoch: done anyway
-      manager.wait_until_finished()
+      with _writing_checkpoints(workdir):
+        checkpoint.wait(manager)
       raise Interrupted(stop.signum, int(state.step))
   return state

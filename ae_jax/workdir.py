@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from ae_jax import config_lib
-from ae_jax.errors import UserError
+from ae_jax.errors import UserError, writing
 
 # In every run's config.json (after config_lib.upgrade_record: runs from before the model
 # zoo had `model` and `latent_dim` instead of the two groups).
@@ -102,7 +102,8 @@ def _log_changes(workdir: str, step: int, old: dict, new: dict, changed: list[st
   config.json then holds the new values, and this log the run's history."""
   entry = {"from_step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
            "changes": {n: [old.get(n), new.get(n)] for n in changed}}  # top-level fields
-  with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
+  with writing("config_changes.jsonl", workdir), \
+      open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
     f.write(json.dumps(entry) + "\n")
 
 
@@ -140,9 +141,10 @@ class RunLock:
           raise UserError(f"--workdir {workdir} is in use by another training run"
                           f"{f' (pid {pid})' if pid else ''}: wait for it to end, or "
                           "choose another --workdir") from None
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")
-    f.flush()
+    with writing(LOCK, workdir):
+      f.truncate(0)
+      f.write(f"{os.getpid()}\n")
+      f.flush()
     self._file = f
 
   def release(self) -> None:
@@ -220,13 +222,20 @@ def prepare(workdir: str, record: dict, steps_per_epoch: int | None = None,
     deferred = bool(config_lib.differences(old, record, resumable=True))
   if not deferred:
     _write_config(path, record)  # config.json first: it is what marks a folder as a run
-  os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
+  with writing("images/", workdir):
+    os.makedirs(os.path.join(workdir, "images"), exist_ok=True)
 
 
 def _write_config(path: str, record: dict) -> None:
-  with open(path + ".tmp", "w") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
+  """config.json, replaced whole (a full disk leaves the old one, and no temporary file)."""
+  with writing("config.json", os.path.dirname(path)):
+    try:
+      with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+      os.replace(path + ".tmp", path)
+    finally:
+      if os.path.exists(path + ".tmp"):
+        os.remove(path + ".tmp")
 
 
 # Fields that shaped the steps already taken: a run with nothing left to train keeps them.
@@ -308,9 +317,14 @@ class MetricsLog:
     kept = [r for r in rows if r["step"] <= step]
     if not self.enabled:
       return kept
-    with open(self.path + ".tmp", "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(self.path + ".tmp", self.path)
+    with writing("metrics.jsonl", os.path.dirname(self.path)):
+      try:
+        with open(self.path + ".tmp", "w") as f:
+          f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(self.path + ".tmp", self.path)
+      finally:
+        if os.path.exists(self.path + ".tmp"):
+          os.remove(self.path + ".tmp")
     self.close()  # a writer opened before would not carry the purge
     self._purge_step = step + 1
     if len(kept) < len(rows):
@@ -322,32 +336,36 @@ class MetricsLog:
     `images` (H, W, C in [0, 1]) as one image, at that step."""
     if not self.enabled:
       return
-    with open(self.path, "a") as f:
+    # A row cut short by a full disk is left out when the run is resumed (`rows`).
+    with writing("metrics.jsonl", os.path.dirname(self.path)), open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    tb, step = self._writer(), row["step"]
-    for tag, value in row.items():
-      if tag not in ("epoch", "step"):
-        tb.add_scalar(tag, float(value), step)
-    if images is not None:
-      pixels = np.clip(np.asarray(images, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
-      tb.add_image("originals_noisy_restored", pixels.reshape(pixels.shape[:2] + (-1,)),
-                   step, dataformats="HWC")
+    with writing("the TensorBoard events", self._tb_dir):
+      tb, step = self._writer(), row["step"]
+      for tag, value in row.items():
+        if tag not in ("epoch", "step"):
+          tb.add_scalar(tag, float(value), step)
+      if images is not None:
+        pixels = np.clip(np.asarray(images, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+        tb.add_image("originals_noisy_restored", pixels.reshape(pixels.shape[:2] + (-1,)),
+                     step, dataformats="HWC")
+      tb.flush()
 
   def _writer(self):
     if self._tb is None:
-      self._tb = _summary_writer(self._tb_dir, self._purge_step)
+      with writing("the TensorBoard events", self._tb_dir):
+        self._tb = EventFile(self._tb_dir, self._purge_step)
       self._purge_step = None  # a writer reopened after close() must not hide this run's events
     return self._tb
 
   def close(self) -> None:
-    """Writes out the events still queued (tensorboardX writes them from a thread)."""
     if self._tb is not None:
-      self._tb.close()
-      self._tb = None
+      tb, self._tb = self._tb, None
+      with writing("the TensorBoard events", self._tb_dir):
+        tb.close()
 
 
-def _summary_writer(logdir: str, purge_step: int | None):
-  """A tensorboardX SummaryWriter of a new event file in `logdir`.
+def _tensorboardx():
+  """tensorboardX's event file writer, summaries and protos.
 
   tensorboardX imports torch where it is installed (only to accept its tensors): it is kept
   out, as TensorFlow is, so a run loads neither (seconds and hundreds of MB)."""
@@ -355,12 +373,53 @@ def _summary_writer(logdir: str, purge_step: int | None):
   if blocked:
     sys.modules["torch"] = None  # makes tensorboardX's `import torch` fail, as if absent
   try:
-    from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from tensorboardX import event_file_writer, summary
+    from tensorboardX.proto import event_pb2
   finally:
     if blocked:
       del sys.modules["torch"]
-  # TensorBoard reads a run's event files in the order of their names; tensorboardX names
-  # them by the second only, so the suffix orders (and keeps apart) files of one second.
-  # flush_secs=1: an event reaches the file within a second, not tensorboardX's two minutes.
-  return SummaryWriter(logdir, purge_step=purge_step, flush_secs=1,
-                       filename_suffix=f".{time.time_ns()}.{os.getpid()}")
+  return event_file_writer, summary, event_pb2
+
+
+class EventFile:
+  """A new TensorBoard event file in `logdir`, written in the caller's thread.
+
+  tensorboardX's SummaryWriter writes from a thread of its own: a full disk ended that
+  thread with a traceback, and the next epoch's events then waited forever on its full
+  queue. A run writes a dozen events an epoch; here each `flush` writes them, and a
+  refused write raises where `MetricsLog` names it. The file is the one SummaryWriter
+  writes: a version event, then, given `purge_step`, its SessionLog.START at that step
+  (TensorBoard discards earlier files' events from there on)."""
+
+  def __init__(self, logdir: str, purge_step: int | None = None):
+    writer, self._summary, self._pb = _tensorboardx()
+    os.makedirs(logdir, exist_ok=True)
+    # TensorBoard reads a run's event files in the order of their names; tensorboardX names
+    # them by the second only, so the suffix orders (and keeps apart) files of one second.
+    self._file = writer.EventsWriter(os.path.join(logdir, "events"),
+                                     f".{time.time_ns()}.{os.getpid()}")
+    if purge_step is not None:
+      self._add(self._pb.Event(step=purge_step, file_version="brain.Event:2"))
+      self._add(self._pb.Event(step=purge_step, session_log=self._pb.SessionLog(
+          status=self._pb.SessionLog.START)))
+    self.flush()
+
+  def _add(self, event, step: int | None = None) -> None:
+    event.wall_time = time.time()
+    if step is not None:
+      event.step = int(step)
+    self._file.write_event(event)
+
+  def add_scalar(self, tag: str, value: float, step: int) -> None:
+    self._add(self._pb.Event(summary=self._summary.scalar(tag, value)), step)
+
+  def add_image(self, tag: str, pixels: np.ndarray, step: int, dataformats: str = "HWC"):
+    self._add(self._pb.Event(summary=self._summary.image(tag, pixels,
+                                                         dataformats=dataformats)), step)
+
+  def flush(self) -> None:
+    self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()

@@ -3,6 +3,7 @@
   python benchmarks/run.py                                   # all, 10 epochs, 3 repeats
   python benchmarks/run.py --models dense --epochs 10 --repeats 3
   python benchmarks/run.py --epochs 1 --steps_per_epoch 20 --repeats 1   # smoke run
+  python benchmarks/run.py --models deep sparse --epochs 3 --repeats 3    # the model zoo's
 
 Every (framework, model) runs as its own process (benchmarks/peers/*.py), in interleaved
 order (repeat 1: A B C D, repeat 2: A B C D, ...), so that a slow spell of the machine hits
@@ -33,20 +34,30 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
-MODELS = ("dense", "conv", "denoise")
+sys.path.insert(0, PEERS)
+import common  # noqa: E402  (the models and their batch sizes; numpy, no framework)
+
+MODELS = common.MODELS
 # name -> (script, extra environment)
 FRAMEWORKS = {
     "ae_jax": ("ae_jax_runner.py", {}),
     "keras-tensorflow": ("keras_ae.py", {"KERAS_BACKEND": "tensorflow"}),
     "keras-jax": ("keras_ae.py", {"KERAS_BACKEND": "jax"}),
     "torch": ("torch_ae.py", {}),
+    # Not in the default set: PyTorch on one thread. On a 2-core machine that another job
+    # keeps busy, its default 2 threads wait on each other (the deep step here: 4 ms with
+    # 1 thread, 280 ms with 2, 2026-12-02), so this row shows it at its best there.
+    "torch-1thread": ("torch_ae.py", {"OMP_NUM_THREADS": "1"}),
 }
+DEFAULT_FRAMEWORKS = ("ae_jax", "keras-tensorflow", "keras-jax", "torch")
 NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_train_seconds",
            "setup_seconds", "first_step_seconds", "compile_seconds", "process_seconds",
            "peak_rss_mb",
-           "final_val_loss", "num_params", "steps_per_epoch", "epochs")
+           "final_val_loss", "final_val_objective", "num_params", "steps_per_epoch", "epochs",
+           "batch_size")
 # Fields whose range over the repeats the table shows next to the median.
-RANGES = {"final_val_loss": "val_loss_range", "first_step_seconds": "first_step_range"}
+RANGES = {"final_val_loss": "val_loss_range", "first_step_seconds": "first_step_range",
+          "final_val_objective": "val_objective_range"}
 # The dense train step's matmuls: forward 2, backward 3 (no input gradient), batch 128,
 # 784 -> 64 -> 784 (benchmarks/dense_ops.py counts the same).
 DENSE_STEP_FLOP = 5 * 2 * 128 * 784 * 64
@@ -162,12 +173,17 @@ def _ratio(a, b) -> str:
   return "—" if a is None or not b else f"{a / b:.2f}×"
 
 
+def _percent(a, b) -> str:
+  """(a - b) / b in percent, signed."""
+  return "—" if a is None or not b else f"{100 * (a - b) / b:+.1f}%"
+
+
 def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
   """Markdown table; ratio columns are ae_jax's value divided by the row's (< 1: ae_jax wins)."""
   head = ("| framework | model | train s (epochs 2..N) | s/epoch | ms/step | 1st epoch s | "
           "setup s | 1st step done s (range) | process s | peak RSS MiB | "
           "final val loss (range) | params | "
-          "ae_jax ÷ this: s/epoch | process | RSS |")
+          "ae_jax ÷ this: s/epoch | process | RSS | ae_jax val loss vs this |")
   columns = head.count("|") - 1
   rows = [head, "|" + "---|" * columns]
   for model in models:
@@ -190,8 +206,29 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
           f"{_fmt(s['num_params'], ',.0f')} | "
           f"{_ratio(get('seconds_per_epoch'), s['seconds_per_epoch'])} | "
           f"{_ratio(get('process_seconds'), s['process_seconds'])} | "
-          f"{_ratio(get('peak_rss_mb'), s['peak_rss_mb'])} |")
+          f"{_ratio(get('peak_rss_mb'), s['peak_rss_mb'])} | "
+          f"{_percent(get('final_val_loss'), s['final_val_loss'])} |")
   return "\n".join(rows)
+
+
+def objectives(summary: dict, frameworks: list[str], models: list[str]) -> list[str]:
+  """Per model that trains on more than its reconstruction loss (sparse: BCE + the L1
+  penalty), each framework's final val objective: the table's val loss is the BCE alone."""
+  lines = []
+  for model in models:
+    found = {fw: summary[(fw, model)] for fw in frameworks
+             if summary.get((fw, model), {}).get("final_val_objective") is not None}
+    if not found:
+      continue
+    ours = found.get("ae_jax", {}).get("final_val_objective")
+    each = [f"{fw} {_with_range(s, 'final_val_objective', 'val_objective_range', '.4f')}"
+            + (f" (ae_jax {_percent(ours, s['final_val_objective'])})"
+               if fw != "ae_jax" and ours is not None else "")
+            for fw, s in found.items()]
+    lines.append(f"{model}, final val objective (the loss trained on: BCE + 1e-4 × the mean "
+                 f"of each image's sum |code|; the table's val loss is the BCE alone): "
+                 + "; ".join(each) + ".")
+  return lines
 
 
 def _load_warning(load_before) -> list[str]:
@@ -234,10 +271,12 @@ def _cpu_model() -> str:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                      help=f"comma-separated subset of {','.join(FRAMEWORKS)}")
-  parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of "
-                      f"{','.join(MODELS)}")
+  parser.add_argument("--frameworks", default=",".join(DEFAULT_FRAMEWORKS),
+                      help=f"comma-separated subset of {','.join(FRAMEWORKS)} (default: "
+                      f"{','.join(DEFAULT_FRAMEWORKS)})")
+  parser.add_argument("--models", nargs="+", default=["dense,conv,denoise"],
+                      help=f"subset of {','.join(MODELS)}, separated by commas or spaces "
+                      "(default: the lecture's dense,conv,denoise)")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--steps_per_epoch", type=int, default=None,
                       help="train steps per epoch (default: the whole split, 468)")
@@ -251,7 +290,7 @@ def main() -> None:
                       "overhead with nothing cached)")
   args = parser.parse_args()
   frameworks = [f for f in args.frameworks.split(",") if f]
-  models = [m for m in args.models.split(",") if m]
+  models = [m for arg in args.models for m in arg.split(",") if m]
   bad = [f for f in frameworks if f not in FRAMEWORKS] + [m for m in models if m not in MODELS]
   if bad:
     parser.error(f"unknown framework or model: {', '.join(bad)}")
@@ -279,13 +318,18 @@ def main() -> None:
   summary = {key: medians(recs) for key, recs in records.items()}
   share = peak_share(records.get(("ae_jax", "dense"), []))
 
-  steps = f"{args.steps_per_epoch} steps/epoch (smoke run)" if args.steps_per_epoch else \
-      "whole epochs (468 steps)"
+  batches = {m: common.batch_size(m) for m in models}
+  batch = ", ".join(f"{b} ({', '.join(m for m in models if batches[m] == b)})"
+                    for b in sorted(set(batches.values()))) if len(set(batches.values())) > 1 \
+      else str(next(iter(batches.values()), common.BATCH_SIZE))
+  steps = f"{args.steps_per_epoch} steps/epoch (capped)" if args.steps_per_epoch else \
+      "whole epochs (" + ", ".join(
+          f"{60000 // b} steps at batch {b}" for b in sorted(set(batches.values()))) + ")"
   text = "\n".join([
       f"# ae_jax vs peers — {stamp}",
       "",
       f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`",
-      f"Fashion-MNIST, batch 128, Adam 1e-3, BCE; {args.epochs} epochs, {steps}; "
+      f"Fashion-MNIST, batch {batch}, Adam 1e-3, BCE; {args.epochs} epochs, {steps}; "
       f"median of {args.repeats} interleaved repeat(s); wall time {time.time() - t0:.0f} s.",
       f"Machine: {_cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs, "
       f"Python {platform.python_version()}; "
@@ -296,7 +340,8 @@ def main() -> None:
       table(summary, frameworks, models),
       "",
       *([share, ""] if share else []),
-      *[f"- {line}" for line in fastest_epochs(records, frameworks, models)], "",
+      *[f"- {line}" for line in fastest_epochs(records, frameworks, models)],
+      *[f"- {line}" for line in objectives(summary, frameworks, models)], "",
       "s/epoch: median training time of the epochs after the first (validation excluded); "
       "train s: their sum (with one epoch: epoch 1); 1st epoch s includes compilation; setup s: "
       "process start → first epoch starts (imports, data, model); 1st step done s: process "
@@ -311,7 +356,7 @@ def main() -> None:
       "validation and (ae_jax) checkpoints, plots and logs included. Final val loss: median "
       "over the repeats, which use seeds --seed, --seed + 1, ... (range in brackets). Ratios "
       "are ae_jax ÷ the row's framework on the same model: below 1 means ae_jax is faster or "
-      "lighter.",
+      "lighter; the last column is ae_jax's final val loss (median) relative to the row's.",
   ])
   with open(base + ".md", "w") as f:
     f.write(text + "\n")

@@ -2,7 +2,9 @@
 "deep autoencoder" ("Building Autoencoders in Keras": 100 epochs, batch 256, Adam, BCE).
 
 Run:   python launch.py --config configs/deep.py
-Results: README "Results" (the command there, the machine named beside the figures).
+Measured on the 2-core Intel Xeon machine (README "Results"): after 100 epochs val BCE
+0.2738, val PSNR 21.01 dB, SSIM 0.707 (the lecture's dense 64: 0.2756, 21.10 dB with twice
+the code); 0.80 s per epoch (median), 2 min 56 s for the whole command, peak RSS 1.3 GiB.
 """
 import ml_collections
 

@@ -6,7 +6,9 @@ The encoder reports `l1` (sum |code| per image) and `code_mean`; the objective a
     python launch.py --config configs/sparse.py --config.loss_weights.l1=0 --workdir ...
 
 Run:   python launch.py --config configs/sparse.py
-Results: README "Results" (the command there, the machine named beside the figures).
+Measured on the 2-core Intel Xeon machine (README "Results"): after 100 epochs val BCE
+0.2851, PSNR 19.56 dB, SSIM 0.643, mean code activation 0.683 (without the penalty:
+0.2848, 19.62 dB, 2.927); 0.49 s per epoch (median), 2 min 59 s for the whole command.
 """
 import ml_collections
 

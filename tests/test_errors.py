@@ -338,8 +338,13 @@ def _write_doc():
   yield
   if os.environ.get("AE_JAX_WRITE_ERRORS_DOC") and _WRITTEN:
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    sections = ""  # the "## ..." sections other tests write (tests/test_full_disk.py) stay
+    if os.path.exists(DOC):
+      with open(DOC) as f:
+        text = f.read()
+      sections = text[text.find("\n## "):] if "\n## " in text else ""
     with open(DOC, "w") as f:
-      f.write(HEADER + "\n".join(_WRITTEN) + "\n")
+      f.write(HEADER + "\n".join(_WRITTEN) + "\n" + sections)
 
 
 HEADER = """# Bad inputs and what the user sees

@@ -189,3 +189,16 @@ def test_runs_from_before_the_warm_up_field_resume_and_keep_their_codes_hash(tin
   assert not config_lib.differences(config_lib.upgrade_record(old), record)
   assert compress.config_hash(old) == compress.config_hash(record)  # its codes decode
   assert compress.config_hash({**record, "loss_warmup_steps": 5}) != compress.config_hash(record)
+
+
+def test_a_full_disk_while_writing_samples_is_one_line(vae_run, tmp_path, monkeypatch, capsys):
+  import errno  # pylint: disable=import-outside-toplevel
+  from ae_jax import plots  # pylint: disable=import-outside-toplevel
+
+  def refuse(path, *args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", path)
+  monkeypatch.setattr(plots, "save_image_grid", refuse)
+  assert sample.main(["--workdir", vae_run, "--out", str(tmp_path / "grid.png")]) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and f"cannot write grid.png to {tmp_path}" in err
+  assert err.rstrip().endswith("--out")

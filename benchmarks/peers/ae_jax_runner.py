@@ -1,9 +1,13 @@
 """ae_jax itself as a benchmark runner: `train_and_evaluate` in-process with configs/<model>.py.
 
   python benchmarks/peers/ae_jax_runner.py --model conv --epochs 1 --steps_per_epoch 20
+  python benchmarks/peers/ae_jax_runner.py --model sparse --epochs 3
 
-Reads per-epoch `seconds` and `val_loss` from WORKDIR/metrics.jsonl (a fresh temporary
-workdir) and prints one JSON line (see common.py). The tfds data lives in a persistent
+The real config (its model, batch size, noise, loss weights), only the epochs, steps per
+epoch and seed overridden. Reads per-epoch `seconds` and the val losses from
+WORKDIR/metrics.jsonl (a fresh temporary workdir) and prints one JSON line (see common.py):
+the final val loss is the reconstruction BCE (`val_reconstruction` where the model adds
+terms, as sparse does; its `val_loss`, the objective, is reported beside it). The tfds data lives in a persistent
 --data_dir (default ~/tensorflow_datasets), so it is prepared by the first run only.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ import common  # noqa: E402  (starts the process clock)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 DATA_DIR = os.environ.get("AE_JAX_BENCH_DATA_DIR", "~/tensorflow_datasets")
-CONFIGS = {"dense": "dense", "conv": "conv", "denoise": "denoise"}
+CONFIGS = {m: m for m in common.MODELS}  # configs/<model>.py
 
 import importlib  # noqa: E402
 
@@ -57,6 +61,10 @@ def _hook_first_epoch() -> dict:
 def main() -> None:
   args = common.parse_args(__doc__.splitlines()[0])
   config = importlib.import_module(f"configs.{CONFIGS[args.model]}").get_config()
+  if config.batch_size != common.batch_size(args.model):
+    raise SystemExit(f"configs/{CONFIGS[args.model]}.py trains with batch "
+                     f"{config.batch_size}, the peers with {common.batch_size(args.model)}: "
+                     "update common.BATCH_SIZES")
   config.progress_bar = False
   config.num_epochs = args.epochs
   config.seed = args.seed
@@ -72,11 +80,13 @@ def main() -> None:
       rows = [json.loads(line) for line in f if line.strip()]
   num_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   steps = rows[0]["step"] if rows else 0
+  last = rows[-1]
   common.emit(common.result(
       framework="ae_jax", model=args.model, epoch_seconds=[r["seconds"] for r in rows],
-      final_val_loss=rows[-1]["val_loss"], num_params=num_params, steps=steps,
-      setup_seconds=seen.get("setup_seconds"),
-      first_step_seconds=seen.get("first_step_seconds")))
+      final_val_loss=last.get("val_reconstruction", last["val_loss"]), num_params=num_params,
+      steps=steps, setup_seconds=seen.get("setup_seconds"),
+      first_step_seconds=seen.get("first_step_seconds"),
+      final_val_objective=last["val_loss"] if "val_reconstruction" in last else None))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ that benchmarks/run.py parses. Fields (times in seconds, memory in MiB):
   compile_seconds      first_epoch_seconds - seconds_per_epoch (None with one epoch),
   process_seconds      process start -> result (imports, data, training, validation),
   peak_rss_mb          resource.getrusage maxrss,
-  final_val_loss       BCE on the test split after the last epoch (denoise: noisy input
-                       with a fixed seed against the clean image, as ae_jax evaluates it).
+  final_val_loss       BCE on the test split after the last epoch (denoise, conv_wide:
+                       noisy input with a fixed seed against the clean image, as ae_jax
+                       evaluates it); for sparse the reconstruction BCE alone,
+  final_val_objective  sparse only: the objective trained on, BCE + L1_WEIGHT * the batch
+                       mean of each image's sum |code| (None for the other models),
+  batch_size           the model's batch size (BATCH_SIZES).
 """
 from __future__ import annotations
 
@@ -30,8 +34,12 @@ import statistics
 import time
 
 IDX_DIR = os.environ.get("FASHION_MNIST_IDX", "/usr/share/datasets/fashion-mnist")
-MODELS = ("dense", "conv", "denoise")
+# The lecture's three models, then the model zoo's: configs/deep.py, sparse.py, conv_wide.py.
+MODELS = ("dense", "conv", "denoise", "deep", "sparse", "conv_wide")
 BATCH_SIZE = 128
+BATCH_SIZES = {"deep": 256, "sparse": 256}  # the Keras blog's; every other model: BATCH_SIZE
+NOISY = ("denoise", "conv_wide")  # trained on noisy inputs against the clean images
+L1_WEIGHT = 1e-4  # sparse: the code's L1 activity penalty (configs/sparse.py loss_weights.l1)
 EVAL_BATCH_SIZE = 1000
 LEARNING_RATE = 1e-3
 NOISE_LOC, NOISE_SCALE = 0.5, 0.1  # the lecture's noise: N(0.5, 0.1^2), then clip to [0, 1]
@@ -88,14 +96,19 @@ def parse_args(description: str) -> argparse.Namespace:
   return parser.parse_args()
 
 
-def steps_per_epoch(n_train: int, requested: int | None) -> int:
-  full = n_train // BATCH_SIZE
+def batch_size(model: str) -> int:
+  return BATCH_SIZES.get(model, BATCH_SIZE)
+
+
+def steps_per_epoch(n_train: int, requested: int | None, batch: int = BATCH_SIZE) -> int:
+  full = n_train // batch
   return min(requested, full) if requested else full
 
 
 def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_loss: float,
            num_params: int, steps: int, setup_seconds: float | None,
-           first_step_seconds: float | None = None) -> dict:
+           first_step_seconds: float | None = None,
+           final_val_objective: float | None = None) -> dict:
   """The result record (see the module docstring) for a finished run."""
   later = epoch_seconds[1:] or epoch_seconds
   per_epoch = statistics.median(later)
@@ -116,6 +129,9 @@ def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_
       "process_seconds": since_start(),
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       "final_val_loss": float(final_val_loss),
+      "final_val_objective": (None if final_val_objective is None
+                              else float(final_val_objective)),
+      "batch_size": batch_size(model),
   }
 
 

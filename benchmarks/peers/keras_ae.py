@@ -1,10 +1,20 @@
-"""The lecture's three autoencoders in Keras 3, trained with model.fit (the peer baseline).
+"""The lecture's three autoencoders and the model zoo's deep, sparse and conv_wide in Keras 3,
+trained with model.fit (the peer baseline).
 
   KERAS_BACKEND=tensorflow python benchmarks/peers/keras_ae.py --model conv --epochs 1
   KERAS_BACKEND=jax        python benchmarks/peers/keras_ae.py --model dense --epochs 10
 
-Adam 1e-3, binary cross-entropy on sigmoid outputs, batch 128, validation on the test
-split. Prints one JSON line (see common.py).
+Adam 1e-3, binary cross-entropy on sigmoid outputs, the model's batch size (128; deep and
+sparse 256, common.BATCH_SIZES), validation on the test split. Prints one JSON line (see
+common.py).
+
+Sparse: `activity_regularizer=L1(1e-4)` on the code. Keras 3 (read in 3.15's
+keras/src/layers/layer.py, `Layer.__call__`) divides a layer's activity regularization by
+the output's batch size (`ops.divide_no_nan(loss, batch_size)`; tf.keras 2 did the same),
+so the penalty is 1e-4 x the batch MEAN of each image's sum |code| — ae_jax's term
+(configs/sparse.py loss_weights.l1, the encoder's per-image `l1`), not 256x it. The
+penalty is added in evaluation too: Keras' val_loss is the objective (reported as
+final_val_objective); the reconstruction BCE alone is computed after fit.
 """
 from __future__ import annotations
 
@@ -62,6 +72,57 @@ def conv_autoencoder(noise: bool = False, seed: int = 0) -> keras.Model:
   return keras.Model(inputs, conv(1, act="sigmoid")(x), name="conv_ae")
 
 
+def deep_autoencoder() -> keras.Model:
+  """The Keras blog's deep AE: 784-128-64-32-64-128-784, relu (the code too), sigmoid out;
+  222,384 params (configs/deep.py)."""
+  x = inputs = keras.Input((784,))
+  for units in (128, 64):
+    x = layers.Dense(units, activation="relu")(x)
+  x = layers.Dense(32, activation="relu", name="latent_vector")(x)
+  for units in (64, 128):
+    x = layers.Dense(units, activation="relu")(x)
+  return keras.Model(inputs, layers.Dense(784, activation="sigmoid")(x), name="deep_ae")
+
+
+def sparse_autoencoder() -> keras.Model:
+  """The Keras blog's sparse AE: Dense(32, relu) code with an L1 activity penalty (see the
+  module docstring), Dense(784, sigmoid); 50,992 params (configs/sparse.py)."""
+  x = keras.Input((784,))
+  code = layers.Dense(32, activation="relu", name="latent_vector",
+                      activity_regularizer=keras.regularizers.L1(common.L1_WEIGHT))(x)
+  return keras.Model(x, layers.Dense(784, activation="sigmoid")(code), name="sparse_ae")
+
+
+def conv_wide_autoencoder(seed: int = 0) -> keras.Model:
+  """configs/conv_wide.py (ae_jax/models/convnet.py): noise, 3 stride-2 'same' convs
+  16-32-64 + relu, a linear conv to 8 channels (code 4x4x8); 3 stages of 2x nearest
+  upsampling + conv 64-32-16 + relu, each cropped to the encoder's size at that depth
+  (8 -> 7, 14, 28), then a conv to 1 channel, sigmoid; 55,817 params."""
+  x = inputs = keras.Input((28, 28, 1))
+  x = AddNoise(common.NOISE_LOC, common.NOISE_SCALE, seed)(x)
+  sizes = [28]
+  for f in (16, 32, 64):
+    x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
+    sizes.append(-(-sizes[-1] // 2))  # 28 -> 14 -> 7 -> 4
+  x = layers.Conv2D(8, 3, padding="same")(x)
+  for f, size in zip((64, 32, 16), sizes[-2::-1]):  # to 7, 14, 28
+    x = layers.Conv2D(f, 3, padding="same", activation="relu")(layers.UpSampling2D(2)(x))
+    extra = x.shape[1] - size
+    if extra:
+      x = layers.Cropping2D(((0, extra), (0, extra)))(x)  # keep the top-left, as ae_jax
+  return keras.Model(inputs, layers.Conv2D(1, 3, padding="same", activation="sigmoid")(x),
+                     name="conv_wide_ae")
+
+
+def build(model: str, seed: int) -> keras.Model:
+  if model == "dense":
+    return dense_autoencoder()
+  if model in ("conv", "denoise"):
+    return conv_autoencoder(noise=model == "denoise", seed=seed)
+  return {"deep": deep_autoencoder, "sparse": sparse_autoencoder,
+          "conv_wide": lambda: conv_wide_autoencoder(seed)}[model]()
+
+
 class EpochTimer(keras.callbacks.Callback):
   """Training time of each epoch: epoch begin -> validation begin, once the weights are ready.
 
@@ -88,27 +149,30 @@ def main() -> None:
   args = common.parse_args(__doc__.splitlines()[0])
   keras.utils.set_random_seed(args.seed)
   data = common.load_fashion_mnist()
-  steps = common.steps_per_epoch(len(data["x_train"]), args.steps_per_epoch)
-  x_train = data["x_train"][:steps * common.BATCH_SIZE]  # whole batches only, as ae_jax
+  batch = common.batch_size(args.model)
+  steps = common.steps_per_epoch(len(data["x_train"]), args.steps_per_epoch, batch)
+  x_train = data["x_train"][:steps * batch]  # whole batches only, as ae_jax
   x_test = data["x_test"]
-  if args.model == "dense":
-    model = dense_autoencoder()
+  model = build(args.model, args.seed)
+  if len(model.inputs[0].shape) == 2:  # the dense models
     x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
-    x_val = x_test
-  else:
-    model = conv_autoencoder(noise=args.model == "denoise", seed=args.seed)
-    x_val = common.noisy_copy(x_test, args.seed) if args.model == "denoise" else x_test
+  x_val = common.noisy_copy(x_test, args.seed) if args.model in common.NOISY else x_test
   model.compile(optimizer=keras.optimizers.Adam(common.LEARNING_RATE),
                 loss="binary_crossentropy")
   timer = EpochTimer()
-  history = model.fit(x_train, x_train, batch_size=common.BATCH_SIZE, epochs=args.epochs,
+  history = model.fit(x_train, x_train, batch_size=batch, epochs=args.epochs,
                       shuffle=True, validation_data=(x_val, x_test),
                       validation_batch_size=common.EVAL_BATCH_SIZE, callbacks=[timer],
                       verbose=0)
+  val_loss, objective = history.history["val_loss"][-1], None
+  if args.model == "sparse":  # val_loss holds the penalty: the BCE alone
+    objective = val_loss
+    restored = model.predict(x_val, batch_size=common.EVAL_BATCH_SIZE, verbose=0)
+    val_loss = float(ops.mean(keras.losses.binary_crossentropy(x_test, restored)))
   num_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   common.emit(common.result(
       framework=f"keras-{keras.backend.backend()}", model=args.model,
-      epoch_seconds=timer.seconds, final_val_loss=history.history["val_loss"][-1],
+      epoch_seconds=timer.seconds, final_val_loss=val_loss, final_val_objective=objective,
       num_params=num_params, steps=steps, setup_seconds=timer.setup_seconds))
 
 
