@@ -102,6 +102,8 @@ def config_hash(cfg: dict, left_out: Sequence[str] = RESUMABLE_CHANGES) -> str:
   """A short hash of a run's config.json, without the fields a resume may change."""
   # Fields a resume may change do not change which weights a step holds.
   kept = {k: v for k, v in cfg.items() if k not in left_out}
+  if kept.get("loss_warmup_steps") == 0:  # no warm-up: the hash of runs from before the field
+    del kept["loss_warmup_steps"]
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -78,6 +78,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     need(isinstance(weight, (int, float)) and not isinstance(weight, bool)
          and math.isfinite(weight) and weight >= 0, f"loss_weights.{term}",
          "a number >= 0")
+  warmup = config.loss_warmup_steps
+  need(isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0,
+       "loss_warmup_steps", "an integer >= 0 (0 = no warm-up)")
   need(config.dtype in DTYPES, "dtype", f"one of {DTYPES}")
   need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
@@ -141,11 +144,15 @@ def lecture_model(model: str, latent_dim: int = 64) -> dict:
 def upgrade_record(record: dict) -> dict:
   """A run's config.json as today's configs write it. Runs from before the model zoo
   named their model as `model` ('dense' | 'conv') and `latent_dim`: the same modules
-  are the `encoder` and `decoder` groups of `lecture_model`, with no loss terms, float32."""
+  are the `encoder` and `decoder` groups of `lecture_model`, with no loss terms, float32.
+  Runs from before the VAE had no loss warm-up (0)."""
+  if isinstance(record, dict) and "encoder" in record and "loss_warmup_steps" not in record:
+    return {**record, "loss_warmup_steps": 0}
   if not isinstance(record, dict) or "encoder" in record or record.get("model") not in (
       "dense", "conv"):
     return record
   record = dict(record)
+  record.setdefault("loss_warmup_steps", 0)
   model, latent_dim = record.pop("model"), record.pop("latent_dim", 64)
   record.update(lecture_model(model, latent_dim))
   record.setdefault("loss_weights", {})

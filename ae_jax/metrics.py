@@ -5,12 +5,18 @@ decoder's logits, so BCE uses the numerically stable softplus form.
 """
 from __future__ import annotations
 
+import math
+
 import dm_pix
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-LOSSES = ("bce", "mse")
+LOSSES = ("bce", "mse", "bernoulli", "gaussian")
+# The losses that are a negative log-likelihood -log p(x|z) per image, in nats (summed over
+# pixels, not averaged): a VAE's ELBO and NLL are in their units. 'bce' and 'mse' are per-
+# pixel means, the lecture's losses.
+LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 def _flat(x_Bx___: jax.Array) -> jax.Array:
@@ -89,6 +95,31 @@ def bce_from_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
   return _per_image_mean(_bce_elementwise(_flat(logits), _flat(target)))
 
 
+def _per_image_sum(x_BxN: jax.Array) -> jax.Array:
+  """The sum over all but the batch axis, as a matvec (see `_per_image_mean`)."""
+  x = x_BxN.reshape(x_BxN.shape[0], -1)
+  return jnp.dot(x, jnp.ones((x.shape[1],), x.dtype), precision="highest")
+
+
+def bernoulli_nll(logits: jax.Array, target: jax.Array) -> jax.Array:
+  """-log p(x|z) per image in nats for a Bernoulli per pixel with these logits: the BCE
+  summed over pixels (the Flax examples/vae loss, the Keras blog's 784 * BCE). On [0, 1]
+  intensities, not binarized ones, it is the cross-entropy of the continuous targets, not
+  a normalized density: compare its nats between models on the same data, not with NLLs
+  on binarized MNIST."""
+  return _per_image_sum(_bce_elementwise(_flat(logits), _flat(target)))
+
+
+def gaussian_nll(logits: jax.Array, target: jax.Array) -> jax.Array:
+  """-log p(x|z) per image in nats for N(sigmoid(logits), 1) per pixel: half the summed
+  squared error plus N/2 log(2 pi). Unit variance on [0, 1] images makes the reconstruction
+  weak beside the KL; a smaller fixed variance s^2 is the same objective as a KL weight
+  (loss_weights.kl) of s^2, up to a constant."""
+  n = math.prod(target.shape[1:])
+  return 0.5 * _per_image_sum(jnp.square(jax.nn.sigmoid(_flat(logits)) - _flat(target))) + (
+      0.5 * n * math.log(2 * math.pi))
+
+
 def mse(images: jax.Array, target: jax.Array) -> jax.Array:
   """Mean squared error per image; both arguments are images in [0, 1]."""
   return _per_image_mean(jnp.square(_flat(images) - _flat(target)))
@@ -100,11 +131,15 @@ def psnr(images: jax.Array, target: jax.Array, max_value: float = 1.0) -> jax.Ar
 
 
 def reconstruction_loss(kind: str, logits: jax.Array, target: jax.Array) -> jax.Array:
-  """The training loss `kind` ('bce' or 'mse') per image, from the decoder's logits."""
+  """The training loss `kind` (one of LOSSES) per image, from the decoder's logits."""
   if kind == "bce":
     return bce_from_logits(logits, target)
   if kind == "mse":
     return mse(jax.nn.sigmoid(logits), target)
+  if kind == "bernoulli":
+    return bernoulli_nll(logits, target)
+  if kind == "gaussian":
+    return gaussian_nll(logits, target)
   raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
 
 

@@ -47,13 +47,33 @@ def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array
 
 
 def total(reconstruction_B: jax.Array, terms: dict[str, jax.Array],
-          weights: tuple[tuple[str, float], ...]) -> jax.Array:
-  """Per-image objective: reconstruction + sum of weight * term (terms in name order)."""
+          weights: tuple[tuple[str, float], ...], ramp: jax.Array | None = None) -> jax.Array:
+  """Per-image objective: reconstruction + sum of weight * term (terms in name order),
+  each weight times `ramp` (the warm-up factor, `warmup`) where one is given."""
   w = dict(weights)
   out = reconstruction_B
   for name in sorted(terms):
-    out = out + w.get(name, 1.0) * terms[name]
+    weight = w.get(name, 1.0) if ramp is None else w.get(name, 1.0) * ramp
+    out = out + weight * terms[name]
   return out
+
+
+def warmup(step: jax.Array, warmup_steps: int) -> jax.Array | None:
+  """The factor of every term's weight at train `step`: step / warmup_steps, rising
+  linearly from 0 to 1 over the first `warmup_steps` steps (the KL warm-up of Bowman et al.
+  2016, Sonderby et al. 2016), then 1. None for no warm-up (weights as they are). A
+  function of the step alone: a resumed run weighs as an unbroken one."""
+  if not warmup_steps:
+    return None
+  return jnp.minimum(step.astype(jnp.float32) / warmup_steps, 1.0)
+
+
+def add_elbo(row: dict, prefix: str, loss_kind: str) -> None:
+  """Adds `<prefix>elbo` = -(reconstruction + kl) (nats per image, beta = 1) to a metrics
+  row that holds both, when the reconstruction loss is a likelihood (metrics.LIKELIHOODS)."""
+  rec, kl = row.get(prefix + "reconstruction"), row.get(prefix + "kl")
+  if loss_kind in metrics.LIKELIHOODS and rec is not None and kl is not None:
+    row[prefix + "elbo"] = -(rec + kl)
 
 
 def weights_of(config) -> tuple[tuple[str, float], ...]:

@@ -66,3 +66,13 @@ def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
+
+
+def save_image_grid(path: str, images: np.ndarray, columns: int, pad: int = 2) -> None:
+  """Images [N, H, W, C] in [0, 1] as a PNG of rows of `columns`, `pad` white pixels
+  between them, one pixel per pixel (no axes): rows past N are left white."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  images = np.asarray(images, np.float32)
+  rows = [("", images[i:i + columns]) for i in range(0, len(images), columns)]
+  mosaic = _mosaic(rows, pad)
+  Image.fromarray(np.round(mosaic * 255).astype(np.uint8)).save(path)

@@ -55,12 +55,15 @@ def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, 
 
 
 def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind: str,
-               rng: jax.Array, weights: tuple = ()) -> tuple[TrainState, dict]:
+               rng: jax.Array, weights: tuple = (), warmup_steps: int = 0
+               ) -> tuple[TrainState, dict]:
   """One Adam step on the mean objective of decoder(encoder(noisy)) against `clean`: the
-  reconstruction loss plus the terms the model reports, weighted (ae_jax/objectives.py).
+  reconstruction loss plus the terms the model reports, weighted (ae_jax/objectives.py),
+  the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up).
 
   Returns the new state and this step's `loss` (the objective) and the mean of every
-  reported term and metric, by name. `rng` is the key of the model's sampling.
+  reported term and metric, by name (and of the `reconstruction` loss, for a model that
+  reports terms). `rng` is the key of the model's sampling.
   The optimizer's operations carry the name scope `optimizer` (and device_train_steps'
   batch gather and noise `batch`), so profiles can tell them apart from the model's
   forward (`jvp(...)`) and backward (`transpose(jvp(...))`) passes:
@@ -71,8 +74,9 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
     rec = metrics.reconstruction_loss(loss_kind, logits, clean)
     if not terms:  # the lecture's models: the loss as it always was
       return rec.mean(), {k: v.mean() for k, v in reported.items()}
-    means = {k: v.mean() for k, v in {**terms, **reported}.items()}
-    return objectives.total(rec, terms, weights).mean(), means
+    means = {k: v.mean() for k, v in {**terms, **reported, "reconstruction": rec}.items()}
+    ramp = objectives.warmup(state.step, warmup_steps)
+    return objectives.total(rec, terms, weights, ramp).mean(), means
 
   (loss, means), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   with jax.named_scope("optimizer"):
@@ -85,9 +89,11 @@ def sample_key(seed: int | jax.Array, step: jax.Array) -> jax.Array:
   return jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM), step)
 
 
-@functools.partial(jax.jit, static_argnames=("loss_kind", "weights"), donate_argnums=0)
-def train_step_jit(state, noisy, clean, loss_kind, seed=0, weights=()):
-  return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights)
+@functools.partial(jax.jit, static_argnames=("loss_kind", "weights", "warmup_steps"),
+                   donate_argnums=0)
+def train_step_jit(state, noisy, clean, loss_kind, seed=0, weights=(), warmup_steps=0):
+  return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights,
+                    warmup_steps)
 
 
 def noise_key(seed: int, stream: int) -> jax.Array:
@@ -99,13 +105,15 @@ def noise_key(seed: int, stream: int) -> jax.Array:
 # compilation cache filled by one seed's run serves the next (the noise key is derived in
 # the step, a few integer operations).
 @functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "loc", "scale",
-                                             "loss_kind", "sharding", "unroll", "weights"),
+                                             "loss_kind", "sharding", "unroll", "weights",
+                                             "warmup_steps"),
                    donate_argnums=0)
 def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
                        first: jax.Array, *, num_steps: int, batch_size: int,
                        seed: int | jax.Array, loc: float, scale: float, loss_kind: str,
                        sharding: NamedSharding | None = None,
-                       unroll: int = 1, weights: tuple = ()) -> tuple[TrainState, dict]:
+                       unroll: int = 1, weights: tuple = (),
+                       warmup_steps: int = 0) -> tuple[TrainState, dict]:
   """`num_steps` train steps on batches first, first+1, ... of the epoch order `perm`.
 
   Batches are gathered from the resident dataset and noised (key folded with the global
@@ -120,7 +128,8 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
         clean = jax.lax.with_sharding_constraint(clean, sharding)
       key = jax.random.fold_in(noise_key(seed, 1), state.step)
       noisy = data.add_noise(key, clean, loc, scale)
-    return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights)
+    return train_step(state, noisy, clean, loss_kind, sample_key(seed, state.step), weights,
+                      warmup_steps)
 
   if num_steps == 1:
     state, out = body(state, first)
@@ -129,22 +138,25 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=("loss_kind", "loc", "scale", "num_shown",
-                                             "shown_sharding", "weights"))
+                                             "shown_sharding", "weights", "warmup_steps"))
 def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str,
               seed: int | jax.Array, loc: float, scale: float, num_shown: int,
               shown_sharding: NamedSharding | None = None,
-              weights: tuple = ()) -> tuple[dict, dict]:
+              weights: tuple = (), warmup_steps: int = 0) -> tuple[dict, dict]:
   """Masked sums of the eval metrics over a batch, and its first images (original, noisy,
   restored). The noise (and a model's sampling) is fixed by (seed, batch), so every epoch
   sees the same inputs. `val_loss` is the objective (the reconstruction loss for a model
-  reporting no terms); each reported term and metric is `val_<name>`."""
+  reporting no terms; the weights as the train step at `state.step` has them); each
+  reported term and metric is `val_<name>`."""
   noisy = data.add_noise(jax.random.fold_in(noise_key(seed, 2), batch_index), clean, loc, scale)
   rng = jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM + 1), batch_index)
   logits, terms, reported = objectives.apply(state.apply_fn, state.params, noisy, rng)
   restored = jax.nn.sigmoid(logits)
   rec = metrics.reconstruction_loss(loss_kind, logits, clean)
   per_image = {
-      "val_loss": objectives.total(rec, terms, weights) if terms else rec,
+      "val_loss": objectives.total(rec, terms, weights,
+                                   objectives.warmup(state.step, warmup_steps))
+                  if terms else rec,
       "val_bce": metrics.bce_from_logits(logits, clean),
       "val_mse": metrics.mse(restored, clean),
       "val_psnr": metrics.psnr(restored, clean),

@@ -28,13 +28,14 @@ def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[
         parallel.global_array(mask, parallel.batch_sharding(mesh)), b, loss_kind=config.loss,
         seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
         num_shown=config.num_images, shown_sharding=parallel.replicated(mesh),
-        weights=objectives.weights_of(config))
+        weights=objectives.weights_of(config), warmup_steps=config.loss_warmup_steps)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     shown = first if shown is None else shown
   n = len(eval_images)
   val = {k: float(v) / n for k, v in jax.device_get(totals).items()}
   if "val_noisy_psnr" in val:
     val["val_psnr_gain"] = val["val_psnr"] - val["val_noisy_psnr"]
+  objectives.add_elbo(val, "val_", config.loss)
   # The first batch may be padded (fewer eval images than num_images): show real ones only.
   return val, {k: v[:min(config.num_images, n)] for k, v in jax.device_get(shown).items()}
 
@@ -345,10 +346,11 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
             state, train_images, perm, jnp.int32(begin), num_steps=end - begin,
             batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
             scale=config.noise.scale, loss_kind=config.loss, sharding=shard, unroll=unroll,
-            weights=weights)
+            weights=weights, warmup_steps=config.loss_warmup_steps)
       else:
         noisy, clean = (parallel.from_local_batch(x, mesh) for x in batch)
-        state, out = train_step_jit(state, noisy, clean, config.loss, config.seed, weights)
+        state, out = train_step_jit(state, noisy, clean, config.loss, config.seed, weights,
+                                    config.loss_warmup_steps)
         outputs = jax.tree.map(lambda v: v[None], out)
       settle()  # the previous call: the host stays one call ahead of the device
       pending = (outputs, first_step + end)
@@ -374,9 +376,10 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
 
     _check_finite(state, epoch)  # before its metrics are logged and it is saved
     val, shown = evaluate(state, eval_images, config, mesh)
-    row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss,
-           **{f"train_{k}": v / steps_per_epoch for k, v in sorted(term_sums.items())}, **val,
-           "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
+    terms = {f"train_{k}": v / steps_per_epoch for k, v in sorted(term_sums.items())}
+    objectives.add_elbo(terms, "train_", config.loss)
+    row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **terms,
+           **val, "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
            "seconds": seconds}
     history.append(row)
     # A full disk stops the run before this epoch's checkpoint: the rerun resumes from the
@@ -396,8 +399,9 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
         # the next epoch (dense median epoch 0.47 -> 0.43 s, six alternating runs); an
         # accelerator's steps overlap it for free.
         checkpoint.wait(manager)
+    elbo = f"val_elbo {val['val_elbo']:.2f} nats " if "val_elbo" in val else ""
     say(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
-        f"val_loss {val['val_loss']:.4f} val_psnr {val['val_psnr']:.2f} dB "
+        f"val_loss {val['val_loss']:.4f} {elbo}val_psnr {val['val_psnr']:.2f} dB "
         f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s")
     if stop.signum and epoch + 1 < config.num_epochs:  # after the last epoch: done anyway
       with _writing_checkpoints(workdir):

@@ -11,8 +11,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.decoder = ml_collections.ConfigDict({"name": "dense"})
   # The objective: the reconstruction loss plus the terms the model reports, each times
   # its weight here (a term left out weighs 1), e.g. loss_weights.l1 for configs/sparse.py.
-  config.loss = "bce"  # 'bce' (from logits) or 'mse'
+  # 'bce' (from logits) or 'mse', means per pixel (the lecture's); or a likelihood -log p(x|z)
+  # in nats per image, summed over pixels: 'bernoulli' (summed BCE) or 'gaussian' (unit
+  # variance), for VAEs (configs/vae.py; ae_jax/metrics.py).
+  config.loss = "bce"
   config.loss_weights = ml_collections.ConfigDict()
+  # Warm-up: every term weight rises linearly from 0 to its value over the first N train
+  # steps (a VAE's KL warm-up), computed from the step (resumes stay exact). 0 = none.
+  config.loss_warmup_steps = 0
   # Compute dtype of every layer; parameters and optimizer state stay float32.
   config.dtype = "float32"  # 'float32' or 'bfloat16'
 

@@ -34,6 +34,9 @@ FAMILIES = {
     "sparse": ("configs/sparse.py", []),
     "convnet": ("configs/conv_wide.py", ["--config.encoder.features=(4, 8, 8)",
                                          "--config.decoder.features=(8, 8, 4)"]),
+    "vae": ("configs/beta_vae.py", ["--config.encoder.hidden=(16,)",
+                                    "--config.decoder.hidden=(16,)",
+                                    "--config.loss_warmup_steps=4"]),
 }
 TINY = ["--config.batch_size=32", "--config.steps_per_epoch=3", "--config.num_epochs=2",
         "--config.eval_examples=64", "--config.eval_batch_size=32", "--config.num_images=4",
@@ -120,6 +123,12 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
             "val_reconstruction"} <= set(rows[0])
     assert rows[0]["val_loss"] == pytest.approx(
         rows[0]["val_reconstruction"] + 1e-4 * rows[0]["val_l1"], rel=1e-5)
+  if family == "vae":  # sampling, the KL warmed up over 4 steps to beta = 4, the ELBO
+    assert {"train_kl", "train_elbo", "val_kl", "val_elbo"} <= set(rows[0])
+    assert rows[0]["val_loss"] == pytest.approx(  # at step 3: 3/4 of beta
+        rows[0]["val_reconstruction"] + 3.0 * rows[0]["val_kl"], rel=1e-5)
+    assert rows[1]["val_loss"] == pytest.approx(
+        rows[1]["val_reconstruction"] + 4.0 * rows[1]["val_kl"], rel=1e-5)
 
   # 4 devices: the same numbers but for the order of the sums over devices.
   for row, ref in zip(_rows(four), rows):

@@ -12,7 +12,7 @@ import pytest
 
 from ae_jax import models, objectives
 from ae_jax.errors import UserError
-from configs import conv, conv_wide, deep, default, dense, denoise, sparse
+from configs import beta_vae, conv, conv_wide, deep, default, dense, denoise, sparse, vae
 
 
 def n_params(tree) -> int:
@@ -28,7 +28,9 @@ def _init(config, image_shape=(28, 28, 1), batch=3):
 @pytest.mark.parametrize("module,count,code", [
     (dense, 101_200, (64,)), (conv, 4_385, (4, 4, 8)), (denoise, 4_385, (4, 4, 8)),
     # Keras blog: 784-128-64-32-64-128-784 and Dense(32) -> Dense(784)
-    (deep, 222_384, (32,)), (sparse, 50_992, (32,))])
+    (deep, 222_384, (32,)), (sparse, 50_992, (32,)),
+    # Flax examples/vae: 784-500-(20, 20) and 20-500-784
+    (vae, 815_824, (20,)), (beta_vae, 815_824, (20,))])
 def test_each_config_builds_its_family_with_the_expected_size(module, count, code):
   _, got_code, variables, _ = _init(module.get_config())
   assert got_code == code and n_params(variables["params"]) == count
@@ -89,7 +91,30 @@ def test_the_sparse_encoder_reports_its_l1_term_and_code_mean():
                              1 + 1e-4 * terms["l1"], rtol=1e-6)
 
 
-@pytest.mark.parametrize("module", [dense, conv, conv_wide, deep])
+def test_the_vae_encoder_samples_reports_its_kl_and_codes_its_mean():
+  model, code, variables, x = _init(vae.get_config())
+  assert code == (20,)
+  assert objectives.reported_names(model, (28, 28, 1)) == (["kl"], [])
+  enc = {"params": variables["params"]["encoder"]}
+  mean, logvar = model.encoder.apply(enc, x, method="posterior")
+  # Without the 'sample' stream (the compression tools, restore helpers): the mean.
+  np.testing.assert_array_equal(model.encoder.apply(enc, x), mean)
+  np.testing.assert_array_equal(model.apply(variables, x, method="encode"), mean)
+  # With it (the train and eval steps): mean + exp(logvar / 2) * eps, eps from the stream.
+  key = jax.random.key(7)
+  z, sown = model.encoder.apply(enc, x, rngs={"sample": key}, mutable=["losses"])
+  eps = (z - mean) / jnp.exp(0.5 * logvar)
+  assert not np.allclose(z, mean) and abs(float(eps.mean())) < 0.3
+  np.testing.assert_array_equal(z, model.encoder.apply(enc, x, rngs={"sample": key}))
+  kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1 - logvar, axis=1)
+  np.testing.assert_allclose(sown["losses"]["kl"][0], kl, rtol=1e-6)
+  assert kl.shape == (3,) and bool((kl > 0).all())
+  # The objective: reconstruction + beta * kl, beta = loss_weights.kl
+  _, terms, _ = objectives.apply(model.apply, variables["params"], x, key)
+  np.testing.assert_allclose(terms["kl"], kl, rtol=1e-6)
+
+
+@pytest.mark.parametrize("module", [dense, conv, conv_wide, deep, vae])
 def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(module):
   config = module.get_config()
   config.dtype = "bfloat16"
@@ -131,8 +156,11 @@ def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
 
 
 @pytest.mark.parametrize("change,match", [
-    ({"encoder": {"name": "vae"}}, r"unknown encoder 'vae' \(config field encoder.name\): "
-                                   r"choose one of \['conv', 'convnet', 'dense', 'mlp', 'sparse'\]"),
+    ({"encoder": {"name": "gan"}}, r"unknown encoder 'gan' \(config field encoder.name\): "
+                                   r"choose one of \['conv', 'convnet', 'dense', 'mlp', 'sparse', "
+                                   r"'vae'\]"),
+    ({"encoder": {"name": "vae", "hidden": (0,)}}, "encoder.hidden=.*a tuple of positive"),
+    ({"encoder": {"name": "vae", "latent_dim": -2}}, "encoder.latent_dim=-2"),
     ({"decoder": {"name": "sparse"}}, "unknown decoder 'sparse'"),
     ({"encoder": {"name": "dense", "width": 3}},
      r"unknown config field encoder.width: encoder 'dense' takes \['latent_dim'\]"),

@@ -2,6 +2,7 @@
 
     dense.py     the lecture's 784 -> K -> 784, and the deep MLP (Keras blog)
     sparse.py    an MLP encoder with an L1-penalized code
+    vae.py       a Gaussian encoder (the variational autoencoder's), reporting its KL term
     conv.py      the lecture's conv autoencoder (28x28x1 -> (4, 4, 8)), exact
     convnet.py   a general conv autoencoder for any H x W x C
     layers.py    the fast layer forms the lecture's conv model uses
@@ -29,6 +30,7 @@ from ae_jax.models.layers import PatchConv, UpsampleConv, max_pool_2x2, upsample
 from ae_jax.models.registry import (DECODERS, ENCODERS, build, checked_autoencoder,  # noqa: F401
                                     code_shape, label, make_autoencoder as from_config)
 from ae_jax.models.sparse import SparseEncoder  # noqa: F401
+from ae_jax.models.vae import VAEEncoder  # noqa: F401
 
 # The lecture's two models by their old names (benchmarks and notebooks use these).
 MODELS = ("dense", "conv")

@@ -38,6 +38,7 @@ ENCODERS = {
     "sparse": "ae_jax.models.sparse:SparseEncoder",  # L1-penalized code
     "conv": "ae_jax.models.conv:ConvEncoder",        # the lecture's 28x28x1 -> (4, 4, 8)
     "convnet": "ae_jax.models.convnet:ConvNetEncoder",  # any H x W x C
+    "vae": "ae_jax.models.vae:VAEEncoder",           # Gaussian q(z|x), reports `kl`
 }
 DECODERS = {
     "dense": "ae_jax.models.dense:DenseDecoder",
