@@ -4,7 +4,9 @@ same 30 epochs as configs/denoise.py, so the difference in blur is the network's
 
 Run:   python launch.py --config configs/conv_wide.py
 Any image size: --config.dataset=cifar10 (32x32x3) works unchanged (codes 4x4x8 there too).
-Results: README "Results" (the command there, the machine named beside the figures).
+Measured on the 2-core Intel Xeon machine (README "Results", while other jobs ran): after
+30 epochs val BCE 0.2683, val PSNR 21.56 dB (noisy input 7.12 dB: +14.44 dB), SSIM 0.765
+(the lecture's denoise.py: 0.2900, 18.60 dB, 0.606); 55,817 parameters.
 """
 import ml_collections
 
