@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import REPO  # pylint: disable=wrong-import-position
-from test_errors import DOC, _args, run_cli  # pylint: disable=wrong-import-position
+from test_errors import DOC, _args, run_cli, trained_run  # noqa: F401 pylint: disable=wrong-import-position,unused-import
 
 from ae_jax import (checkpoint, compress, data, errors, files, idx_builder, latent,  # pylint: disable=wrong-import-position
                     out_of_domain, plots, rate_distortion, sweep)
@@ -63,12 +63,9 @@ def _one_error_line(err: str) -> str:
 # ------------------------------------------------------------------------- training
 
 @pytest.fixture(scope="module")
-def one_epoch_run(tmp_path_factory, tiny_data):
+def one_epoch_run(trained_run):
   """A tiny run trained for one epoch (2 steps), to copy and extend to two."""
-  workdir = str(tmp_path_factory.mktemp("full_disk") / "run")
-  code, err = run_cli(_args([], tiny_data, workdir))
-  assert code == 0, err
-  return workdir
+  return trained_run
 
 
 # (what is being written, how the write is refused: (module, attribute, replacement),

@@ -22,6 +22,15 @@ def _flatten(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
 
 
+def _hidden_layers(module: nn.Module, x: jax.Array) -> jax.Array:
+  """Flatten, then Dense(h) + the module's activation for each h in its `hidden`."""
+  act = checks.ACTIVATIONS[module.activation]
+  x = _flatten(x)
+  for i, h in enumerate(module.hidden):
+    x = act(nn.Dense(h, dtype=module.dtype, name=f"hidden{i}")(x))
+  return x
+
+
 class DenseEncoder(nn.Module):
   """Flatten -> Dense(latent_dim), linear: the code is the `latent_vector` layer."""
   latent_dim: int = 64
@@ -73,10 +82,7 @@ class MLPEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-    act = checks.ACTIVATIONS[self.activation]
-    x = _flatten(x_BxHxWxC)
-    for i, h in enumerate(self.hidden):
-      x = act(nn.Dense(h, dtype=self.dtype, name=f"hidden{i}")(x))
+    x = _hidden_layers(self, x_BxHxWxC)
     z = nn.Dense(self.latent_dim, dtype=self.dtype, name="latent_vector")(x)
     z = checks.ACTIVATIONS[self.code_activation](z)
     self.report(z)
@@ -103,9 +109,6 @@ class MLPDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    act = checks.ACTIVATIONS[self.activation]
-    x = _flatten(z)
-    for i, h in enumerate(self.hidden):
-      x = act(nn.Dense(h, dtype=self.dtype, name=f"hidden{i}")(x))
+    x = _hidden_layers(self, z)
     x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype, name="output")(x)
     return x.reshape(z.shape[0], *self.image_shape)

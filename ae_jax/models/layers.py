@@ -52,6 +52,14 @@ def _cast(dtype, *xs):
   return [x if x.dtype == dtype else x.astype(dtype) for x in xs]
 
 
+def _conv3x3_params(module: nn.Module, cin: int, features: int):
+  """The kernel and bias of `nn.Conv(features, (3, 3))`: the same names, shapes and
+  initializers, so checkpoints and inits are interchangeable with it."""
+  kernel = module.param("kernel", nn.linear.default_kernel_init, (3, 3, cin, features))
+  bias = module.param("bias", nn.initializers.zeros_init(), (features,))
+  return kernel, bias
+
+
 class PatchConv(nn.Module):
   """`nn.Conv(features, (3, 3), padding="SAME")` as im2col: the 9 shifted copies of the
   input side by side, times the kernel as a (9 * C, features) matrix.
@@ -66,8 +74,7 @@ class PatchConv(nn.Module):
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     _, h, w, cin = x_BxHxWxC.shape
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (3, 3, cin, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    kernel, bias = _conv3x3_params(self, cin, self.features)
     x_BxHxWxC, kernel, bias = _cast(jnp.dtype(self.dtype), x_BxHxWxC, kernel, bias)
     xp = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
     patches = jnp.concatenate([xp[:, a:a + h, c:c + w] for a in range(3) for c in range(3)],
@@ -95,8 +102,7 @@ class UpsampleConv(nn.Module):
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (3, 3, cin, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    kernel, bias = _conv3x3_params(self, cin, self.features)
     m = jnp.asarray(_phase_taps(self.padding))
     taps = m.shape[1]
     k = jnp.einsum("rda,seb,abio->deirso", m, m, kernel)
