@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -62,10 +63,25 @@ def _median(records: list[dict], key: str) -> float | None:
   return statistics.median(values) if values else None
 
 
+def paired_ratio(old: list[dict], new: list[dict]) -> str:
+  """Geometric mean of new ÷ old s/epoch over the rounds both finished, and each round's.
+
+  Pairs cancel a slow spell that falls on one round, and with an even number of rounds each
+  checkout runs first equally often (on a busy machine the second of a pair can run ~15%
+  slower: 20261202-120029-before_after.md)."""
+  by_round = {r["round"]: r["seconds_per_epoch"] for r in old}
+  each = [n["seconds_per_epoch"] / by_round[n["round"]] for n in new if n["round"] in by_round]
+  if not each:
+    return ""
+  geo = math.exp(sum(map(math.log, each)) / len(each))
+  return f"**{geo:.3f}×** ({', '.join(f'{x:.2f}' for x in each)})"
+
+
 def table(records: dict, models: list[str]) -> str:
   rows = ["| model | checkout | s/epoch (median) | s/epoch each round | final val loss "
-          "(median) | peak RSS MiB | new ÷ old s/epoch | new vs old val loss |",
-          "|---|---|---|---|---|---|---|---|"]
+          "(median) | peak RSS MiB | new ÷ old s/epoch (medians) | new ÷ old per round "
+          "(geometric mean) | new vs old val loss |",
+          "|---|---|---|---|---|---|---|---|---|"]
   for model in models:
     old, new = records.get(("old", model), []), records.get(("new", model), [])
     s_old, s_new = _median(old, "seconds_per_epoch"), _median(new, "seconds_per_epoch")
@@ -74,14 +90,15 @@ def table(records: dict, models: list[str]) -> str:
       each = ", ".join(f"{r['seconds_per_epoch']:.3f}" for r in recs) or "failed"
       s, l, m = (_median(recs, k) for k in ("seconds_per_epoch", "final_val_loss",
                                             "peak_rss_mb"))
-      ratio = loss = ""
+      ratio = loss = paired = ""
       if name == "new" and s_old and s_new:
-        ratio = f"**{s_new / s_old:.3f}×**"
+        ratio = f"{s_new / s_old:.3f}×"
+        paired = paired_ratio(old, new)
       if name == "new" and l_old and l_new:
         loss = f"{100 * (l_new - l_old) / l_old:+.2f}%"
       rows.append(f"| {model} | {name} | {s if s is None else f'{s:.3f}'} | {each} | "
                   f"{l if l is None else f'{l:.4f}'} | {m if m is None else f'{m:.0f}'} | "
-                  f"{ratio} | {loss} |")
+                  f"{ratio} | {paired} | {loss} |")
   return "\n".join(rows)
 
 
@@ -146,7 +163,8 @@ def main() -> None:
       "",
       "s/epoch: the runner's median of the epochs after the first (validation excluded); "
       "the column's median is over the rounds. Final val loss: median over the rounds' seeds. "
-      "new ÷ old below 1: the new checkout is faster.",
+      "new ÷ old below 1: the new checkout is faster; per round: each round's new ÷ old "
+      "(the two ran back to back), their geometric mean in bold.",
   ])
   with open(base + ".md", "w") as f:
     f.write(text + "\n")
