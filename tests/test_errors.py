@@ -80,6 +80,10 @@ CASES = [
      None, "encoder.hidden=(64, 0): it must be a tuple of positive integers"),
     ("bad activation", ["--config", "configs/deep.py", "--config.decoder.activation=swish"],
      None, "decoder.activation='swish': it must be one of"),
+    ("unknown kernel initializer", ["--config", "configs/deep.py",
+                                    "--config.encoder.kernel_init=zeros"], None,
+     "encoder.kernel_init='zeros': it must be one of ('lecun_normal', 'glorot_uniform', "
+     "'he_normal')"),
     ("bad code activation", ["--config", "configs/deep.py",
                              "--config.encoder.code_activation=step"], None,
      "encoder.code_activation='step'"),

@@ -15,6 +15,10 @@ import jax.numpy as jnp
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu,
                "tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda x: x}
 DTYPES = ("float32", "bfloat16")
+# Kernel initializers by name: Flax's default (lecun_normal) and Keras' (glorot_uniform).
+INITIALIZERS = {"lecun_normal": nn.initializers.lecun_normal(),
+                "glorot_uniform": nn.initializers.glorot_uniform(),
+                "he_normal": nn.initializers.he_normal()}
 
 
 class BadField(ValueError):
@@ -53,6 +57,12 @@ def activation(module: nn.Module, field: str):
   """The function a field names (one of ACTIVATIONS)."""
   one_of(module, field, tuple(ACTIVATIONS))
   return ACTIVATIONS[getattr(module, field)]
+
+
+def initializer(module: nn.Module, field: str = "kernel_init"):
+  """The initializer a field names (one of INITIALIZERS)."""
+  one_of(module, field, tuple(INITIALIZERS))
+  return INITIALIZERS[getattr(module, field)]
 
 
 def image_shape(module: nn.Module, field: str = "image_shape") -> None:

@@ -25,9 +25,10 @@ def _flatten(x: jax.Array) -> jax.Array:
 def _hidden_layers(module: nn.Module, x: jax.Array) -> jax.Array:
   """Flatten, then Dense(h) + the module's activation for each h in its `hidden`."""
   act = checks.ACTIVATIONS[module.activation]
+  init = checks.INITIALIZERS[module.kernel_init]
   x = _flatten(x)
   for i, h in enumerate(module.hidden):
-    x = act(nn.Dense(h, dtype=module.dtype, name=f"hidden{i}")(x))
+    x = act(nn.Dense(h, dtype=module.dtype, kernel_init=init, name=f"hidden{i}")(x))
   return x
 
 
@@ -50,16 +51,20 @@ class DenseEncoder(nn.Module):
 class DenseDecoder(nn.Module):
   """Dense(H*W*C) -> reshape; returns logits (the sigmoid is applied at the edge)."""
   image_shape: Sequence[int] = IMAGE_SHAPE
+  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
   def __post_init__(self):
     checks.image_shape(self)
+    checks.initializer(self)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, z_BxK: jax.Array) -> jax.Array:
-    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype, name="output")(_flatten(z_BxK))
+    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype,
+                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="output")(
+                     _flatten(z_BxK))
     return x.reshape(z_BxK.shape[0], *self.image_shape)
 
 
@@ -70,6 +75,7 @@ class MLPEncoder(nn.Module):
   latent_dim: int = 32
   activation: str = "relu"
   code_activation: str = "relu"
+  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
@@ -78,12 +84,14 @@ class MLPEncoder(nn.Module):
     checks.positive_int(self, "latent_dim")
     checks.activation(self, "activation")
     checks.activation(self, "code_activation")
+    checks.initializer(self)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     x = _hidden_layers(self, x_BxHxWxC)
-    z = nn.Dense(self.latent_dim, dtype=self.dtype, name="latent_vector")(x)
+    z = nn.Dense(self.latent_dim, dtype=self.dtype,
+                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="latent_vector")(x)
     z = checks.ACTIVATIONS[self.code_activation](z)
     self.report(z)
     return z
@@ -98,6 +106,7 @@ class MLPDecoder(nn.Module):
   hidden: Sequence[int] = (64, 128)
   activation: str = "relu"
   image_shape: Sequence[int] = IMAGE_SHAPE
+  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
@@ -105,10 +114,12 @@ class MLPDecoder(nn.Module):
     checks.positive_ints(self, "hidden")
     checks.activation(self, "activation")
     checks.image_shape(self)
+    checks.initializer(self)
     super().__post_init__()
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     x = _hidden_layers(self, z)
-    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype, name="output")(x)
+    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype,
+                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="output")(x)
     return x.reshape(z.shape[0], *self.image_shape)
