@@ -1,16 +1,16 @@
 """Sparse autoencoder on Fashion-MNIST: the Keras blog's Dense(32, relu) code with an L1
 activity penalty 1e-4 (`regularizers.l1(10e-5)`), decoder Dense(784); 100 epochs, batch 256.
 
-Keras' kernel initializer (glorot_uniform), as the blog's: with Flax's lecun_normal, 4-7 of
-the 32 relu code units start dead and the BCE ends ~6% higher (benchmarks/run.py, 3
-epochs). The encoder reports `l1` (sum |code| per image) and `code_mean`; the objective adds
+Keras' kernel initializer (glorot_uniform), as the blog's: with Flax's lecun_normal the BCE
+ended ~6% above the Keras and PyTorch peers after 3 epochs (benchmarks/run.py; in a PyTorch
+replica 4-7 of the 32 relu code units were dead with that init, 0-1 with Keras'). The encoder reports `l1` (sum |code| per image) and `code_mean`; the objective adds
 `loss_weights.l1` times the first. Without the penalty, for the blog's comparison:
     python launch.py --config configs/sparse.py --config.loss_weights.l1=0 --workdir ...
 
 Run:   python launch.py --config configs/sparse.py
 Measured on the 2-core Intel Xeon machine (README "Results"): after 100 epochs val BCE
-0.2851, PSNR 19.56 dB, SSIM 0.643, mean code activation 0.683 (without the penalty:
-0.2848, 19.62 dB, 2.927); 0.49 s per epoch (median), 2 min 59 s for the whole command.
+0.2842, PSNR 19.67 dB, SSIM 0.647, mean code activation 0.686 (without the penalty:
+0.2835, 19.79 dB, 4.055); 0.29 s per epoch (median), 1 min 3 s for the whole command.
 """
 import ml_collections
 
