@@ -44,17 +44,27 @@ class _DiskRefusalLogs(logging.Filter):
   with its traceback (~700 lines for a full disk). The error itself still reaches the
   caller, who names it in one line (`errors.writing`)."""
 
+  refused = False  # set once a save failed on the disk: orbax's later records go too
+
   def filter(self, record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
-    return not (disk_errno(Exception(record.getMessage()))
-                or (error is not None and disk_errno(error)))
+    if disk_errno(Exception(record.getMessage())) or (error is not None and disk_errno(error)):
+      self.refused = True
+      return False
+    # After a refusal, orbax's threads that outlive the failed save report their own end
+    # ('cannot schedule new futures after shutdown', as the process exits): not news.
+    return not (self.refused and "orbax" in record.pathname)
 
 
 _DISK_REFUSAL_LOGS = _DiskRefusalLogs()
 
 
 def make_manager(workdir: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
-  logging.getLogger("absl").addFilter(_DISK_REFUSAL_LOGS)  # once: filters are a set
+  # Once each (filters are a set). asyncio's logger too: a save's write tasks that fail after
+  # the first are reported by it ('Task exception was never retrieved', with a traceback)
+  # when they are collected, which may be after the one-line error was printed.
+  for name in ("absl", "asyncio"):
+    logging.getLogger(name).addFilter(_DISK_REFUSAL_LOGS)
   # Orbax writes each step to a temporary folder and renames it when complete; folders
   # left by a killed save (or a full disk's) are removed on the next start.
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
@@ -87,7 +97,9 @@ def _whole_failures(timeout: float = 60.0):
   ends under them and each prints a traceback."""
   try:
     yield
-  except Exception:
+  except Exception as e:
+    if disk_errno(e):
+      _DISK_REFUSAL_LOGS.refused = True
     deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
       if thread is not threading.current_thread() and \
