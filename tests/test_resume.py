@@ -469,7 +469,7 @@ def test_a_resume_hides_the_repeated_steps_in_tensorboard_at_once(tmp_path):
   assert _shown_val_loss(tmp_path) == [(4, 0.5), (8, pytest.approx(0.4))]
   log = workdir_lib.MetricsLog(str(tmp_path))
   assert [r["step"] for r in log.truncate_after(4)] == [4]  # no new event yet
-  t0 = time.time()  # tensorboardX's thread writes the START within a second
+  t0 = time.time()  # the START is written when the resumed run opens its event file
   while _shown_val_loss(tmp_path) != [(4, 0.5)]:
     assert time.time() - t0 < 5
     time.sleep(0.1)
