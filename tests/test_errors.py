@@ -324,14 +324,17 @@ def _doc_row(what: str, line: str, tiny_data, tmp) -> str:
   return f"| {what} | `{line.replace('|', '/')}` |"
 
 
-def _check_documented(row: str):
+def _check_documented(row: str, written: list | None = None,
+                      test_file: str = "tests/test_errors.py"):
+  """Asserts docs/errors.md has `row`; with AE_JAX_WRITE_ERRORS_DOC set, collects it in
+  `written` (this module's list by default) for the rewrite instead."""
   if os.environ.get("AE_JAX_WRITE_ERRORS_DOC"):
-    _WRITTEN.append(row)
+    (_WRITTEN if written is None else written).append(row)
     return
   with open(DOC) as f:
     assert row in f.read().splitlines(), (
         f"docs/errors.md lacks {row!r}: regenerate it with AE_JAX_WRITE_ERRORS_DOC=1 "
-        "python -m pytest tests/test_errors.py")
+        f"python -m pytest {test_file}")
 
 
 _WRITTEN: list[str] = []

@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import REPO  # pylint: disable=wrong-import-position
+import test_errors  # pylint: disable=wrong-import-position
 from test_errors import DOC, _args, run_cli, trained_run  # noqa: F401 pylint: disable=wrong-import-position,unused-import
 
 from ae_jax import (checkpoint, compress, data, errors, files, idx_builder, latent,  # pylint: disable=wrong-import-position
@@ -296,14 +297,8 @@ _WRITTEN: list[str] = []
 
 
 def _check_documented(what: str, line: str) -> None:
-  row = f"| {what} | `{line.replace('|', '/')}` |"
-  if os.environ.get("AE_JAX_WRITE_ERRORS_DOC"):
-    _WRITTEN.append(row)
-    return
-  with open(DOC) as f:
-    assert row in f.read().splitlines(), (
-        f"docs/errors.md lacks {row!r}: regenerate it with AE_JAX_WRITE_ERRORS_DOC=1 "
-        "python -m pytest tests/test_full_disk.py")
+  test_errors._check_documented(f"| {what} | `{line.replace('|', '/')}` |", _WRITTEN,  # pylint: disable=protected-access
+                                "tests/test_full_disk.py")
 
 
 @pytest.fixture(scope="module", autouse=True)
