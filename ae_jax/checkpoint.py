@@ -252,8 +252,7 @@ def checkpoint_id(workdir: str, step: int) -> int:
 def _abstract_params(module: nn.Module, example: jax.Array) -> dict:
   """{'params': shapes} of `module` (what an item holds: not the terms a module sows)."""
   def init(x):
-    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
-    return {"params": module.init(rngs, x)["params"]}
+    return {"params": module.init(models.shape_rngs(), x)["params"]}
   return jax.eval_shape(init, example)
 
 

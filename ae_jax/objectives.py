@@ -86,13 +86,10 @@ def reported_names(model, image_shape) -> tuple[list[str], list[str]]:
   x = jax.ShapeDtypeStruct((2, *image_shape), jnp.float32)
 
   def run(x):
-    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
-    variables = model.init(rngs, x)
+    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+    variables = model.init(registry.shape_rngs(), x)
     return apply(model.apply, variables["params"], x, jax.random.key(2))[1:]
 
   losses, mets = jax.eval_shape(run, x)
   return sorted(losses), sorted(mets)
 
-
-def reconstruction(kind: str, logits: jax.Array, target: jax.Array) -> jax.Array:
-  return metrics.reconstruction_loss(kind, logits, target)

@@ -140,7 +140,7 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   model = models.from_config(config, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
   abstract = lambda module, example: {"params": jax.eval_shape(
-      lambda e: module.init({"params": jax.random.key(0), "sample": jax.random.key(1)}, e),
+      lambda e: module.init(models.shape_rngs(), e),
       example)["params"]}
   step_dir = os.path.join(reference, "checkpoints", "6")
   enc = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "encoder"),

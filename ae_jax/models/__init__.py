@@ -28,14 +28,13 @@ from ae_jax.models.dense import (IMAGE_SHAPE, DenseDecoder, DenseEncoder,  # noq
                                  MLPDecoder, MLPEncoder)
 from ae_jax.models.layers import PatchConv, UpsampleConv, max_pool_2x2, upsample_2x  # noqa: F401
 from ae_jax.models.registry import (DECODERS, ENCODERS, build, checked_autoencoder,  # noqa: F401
-                                    code_shape, label, make_autoencoder as from_config)
+                                    code_shape, make_autoencoder as from_config,
+                                    shape_rngs)
 from ae_jax.models.sparse import SparseEncoder  # noqa: F401
 from ae_jax.models.vae import VAEEncoder  # noqa: F401
 
-# The lecture's two models by their old names (benchmarks and notebooks use these).
-MODELS = ("dense", "conv")
 
-
+# The lecture's two models by their old names ('dense', 'conv'): benchmarks use these.
 def make_autoencoder(model: str, latent_dim: int = 64,
                      image_shape: Sequence[int] = IMAGE_SHAPE) -> Autoencoder:
   """The lecture's autoencoder of kind `model` ('dense' or 'conv')."""

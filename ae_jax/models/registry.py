@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import math
 import os
 import sys
 from typing import Any, Mapping
@@ -27,7 +26,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.config_lib import model_label as label  # noqa: F401 (re-exported)
 from ae_jax.errors import UserError, describe
 from ae_jax.models import checks
 from ae_jax.models.autoencoder import Autoencoder
@@ -135,10 +133,15 @@ def make_autoencoder(record: Mapping, image_shape) -> Autoencoder:
                      decoder=build(record["decoder"], "decoder", image_shape, dtype))
 
 
+def shape_rngs() -> dict:
+  """The keys of an init that is only traced for shapes (`jax.eval_shape`): 'params', and
+  'sample' for a model that samples."""
+  return {"params": jax.random.key(0), "sample": jax.random.key(1)}
+
+
 def _output_shape(module: nn.Module, x: jax.ShapeDtypeStruct):
   def run(x):
-    rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
-    return module.init_with_output(rngs, x)[0]
+    return module.init_with_output(shape_rngs(), x)[0]
   return jax.eval_shape(run, x)
 
 
@@ -176,7 +179,3 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
     raise UserError(f"decoder {dec!r} turns encoder {enc!r}'s code {code} into {got}, not "
                     f"{images}' shape {image_shape}: change the decoder's fields")
   return model, code
-
-
-def code_size(code: tuple[int, ...]) -> int:
-  return math.prod(code)
