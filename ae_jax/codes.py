@@ -14,7 +14,14 @@ scale_d * q, q in 0..255). The file, all little-endian:
     payload   the arrays, C order, one after the other (offset and scale first for uint8)
 Version 1 files (no header CRC: a header altered into other valid JSON went unnoticed) are
 still read.
-No JAX here: reading and writing codes needs numpy only.
+
+Version 3 (written for `entropy` codes only; the other kinds stay version 2): a learned
+codec's integer codes, entropy coded (ae_jax/entropy_coding.py). Its arrays are the
+integer tables (`table_lo`, `table_size`, `table_freq`: shared by every image, like JPEG's
+tables) and `streams`: one range-coded stream per image, each after its varint length.
+The header adds `coder` (the entropy coder and its version) and `symbols_crc32`, checked
+after decoding: a decode that went astray fails loudly instead of giving other pixels.
+No JAX here: reading and writing codes needs numpy (and constriction for `entropy`) only.
 """
 from __future__ import annotations
 
@@ -25,11 +32,13 @@ import zlib
 
 import numpy as np
 
+from ae_jax import entropy_coding
 from ae_jax.errors import UserError
 
-QUANTS = ("float32", "float16", "uint8")
+QUANTS = ("float32", "float16", "uint8", "entropy")
 MAGIC = b"AECODES"
 VERSION = 2
+ENTROPY_VERSION = 3  # the format of `entropy` codes files
 _PREFIX = struct.Struct("<7sBI")  # magic, version, header length
 _HEADER_CRC = struct.Struct("<I")  # version 2 on: the header's CRC-32, after the prefix
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -52,6 +61,9 @@ def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray 
       raise UserError(f"a code value ({peak:.3g}) exceeds float16's range: use "
                       "--quant float32 or uint8")
     return codes_NxD.astype(np.float16), None, None
+  if quant == "entropy":
+    raise UserError("entropy codes come from a learned codec's own prior: encode with "
+                    "ae_jax.compress.encode(..., 'entropy') (a run of configs/codec.py)")
   if quant == "uint8":
     lo, hi = codes_NxD.min(axis=0), codes_NxD.max(axis=0)
     # A dimension with one value keeps it exactly in `offset` (q = 0); avoid dividing by 0.
@@ -100,15 +112,28 @@ class Codes:
   offset: np.ndarray | None = None  # [D] float32, uint8 only
   scale: np.ndarray | None = None
   names: list[str] | None = None  # image names (from a PNG folder), for decode's file names
+  # entropy only: the integer tables, one stream per image, the coder that made them
+  tables: entropy_coding.Tables | None = None
+  streams: list[bytes] | None = None
+  coder: str | None = None
+  # entropy, from encode only (not stored): the model's own -log2 P(ŷ) per image, and how
+  # many values fell outside the tables' range (clipped to it)
+  estimated_bits: np.ndarray | None = None
+  clipped: int = 0
 
   @property
   def num_images(self) -> int:
     return len(self.values)
 
   @property
-  def bytes_per_image(self) -> int:
-    """Bytes of one image's code (the header, shared by all images, is not counted)."""
-    return int(self.values[0].nbytes) if len(self.values) else 0
+  def bytes_per_image(self) -> float:
+    """Bytes of one image's code (the header, shared by all images, is not counted); for
+    entropy codes, the mean over the images of its stream and its length prefix."""
+    if not len(self.values):
+      return 0
+    if self.quant == "entropy":
+      return float(entropy_coding.framed_sizes(self.streams).mean())
+    return int(self.values[0].nbytes)
 
   def dequantized(self) -> np.ndarray:
     """float32 codes [N, *code_shape], ready for the decoder."""
@@ -125,6 +150,15 @@ def codes_to_bytes(codes: Codes) -> bytes:
   arrays = [("values", codes.values)]
   if codes.quant == "uint8":
     arrays = [("offset", codes.offset), ("scale", codes.scale)] + arrays
+  extra, version = {}, VERSION
+  if codes.quant == "entropy":
+    t = codes.tables
+    streams = np.frombuffer(entropy_coding.frame(codes.streams), np.uint8)
+    arrays = [("table_lo", t.lo), ("table_size", t.size), ("table_freq", t.freq),
+              ("streams", streams)]
+    extra = {"coder": codes.coder, "table_precision": entropy_coding.PRECISION,
+             "symbols_crc32": entropy_coding.symbols_crc32(codes.values)}
+    version = ENTROPY_VERSION
   payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
                      for _, a in arrays)
   header = {
@@ -133,10 +167,10 @@ def codes_to_bytes(codes: Codes) -> bytes:
       "quant": codes.quant, "num_images": codes.num_images, "run": codes.run,
       "names": codes.names,
       "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays],
-      "payload_bytes": len(payload), "crc32": zlib.crc32(payload),
+      "payload_bytes": len(payload), "crc32": zlib.crc32(payload), **extra,
   }
   blob = json.dumps(header, separators=(",", ":")).encode()
-  return (_PREFIX.pack(MAGIC, VERSION, len(blob)) + _HEADER_CRC.pack(zlib.crc32(blob)) + blob
+  return (_PREFIX.pack(MAGIC, version, len(blob)) + _HEADER_CRC.pack(zlib.crc32(blob)) + blob
           + payload)
 
 
@@ -153,9 +187,9 @@ def load_codes(path: str) -> Codes:
     raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
                     "`python -m ae_jax.compress encode`")
   _, version, header_len = _PREFIX.unpack_from(data)
-  if version not in (1, VERSION):
+  if version not in (1, VERSION, ENTROPY_VERSION):
     raise UserError(f"{path} has codes format version {version}; this ae_jax reads versions "
-                    f"1 and {VERSION}: {redo} with this version")
+                    f"1 to {ENTROPY_VERSION}: {redo} with this version")
   at = _PREFIX.size + (_HEADER_CRC.size if version >= 2 else 0)
   start = at + header_len
   if len(data) < start:
@@ -187,6 +221,8 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
       parts[name] = np.frombuffer(payload, dtype, count=int(np.prod(shape)),
                                   offset=at).reshape(shape).astype(dtype.newbyteorder("="))
       at += n
+    if header["quant"] == "entropy":
+      return _entropy_codes_from(path, header, parts, redo)
     codes = Codes(values=parts["values"], quant=header["quant"], model=header["model"],
                   latent_dim=int(header["latent_dim"]),
                   code_shape=tuple(int(d) for d in header["code_shape"]),
@@ -200,11 +236,61 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
   return codes
 
 
+def _entropy_codes_from(path: str, header: dict, parts: dict, redo: str) -> Codes:
+  """Entropy codes: the tables checked, the streams decoded, the symbols' CRC checked."""
+  tables = entropy_coding.Tables(lo=parts["table_lo"].astype(np.int32),
+                                 size=parts["table_size"].astype(np.int32),
+                                 freq=parts["table_freq"].astype(np.uint32))
+  problem = tables.check()
+  if problem or int(header.get("table_precision", -1)) != entropy_coding.PRECISION:
+    raise UserError(f"{path} has unusable probability tables ({problem or 'precision'}): {redo}")
+  code_shape = tuple(int(d) for d in header["code_shape"])
+  count = int(header["num_images"])
+  try:
+    streams = entropy_coding.unframe(parts["streams"].tobytes(), count)
+  except ValueError as e:
+    raise UserError(f"{path} has corrupt bitstreams ({e}): {redo}") from None
+  channel_of = channels_of(code_shape, tables.channels)
+  if channel_of is None:
+    raise UserError(f"{path} has a corrupt header (tables of {tables.channels} channels for "
+                    f"codes of shape {code_shape}): {redo}")
+  ours, theirs = entropy_coding.coder_version(), header.get("coder")
+  try:
+    values = entropy_coding.decode(streams, channel_of, tables)
+  except Exception as e:  # pylint: disable=broad-except  (the coder's own complaint)
+    values, failure = None, f"{type(e).__name__}: {e}"
+  if values is None or entropy_coding.symbols_crc32(values) != header.get("symbols_crc32"):
+    why = (f" (it was written by {theirs}, this is {ours}: decode with {theirs})"
+           if theirs != ours else "")
+    raise UserError(f"{path}: the decoded symbols do not match the encoded ones{why}: "
+                    f"{redo}")
+  return Codes(values=values, quant="entropy", model=header["model"],
+               latent_dim=int(header["latent_dim"]), code_shape=code_shape,
+               image_shape=tuple(int(d) for d in header["image_shape"]),
+               run=dict(header["run"]), names=header.get("names"), tables=tables,
+               streams=streams, coder=theirs)
+
+
+def channels_of(code_shape: tuple[int, ...], channels: int) -> np.ndarray | None:
+  """The prior's channel of each value of a flattened code (channels last), or None if
+  the code's last axis does not have `channels` values."""
+  if not code_shape or code_shape[-1] != channels:
+    return None
+  return np.tile(np.arange(channels, dtype=np.int64), int(np.prod(code_shape[:-1])))
+
+
 def inconsistency(codes: Codes) -> str | None:
   """What in `codes` does not fit together (None if all does): checked before a codes file
   is written and after one is read."""
   dims = int(np.prod(codes.code_shape))
-  if codes.quant not in QUANTS or codes.values.dtype.name != codes.quant:
+  if codes.quant == "entropy":
+    if codes.values.dtype != np.int32 or codes.values.ndim != 2 or codes.values.shape[1] != dims:
+      return f"entropy symbols of {codes.values.dtype} {codes.values.shape} for codes {codes.code_shape}"
+    if codes.tables is None or codes.streams is None or len(codes.streams) != codes.num_images:
+      return "entropy codes need their tables and one stream per image"
+    if channels_of(tuple(codes.code_shape), codes.tables.channels) is None:
+      return f"tables of {codes.tables.channels} channels for codes {codes.code_shape}"
+  elif codes.quant not in QUANTS or codes.values.dtype.name != codes.quant:
     return f"values of dtype {codes.values.dtype.name} for quant {codes.quant!r}"
   if codes.values.ndim != 2 or codes.values.shape[1] != dims:
     return f"values of shape {codes.values.shape} for codes of shape {codes.code_shape}"

@@ -112,17 +112,33 @@ def _apply_batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
                          for i in range(0, len(x), batch_size)]) if len(x) else x
 
 
+def default_quant(workdir: str) -> str:
+  """How a run's codes are stored unless told: entropy coded for a learned codec (an
+  encoder with a prior), else uint8."""
+  return "entropy" if _has_prior(read_run_config(workdir)) else "uint8"
+
+
+def _has_prior(cfg: dict) -> bool:
+  from ae_jax.models import codec, registry  # pylint: disable=import-outside-toplevel
+  return codec.has_prior(registry.resolve(cfg["encoder"]["name"], "encoder"))
+
+
 def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
            step: int | None = None, names: Sequence[str] | None = None,
            batch_size: int = 1000) -> Codes:
   """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
-  quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's)."""
+  quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's for other runs than
+  a learned codec's; `entropy`: a learned codec's integer codes, range coded with its
+  prior's tables, `Codes.estimated_bits` holding the model's own estimate per image)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
   if quant not in QUANTS:
     raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
   run = run_identity(workdir, step)
   cfg = read_run_config(workdir)
+  if quant == "entropy" and not _has_prior(cfg):
+    raise UserError(f"{workdir} is a {model_label(cfg)} model, without the learned prior "
+                    "that entropy coding needs: use --quant uint8 (or train configs/codec.py)")
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   if len(images_u8) == 0:
     raise UserError("no images to encode: give at least one")
@@ -131,6 +147,8 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
     raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
                     "string) per image, or none")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
+  if quant == "entropy":
+    return _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size)
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
                          np.asarray(images_u8), batch_size)
@@ -140,6 +158,40 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
                latent_dim=int(np.prod(code_shape)),
                code_shape=tuple(code_shape), image_shape=tuple(cfg["image_shape"]), run=run,
                offset=offset, scale=scale, names=list(names) if names is not None else None)
+
+
+def _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size) -> Codes:
+  """round(y) of the codec's analysis transform, range coded with its prior's tables."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from ae_jax import entropy_coding  # pylint: disable=import-outside-toplevel
+  from ae_jax.codes import channels_of  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import codec  # pylint: disable=import-outside-toplevel
+
+  @jax.jit
+  def apply(x):
+    y, reported = encoder.apply(variables, x, mutable=["losses"])
+    return y, jax.tree.leaves(reported["losses"])[0]
+
+  outputs = [apply(np.asarray(images_u8[i:i + batch_size], np.float32) / 255.0)
+             for i in range(0, len(images_u8), batch_size)]
+  y = np.concatenate([np.asarray(o[0]) for o in outputs])
+  estimated = np.concatenate([np.asarray(o[1]) for o in outputs])
+  if not np.isfinite(y).all():
+    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
+                    "train it again with a lower --config.learning_rate")
+  tables = codec.tables(encoder, variables)
+  code_shape = tuple(y.shape[1:])
+  channel_of = channels_of(code_shape, tables.channels)
+  symbols, clipped = entropy_coding.clip(y.reshape(len(y), -1).astype(np.int64), channel_of,
+                                         tables)
+  codes = Codes(values=symbols, quant="entropy", model=model_label(cfg),
+                latent_dim=int(np.prod(code_shape)), code_shape=code_shape,
+                image_shape=tuple(cfg["image_shape"]), run=run,
+                names=list(names) if names is not None else None, tables=tables,
+                streams=entropy_coding.encode(symbols, channel_of, tables),
+                coder=entropy_coding.coder_version(), estimated_bits=estimated,
+                clipped=clipped)
+  return codes
 
 
 # Codes decode only with the checkpoint that made them: another step cannot stand in.

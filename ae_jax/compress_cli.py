@@ -38,14 +38,15 @@ def _summary(codes: Codes, file_bytes: int) -> str:
   raw = int(np.prod(codes.image_shape))
   per_file = file_bytes / max(codes.num_images, 1)
   return (f"{codes.num_images} images, {codes.model} code {codes.code_shape} as {codes.quant}: "
-          f"{codes.bytes_per_image} B/image ({per_file:.1f} B/image with the header), "
+          f"{codes.bytes_per_image:g} B/image ({per_file:.1f} B/image with the header), "
           f"{raw / codes.bytes_per_image:.1f}x smaller than the raw {raw} B")
 
 
 def cmd_encode(args) -> None:
   check_output_path(args.out, args.overwrite, "--out")  # fail before any work
   images, names, source = load_source(args)
-  codes = compress.encode(args.workdir, images, args.quant, step=args.step, names=names)
+  quant = args.quant or compress.default_quant(args.workdir)
+  codes = compress.encode(args.workdir, images, quant, step=args.step, names=names)
   size = compress.save_codes(args.out, codes, args.overwrite)
   print(f"encoded {source} -> {args.out}: {_summary(codes, size)}")
 
@@ -105,8 +106,9 @@ def make_parser() -> argparse.ArgumentParser:
   enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
   enc.add_argument("--workdir", required=True, help="the training run's workdir")
   _add_source_flags(enc, "to encode")
-  enc.add_argument("--quant", choices=QUANTS, default="uint8",
-                   help="how each code value is stored (default: uint8, 8-bit affine)")
+  enc.add_argument("--quant", choices=QUANTS,
+                   help="how each code value is stored (default: entropy, range coded, for "
+                   "a learned codec's run; uint8, 8-bit affine, for the others)")
   enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   enc.add_argument("--out", required=True, help="codes file to write (.aec)")
   enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -113,8 +113,7 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
   # runs ~25% faster in a scan of 32 steps; the conv step runs ~4-5x slower in any scan
   # than as one jit call per batch. Modules say which they are (SCAN_ON_CPU: the dense
   # families); a module that does not say runs one step per call.
-  if not all(getattr(models.registry.resolve(config[role]["name"], role), "SCAN_ON_CPU", False)
-             for role in ("encoder", "decoder")):
+  if not all(models.registry.scans_on_cpu(config[role], role) for role in ("encoder", "decoder")):
     return 1
   # A divisor of the epoch near 32 (468 steps: 36), so every call has the same length and
   # the scan compiles once: a shorter last call compiled a second one (~0.7 s, epoch 1).

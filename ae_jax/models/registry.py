@@ -23,6 +23,7 @@ import sys
 from typing import Any, Mapping
 
 import flax.linen as nn
+from flax.core import FrozenDict
 import jax
 import jax.numpy as jnp
 
@@ -37,6 +38,7 @@ ENCODERS = {
     "conv": "ae_jax.models.conv:ConvEncoder",        # the lecture's 28x28x1 -> (4, 4, 8)
     "convnet": "ae_jax.models.convnet:ConvNetEncoder",  # any H x W x C
     "vae": "ae_jax.models.vae:VAEEncoder",           # Gaussian q(z|x), reports `kl`
+    "factorized": "ae_jax.models.codec:FactorizedPriorEncoder",  # learned codec, `rate`
 }
 DECODERS = {
     "dense": "ae_jax.models.dense:DenseDecoder",
@@ -68,23 +70,25 @@ def _import(module_name: str):
   return importlib.import_module(module_name)
 
 
-def resolve(name: Any, role: str) -> type[nn.Module]:
-  """The module class `name` stands for as an encoder or decoder (`role`)."""
+def resolve(name: Any, role: str, label: str | None = None) -> type[nn.Module]:
+  """The module class `name` stands for as an encoder or decoder (`role`; `label`: the
+  config group's name in errors, `role` by default)."""
   table = ROLES[role]
+  label = label or role
   target = table.get(name, name) if isinstance(name, str) else None
   if not isinstance(target, str) or ":" not in target:
-    raise UserError(f"unknown {role} {name!r} (config field {role}.name): choose one of "
+    raise UserError(f"unknown {role} {name!r} (config field {label}.name): choose one of "
                     f"{sorted(table)}, or name a module of your own as 'module:Class' "
                     "(README 'Add your own model')")
   module_name, _, attr = target.partition(":")
   try:
     module = _import(module_name)
   except Exception as e:  # pylint: disable=broad-except  (the user's file may raise anything)
-    raise UserError(f"{role}.name {name!r}: cannot import {module_name} ({describe(e)}): "
+    raise UserError(f"{label}.name {name!r}: cannot import {module_name} ({describe(e)}): "
                     "put its folder on PYTHONPATH or run from there") from None
   cls = getattr(module, attr, None)
   if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-    raise UserError(f"{role}.name {name!r}: {module_name} has no Flax module (nn.Module "
+    raise UserError(f"{label}.name {name!r}: {module_name} has no Flax module (nn.Module "
                     f"class) named {attr!r}")
   return cls
 
@@ -94,21 +98,29 @@ def _fields(cls: type[nn.Module]) -> list[str]:
 
 
 def _tupled(value):
-  """Lists (from JSON or the command line) as tuples: module fields must be hashable."""
+  """Lists (from JSON or the command line) as tuples and groups as FrozenDicts: module
+  fields must be hashable."""
+  if isinstance(value, Mapping) or hasattr(value, "to_dict"):
+    value = value.to_dict() if hasattr(value, "to_dict") else value
+    return FrozenDict({k: _tupled(v) for k, v in value.items()})
   if isinstance(value, (list, tuple)):
     return tuple(_tupled(v) for v in value)
   return value
 
 
-def build(spec: Mapping, role: str, image_shape, dtype: str = "float32") -> nn.Module:
-  """The encoder or decoder (`role`) a config group `spec` describes."""
+def build(spec: Mapping, role: str, image_shape, dtype: str = "float32",
+          role_label: str | None = None, detached: bool = False) -> nn.Module:
+  """The encoder or decoder (`role`) a config group `spec` describes; `role_label` names
+  the group in errors where it is nested in another ('encoder.analysis'); `detached`
+  builds it outside any parent module (to check a nested group's fields)."""
   spec = dict(spec.to_dict() if hasattr(spec, "to_dict") else spec)
+  label = role_label or role
   name = spec.pop("name", None)
-  cls = resolve(name, role)
+  cls = resolve(name, role, label)
   fields = _fields(cls)
   for key in spec:
     if key not in fields or key == "dtype":
-      raise UserError(f"unknown config field {role}.{key}: {role} {name!r} takes "
+      raise UserError(f"unknown config field {label}.{key}: {label} {name!r} takes "
                       f"{[f for f in fields if f != 'dtype']}"
                       + (" (the compute dtype is config.dtype)" if key == "dtype" else ""))
   kwargs = {k: _tupled(v) for k, v in spec.items()}
@@ -117,12 +129,21 @@ def build(spec: Mapping, role: str, image_shape, dtype: str = "float32") -> nn.M
   if "dtype" in fields:
     kwargs["dtype"] = checks.compute_dtype(dtype)
   try:
-    return cls(**kwargs)
+    return cls(**kwargs, parent=None) if detached else cls(**kwargs)
   except checks.BadField as e:
-    raise UserError(f"bad config value {role}.{e.field}={kwargs.get(e.field)!r}: it must be "
-                    f"{e.requirement} (--config.{role}.{e.field}=...)") from None
+    raise UserError(f"bad config value {label}.{e.field}={kwargs.get(e.field)!r}: it must be "
+                    f"{e.requirement} (--config.{label}.{e.field}=...)") from None
   except (TypeError, ValueError) as e:
-    raise UserError(f"{role} {name!r} refuses its fields {kwargs}: {describe(e)}") from None
+    raise UserError(f"{label} {name!r} refuses its fields {kwargs}: {describe(e)}") from None
+
+
+def scans_on_cpu(spec: Mapping, role: str) -> bool:
+  """Whether the module a config group names runs its train steps in a scan on CPU: its
+  class's `scan_on_cpu(spec)` where it has one (a wrapper asks what it wraps), else its
+  SCAN_ON_CPU attribute (train._steps_per_call)."""
+  cls = resolve(spec["name"], role)
+  hook = getattr(cls, "scan_on_cpu", None)
+  return bool(hook(spec)) if hook is not None else bool(getattr(cls, "SCAN_ON_CPU", False))
 
 
 def make_autoencoder(record: Mapping, image_shape) -> Autoencoder:

@@ -1,0 +1,107 @@
+"""The learned codec's encoder: an analysis transform and an entropy bottleneck (Ballé et
+al. 2017, arXiv:1611.01704; factorized prior of Ballé et al. 2018, arXiv:1802.01436).
+
+    config.encoder = dict(name="factorized",
+                          analysis=dict(name="mlp", hidden=(512,), latent_dim=96))
+    config.decoder = dict(name="mlp", hidden=(512,))      # the synthesis transform
+    config.loss = "mse"; config.loss_weights.rate = 1 / (lambda * 255**2 * H * W)
+
+`analysis` is any encoder of the model zoo (a config group, as config.encoder itself:
+built-in or the user's own); its output y is the code before quantization, its last axis
+the channels of the prior (a flat code: every value its own channel). The encoder returns
+  * ỹ = y + u, u ~ U(-1/2, 1/2), given the 'sample' RNG stream (the train and eval steps
+    always pass one, a function of (seed, step): exact resumes);
+  * ŷ = round(y) without it (`encoder.apply(variables, x)`: the compression tools),
+and reports the loss term `rate`, -sum log2 P(ỹ) bits per image under the learned
+`FactorizedDensity` (models/entropy.py). The objective, mse + weight * rate, is CompressAI's
+lambda * 255^2 * MSE + bpp divided by lambda * 255^2 * H * W (configs/codec.py). The
+decoder sees integers at compression time and needs nothing else: the integer tables that
+code ŷ (`pmf`, ae_jax/entropy_coding.py) travel in the codes file.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ae_jax.models import checks
+from ae_jax.models.entropy import FactorizedDensity, bits
+
+TABLE_RADIUS = 255  # the prior's tables cover the integers -255..255 (the rest is clipped)
+
+
+class FactorizedPriorEncoder(nn.Module):
+  """Analysis transform + factorized entropy bottleneck; reports `rate` (bits/image)."""
+  analysis: Mapping = None  # a model-zoo encoder group: {"name": ..., **fields}
+  filters: Sequence[int] = (3, 3, 3)  # the prior's CDF network (tfc's and CompressAI's)
+  init_scale: float = 10.0
+  image_shape: Sequence[int] = (28, 28, 1)
+  dtype: Any = jnp.float32
+
+  def __post_init__(self):
+    if not isinstance(self.analysis, Mapping) or "name" not in self.analysis:
+      raise checks.BadField("analysis", "an encoder config group with a name, e.g. "
+                            "{'name': 'mlp', 'hidden': (512,), 'latent_dim': 96}")
+    if self.analysis["name"] == "factorized":
+      raise checks.BadField("analysis", "another encoder than 'factorized' itself")
+    checks.positive_ints(self, "filters")
+    if not (isinstance(self.init_scale, (int, float)) and self.init_scale > 0):
+      raise checks.BadField("init_scale", "a positive number")
+    checks.image_shape(self)
+    self._build_analysis(detached=True)  # a bad analysis group is refused at start-up
+    super().__post_init__()
+
+  def _build_analysis(self, detached: bool = False) -> nn.Module:
+    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel  (cycle)
+    dtype = "bfloat16" if self.dtype == jnp.bfloat16 else "float32"
+    return registry.build(self.analysis, "encoder", self.image_shape, dtype,
+                          role_label="encoder.analysis", detached=detached)
+
+  @classmethod
+  def scan_on_cpu(cls, spec: Mapping) -> bool:
+    """Whether the train steps run in a scan on CPU: as its analysis transform's."""
+    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+    return registry.scans_on_cpu(spec["analysis"], "encoder")
+
+  def setup(self):
+    self.transform = self._build_analysis()
+    self.prior = FactorizedDensity(self.filters, float(self.init_scale))
+
+  def analyse(self, x: jax.Array) -> jax.Array:
+    """y, the code before quantization (float32)."""
+    return self.transform(x).astype(jnp.float32)
+
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    y = self.analyse(x_BxHxWxC)
+    if self.has_rng("sample"):
+      y = y + jax.random.uniform(self.make_rng("sample"), y.shape, jnp.float32, -0.5, 0.5)
+    else:
+      y = jnp.round(y)
+    self.sow("losses", "rate", bits(self.prior(y)))
+    return y
+
+  def pmf(self, lo: int, hi: int) -> jax.Array:
+    """[C, hi - lo + 1]: P(ŷ = k) for k = lo..hi, channel by channel, the tails below lo
+    and above hi added to the end symbols (what entropy_coding.build_tables takes)."""
+    # The prior's channels (its parameters' first axis), without running the transform.
+    channels = self.prior.variables["params"]["matrix0"].shape[0]
+    k = jnp.arange(lo, hi + 1, dtype=jnp.float32)[:, None] * jnp.ones((1, channels))
+    p = self.prior.cdf(k + 0.5) - self.prior.cdf(k - 0.5)  # [L, C]
+    p = p.at[0].add(self.prior.cdf(k[:1] - 0.5)[0])
+    p = p.at[-1].add(1.0 - self.prior.cdf(k[-1:] + 0.5)[0])
+    return jnp.clip(p, 0.0, 1.0).T
+
+
+def has_prior(cls: type) -> bool:
+  """Whether an encoder class codes with a learned prior (a `pmf` method), as this one."""
+  return callable(getattr(cls, "pmf", None))
+
+
+def tables(encoder: nn.Module, variables) -> "entropy_coding.Tables":  # noqa: F821
+  """The integer tables of a restored codec encoder (entropy_coding.build_tables)."""
+  from ae_jax import entropy_coding  # pylint: disable=import-outside-toplevel
+  pmf = encoder.apply(variables, -TABLE_RADIUS, TABLE_RADIUS, method="pmf")
+  return entropy_coding.build_tables(np.asarray(pmf, np.float64), -TABLE_RADIUS)

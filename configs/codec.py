@@ -1,0 +1,39 @@
+"""The learned image codec (ae_jax/models/codec.py): an MLP analysis transform to a
+96-value code, a factorized entropy bottleneck, an MLP synthesis transform; trained on
+rate + lambda * distortion with CompressAI's lambda (loss = lambda * 255^2 * MSE + bpp), here
+divided by lambda * 255^2 * H * W: mse per pixel + loss_weights.rate * bits per image.
+
+Run one point of the rate-distortion curve (lambda after the colon; default 0.0035):
+    python launch.py --config configs/codec.py:0.0035 --workdir runs/codec/0.0035
+then its real bitstreams, entropy coded with constriction:
+    python -m ae_jax.compress encode --workdir runs/codec/0.0035 --dataset fashion_mnist \
+        --split test --out test.aec          # --quant entropy, the default for a codec run
+    python -m ae_jax.compress decode --workdir runs/codec/0.0035 --codes test.aec --out restored/
+The curve (every lambda of LAMBDAS) and its comparison with JPEG, WebP, AVIF, PNG:
+docs/compression.md, with the commands that made it.
+"""
+import ml_collections
+
+from configs import default
+
+LAMBDAS = (0.0009, 0.0018, 0.0035, 0.0067, 0.013)  # CompressAI's ladder, shifted down one
+IMAGE_PIXELS = 28 * 28
+
+
+def rate_weight(lmbda: float, pixels: int = IMAGE_PIXELS) -> float:
+  """loss_weights.rate for CompressAI's lambda: 1 / (lambda * 255^2 * pixels)."""
+  return 1.0 / (lmbda * 255.0**2 * pixels)
+
+
+def get_config(lmbda: str = "0.0035"):
+  config = default.get_config()
+  config.encoder = ml_collections.ConfigDict({
+      "name": "factorized",
+      "analysis": {"name": "mlp", "hidden": (512,), "latent_dim": 96,
+                   "code_activation": "linear"}})
+  config.decoder = ml_collections.ConfigDict({"name": "mlp", "hidden": (512,)})
+  config.loss = "mse"
+  config.loss_weights.rate = rate_weight(float(lmbda))
+  config.num_epochs = 10
+  config.batch_size = 128
+  return config
