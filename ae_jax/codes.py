@@ -35,7 +35,9 @@ import numpy as np
 from ae_jax import entropy_coding
 from ae_jax.errors import UserError
 
-QUANTS = ("float32", "float16", "uint8", "entropy")
+QUANTS = ("float32", "float16", "uint8")  # fixed-length codes, any run's
+ENTROPY = "entropy"  # a learned codec's integer codes, entropy coded (version 3 files)
+ALL_QUANTS = QUANTS + (ENTROPY,)
 MAGIC = b"AECODES"
 VERSION = 2
 ENTROPY_VERSION = 3  # the format of `entropy` codes files
@@ -61,7 +63,7 @@ def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray 
       raise UserError(f"a code value ({peak:.3g}) exceeds float16's range: use "
                       "--quant float32 or uint8")
     return codes_NxD.astype(np.float16), None, None
-  if quant == "entropy":
+  if quant == ENTROPY:
     raise UserError("entropy codes come from a learned codec's own prior: encode with "
                     "ae_jax.compress.encode(..., 'entropy') (a run of configs/codec.py)")
   if quant == "uint8":
@@ -182,6 +184,11 @@ def load_codes(path: str) -> Codes:
   except OSError as e:
     raise UserError(f"cannot read codes file {path} ({e.strerror}): give a file written by "
                     "`python -m ae_jax.compress encode`") from None
+  return codes_from_bytes(data, path)
+
+
+def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
+  """The codes in a codes file's contents `data` (`path` names it in errors)."""
   redo = "encode the images again (python -m ae_jax.compress encode ...)"
   if len(data) < _PREFIX.size or not data.startswith(MAGIC):
     raise UserError(f"{path} is not an ae_jax codes file: give a file written by "

@@ -26,7 +26,8 @@ import numpy as np
 # line and the file helpers moved to their own modules (tests and users import them).
 # pylint: disable=unused-import
 from ae_jax.cli import OneLineParser, add_run_data_flags, positive_int, quiet_logs, run_dataset
-from ae_jax.codes import QUANTS, Codes, codes_to_bytes, load_codes, quantize
+from ae_jax.codes import (ALL_QUANTS, ENTROPY, QUANTS, Codes, codes_from_bytes, codes_to_bytes,
+                          load_codes, quantize)
 from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
 from ae_jax.errors import UserError
 from ae_jax.files import (atomic_write, check_output_folder, check_output_path,
@@ -127,13 +128,13 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
            step: int | None = None, names: Sequence[str] | None = None,
            batch_size: int = 1000) -> Codes:
   """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
-  quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's for other runs than
+  quantized as `quant` (one of ALL_QUANTS; uint8 by default, as the CLI's for other runs than
   a learned codec's; `entropy`: a learned codec's integer codes, range coded with its
   prior's tables, `Codes.estimated_bits` holding the model's own estimate per image)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  if quant not in QUANTS:
-    raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+  if quant not in ALL_QUANTS:
+    raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(ALL_QUANTS)}")
   run = run_identity(workdir, step)
   cfg = read_run_config(workdir)
   if quant == "entropy" and not _has_prior(cfg):

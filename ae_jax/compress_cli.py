@@ -10,7 +10,7 @@ import numpy as np
 
 from ae_jax import compress
 from ae_jax.cli import OneLineParser, positive_int, quiet_logs
-from ae_jax.codes import QUANTS, Codes, load_codes
+from ae_jax.codes import ALL_QUANTS, Codes, load_codes
 from ae_jax.errors import UserError, run_cli
 from ae_jax.files import check_output_path, read_png_folder, write_png_folder
 from ae_jax.workdir import read_run_config
@@ -106,7 +106,7 @@ def make_parser() -> argparse.ArgumentParser:
   enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
   enc.add_argument("--workdir", required=True, help="the training run's workdir")
   _add_source_flags(enc, "to encode")
-  enc.add_argument("--quant", choices=QUANTS,
+  enc.add_argument("--quant", choices=ALL_QUANTS,
                    help="how each code value is stored (default: entropy, range coded, for "
                    "a learned codec's run; uint8, 8-bit affine, for the others)")
   enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")

@@ -13,9 +13,10 @@ CompressAI do, the floats are turned into integer tables once:
     recomputes a float: a decoder with perturbed weights still reads the same symbols.
 
 The bitstreams are range coded with `constriction` (its queue-based RangeEncoder, 32-bit
-words), one stream per image. A stream's trailing zero bytes inside its last word are
-dropped (the decoder pads them back), which keeps the coder's overhead to ~1-2 bytes an
-image; the file frames each stream with a varint length (one byte under 128 bytes).
+words, written big-endian), one stream per image, cut after the last byte the decoder
+needs (`_shortest`: checked by decoding): the coder's overhead is about 2 bytes an image
+(tests/test_codec.py); the file frames each stream with a varint length (one byte under 128
+bytes).
 """
 from __future__ import annotations
 
@@ -111,16 +112,27 @@ def _model():
   return constriction.stream.model.Categorical(perfect=False)
 
 
-def _trim(words: np.ndarray) -> bytes:
-  data = words.astype("<u4").tobytes()
-  end = len(data)
-  while end > len(data) - 3 and end > 0 and data[end - 1] == 0:
-    end -= 1
-  return data[:end]
+def _to_bytes(words: np.ndarray) -> bytes:
+  return words.astype(">u4").tobytes()  # big-endian: a word's low-order bytes come last
 
 
-def _untrim(data: bytes) -> np.ndarray:
-  return np.frombuffer(data + b"\0" * (-len(data) % 4), "<u4").astype(np.uint32)
+def _to_words(data: bytes) -> np.ndarray:
+  return np.frombuffer(data + b"\0" * (-len(data) % 4), ">u4").astype(np.uint32)
+
+
+def _decode_one(data: bytes, model, probs: np.ndarray) -> np.ndarray:
+  import constriction  # pylint: disable=import-outside-toplevel
+  return constriction.stream.queue.RangeDecoder(_to_words(data)).decode(model, probs)
+
+
+def _shortest(data: bytes, row: np.ndarray, model, probs: np.ndarray) -> bytes:
+  """`data` without as many trailing bytes as still decode to `row`. The decoder reads
+  missing bytes as zeros, and the coder's last word only has to point inside its final
+  interval: its low-order bytes are often free. Each cut is checked by decoding it, so the
+  stream decodes exactly by construction."""
+  while data and np.array_equal(_decode_one(data[:-1], model, probs), row):
+    data = data[:-1]
+  return data
 
 
 def encode(symbols_NxD: np.ndarray, channel_of_D: np.ndarray, tables: Tables) -> list[bytes]:
@@ -135,19 +147,17 @@ def encode(symbols_NxD: np.ndarray, channel_of_D: np.ndarray, tables: Tables) ->
   for row in shifted:
     coder = constriction.stream.queue.RangeEncoder()
     coder.encode(row, model, probs)
-    streams.append(_trim(coder.get_compressed()))
+    streams.append(_shortest(_to_bytes(coder.get_compressed()), row, model, probs))
   return streams
 
 
 def decode(streams: list[bytes], channel_of_D: np.ndarray, tables: Tables) -> np.ndarray:
   """int32 symbols [N, D] from the streams `encode` made with the same tables."""
-  import constriction  # pylint: disable=import-outside-toplevel
   probs = tables.probabilities()[channel_of_D]
   model = _model()
   out = np.empty((len(streams), len(channel_of_D)), np.int32)
   for i, data in enumerate(streams):
-    coder = constriction.stream.queue.RangeDecoder(_untrim(data))
-    out[i] = coder.decode(model, probs)
+    out[i] = _decode_one(data, model, probs)
   return out + tables.lo[channel_of_D]
 
 

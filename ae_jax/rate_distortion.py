@@ -60,6 +60,8 @@ def autoencoder_rows(workdir: str, images_u8: np.ndarray,
   """One row per quantization of the codes of checkpoint `step` (default: the latest;
   the encoder runs once)."""
   raw = int(np.prod(images_u8.shape[1:]))
+  if compress.default_quant(workdir) == compress.ENTROPY:
+    return [codec_row(workdir, images_u8, label, step)]
   codes32 = compress.encode(workdir, images_u8, "float32", step=step)
   label = label or code_label(codes32)
   rows = []
@@ -72,6 +74,33 @@ def autoencoder_rows(workdir: str, images_u8: np.ndarray,
                      images_u8, file_bytes_per_image=file_bytes, quant=quant,
                      latent_dim=codes.latent_dim))
   return rows
+
+
+def codec_row(workdir: str, images_u8: np.ndarray, label: str | None = None,
+              step: int | None = None) -> dict:
+  """The row of a learned codec's run: its entropy-coded bytes per image (stream and
+  length prefix), next to the model's own estimate of them, and encode/decode speed (the
+  file written and read back; restoring the checkpoints and compiling not counted)."""
+  import time  # pylint: disable=import-outside-toplevel
+  raw = int(np.prod(images_u8.shape[1:]))
+  warm = compress.encode(workdir, images_u8[:10], compress.ENTROPY, step=step)
+  compress.decode(warm, workdir)  # restores and compiles: not counted in the speeds below
+  t0 = time.perf_counter()
+  codes = compress.encode(workdir, images_u8, compress.ENTROPY, step=step)
+  data = compress.codes_to_bytes(codes)
+  t1 = time.perf_counter()
+  restored = quality.to_uint8(compress.decode(compress.codes_from_bytes(data), workdir))
+  t2 = time.perf_counter()
+  cfg = compress.read_run_config(workdir)
+  weight = cfg.get("loss_weights", {}).get("rate")
+  lmbda = 1.0 / (weight * 255.0**2 * raw) if weight else None
+  label = label or (f"{codes.model} λ={lmbda:.4g}" if lmbda else code_label(codes))
+  return _row("learned codec", label, codes.bytes_per_image, raw, restored, images_u8,
+              file_bytes_per_image=len(data) / len(images_u8), quant=compress.ENTROPY,
+              latent_dim=codes.latent_dim, lmbda=lmbda,
+              estimated_bytes_per_image=float(np.mean(codes.estimated_bits)) / 8,
+              clipped=codes.clipped, encode_images_per_sec=len(images_u8) / (t1 - t0),
+              decode_images_per_sec=len(images_u8) / (t2 - t1))
 
 
 def _pil(image_u8: np.ndarray) -> Image.Image:

@@ -37,6 +37,9 @@ FAMILIES = {
     "vae": ("configs/beta_vae.py", ["--config.encoder.hidden=(16,)",
                                     "--config.decoder.hidden=(16,)",
                                     "--config.loss_warmup_steps=4"]),
+    "codec": ("configs/codec.py", ["--config.encoder.analysis.hidden=(16,)",
+                                   "--config.encoder.analysis.latent_dim=8",
+                                   "--config.decoder.hidden=(16,)"]),
 }
 TINY = ["--config.batch_size=32", "--config.steps_per_epoch=3", "--config.num_epochs=2",
         "--config.eval_examples=64", "--config.eval_batch_size=32", "--config.num_images=4",
@@ -130,6 +133,12 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
     assert rows[1]["val_loss"] == pytest.approx(
         rows[1]["val_reconstruction"] + 4.0 * rows[1]["val_kl"], rel=1e-5)
 
+  if family == "codec":  # the rate (bits per image) weighed in by configs/codec.py's weight
+    assert {"train_rate", "val_rate", "val_reconstruction"} <= set(rows[0])
+    assert rows[0]["val_loss"] == pytest.approx(
+        rows[0]["val_reconstruction"] + config.loss_weights.rate * rows[0]["val_rate"],
+        rel=1e-5)
+
   # 4 devices: the same numbers but for the order of the sums over devices.
   for row, ref in zip(_rows(four), rows):
     assert row.keys() == ref.keys()
@@ -154,7 +163,7 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
 
   # The compression tools: images -> codes file -> images, with only each half restored.
   images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), np.uint8)
-  codes = compress.encode(reference, images, "float32")
+  codes = compress.encode(reference, images, "float32" if family != "codec" else "entropy")
   path = str(tmp_path / "codes.aec")
   with open(path, "wb") as f:
     f.write(compress.codes_to_bytes(codes))
