@@ -52,9 +52,9 @@ def _curve(points: Sequence[tuple[float, float]], name: str) -> tuple[np.ndarray
     raise CurveError(f"{name} has a rate <= 0: rates must be positive")
   order = np.argsort(psnr)
   psnr, log_rate = psnr[order], np.log(rate[order])
-  if (np.diff(psnr) <= 0).any():
-    raise CurveError(f"{name} has two points of the same PSNR {psnr[np.diff(psnr) <= 0][0]:.3f} "
-                     "dB: drop one")
+  same = psnr[1:][np.diff(psnr) <= 0]
+  if same.size:
+    raise CurveError(f"{name} has two points of the same PSNR {same[0]:.3f} dB: drop one")
   return psnr, log_rate
 
 
