@@ -1,25 +1,31 @@
-"""Quality against size: a trained run's codes at each quantization next to PNG and JPEG.
+"""Quality against size: trained runs' codes at each quantization next to the classic
+codecs (JPEG, WebP, AVIF, PNG) and other codecs' results, with BD-rates.
 
     python -m ae_jax.rate_distortion --workdir runs/dense --out runs/rd
+    python -m ae_jax.rate_distortion --workdir runs/sweep/runs/K8 --workdir runs/sweep/runs/K64 \
+        --extra compressai.jsonl --out runs/rd          # several runs, another codec's rows
+    python -m ae_jax.rate_distortion --dataset fashion_mnist --split test --out runs/classic
 
 For every method, bytes per image and the mean MSE, PSNR, SSIM and BCE of what a user gets
-back (uint8 pixels) against the originals (by default the run's eval split). Writes
-rd.md, rd.csv, rd.json and rd.png (PSNR and SSIM against bytes/image) into --out.
+back (uint8 pixels) against the originals (by default the runs' eval split; without a run,
+--dataset/--split). Writes rd.md, rd.csv, rd.json and rd.png (PSNR and SSIM against
+bytes/image, a curve per method), and rd_bd.md / rd_bd.json (the BD-rate of every curve
+against every classic codec's, over the PSNR range both cover and over --bd_range) into --out.
 
-What the bytes count: for the autoencoder, one image's code (the decoder's weights and the
-quantization parameters are shared by every image, like a codec's tables); for PNG, the
-whole file; for JPEG three ways: the whole file ("JPEG file"), the file without its
-quantization and Huffman tables ("JPEG, tables shared": Pillow's abbreviated
-`streamtype=2` stream, still ~45 B of per-image markers) and the entropy-coded scan data
-alone ("JPEG, scan only": what a container that knows the image size and tables would
-store). The last is the like-for-like match for the autoencoder's count.
+What the bytes count (the `count` column): for the autoencoder, one image's code (the
+decoder's weights and the quantization parameters are shared by every image, like a codec's
+tables): payload. For the classic codecs see classic_codecs.py: PNG the whole file; JPEG the
+whole file ("JPEG file"), the file without its tables ("JPEG, tables shared": Pillow's
+abbreviated `streamtype=2` stream, still ~45 B of per-image markers) and the entropy-coded
+scan data alone ("JPEG, scan only": payload, the like-for-like match for the autoencoder's
+count); WebP and AVIF the whole file and the coded data in it (the `VP8 ` chunk, the `mdat`
+box: payload). --extra rows say theirs (payload unless `"count": "file"`).
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import functools
-import io
 import json
 import math
 import os
@@ -27,24 +33,22 @@ import sys
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from ae_jax import cli, compress, files, progress, quality
+from ae_jax import classic_codecs, cli, compress, files, progress, quality, rd_compare
 from ae_jax.errors import Report, UserError, run_cli, writing
 
-JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
 COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
 
 
 # --------------------------------------------------------------------------- codecs
 
-def _row(method: str, setting: str, nbytes: float, raw: int, restored_u8: np.ndarray,
-         originals_u8: np.ndarray, **extra) -> dict:
-  q = quality.report(restored_u8, originals_u8)
-  if q["mse"] == 0:
-    q["psnr"] = math.inf  # lossless (metrics.psnr would print its 100 dB floor)
-  return {"method": method, "setting": setting, "bytes_per_image": float(nbytes),
-          "ratio": raw / nbytes, **q, **extra}
+# The classic codecs live in classic_codecs.py; their names stay here for the other tools.
+JPEG_QUALITIES = classic_codecs.JPEG_QUALITIES
+jpeg, jpeg_rows, jpeg_segments = (classic_codecs.jpeg, classic_codecs.jpeg_rows,
+                                  classic_codecs.jpeg_segments)
+png_row, webp_rows, avif_rows = (classic_codecs.png_row, classic_codecs.webp_rows,
+                                 classic_codecs.avif_rows)
+_row = classic_codecs.measured_row
 
 
 def code_label(codes: compress.Codes) -> str:
@@ -72,7 +76,8 @@ def autoencoder_rows(workdir: str, images_u8: np.ndarray,
     file_bytes = len(compress.codes_to_bytes(codes)) / len(images_u8)
     rows.append(_row(f"autoencoder {quant}", label, codes.bytes_per_image, raw, restored,
                      images_u8, file_bytes_per_image=file_bytes, quant=quant,
-                     latent_dim=codes.latent_dim))
+                     latent_dim=codes.latent_dim, model=codes.model, workdir=workdir,
+                     count="payload"))
   return rows
 
 
@@ -97,79 +102,11 @@ def codec_row(workdir: str, images_u8: np.ndarray, label: str | None = None,
   label = label or (f"{codes.model} λ={lmbda:.4g}" if lmbda else code_label(codes))
   return _row("learned codec", label, codes.bytes_per_image, raw, restored, images_u8,
               file_bytes_per_image=len(data) / len(images_u8), quant=compress.ENTROPY,
-              latent_dim=codes.latent_dim, lmbda=lmbda,
+              latent_dim=codes.latent_dim, lmbda=lmbda, model=codes.model, workdir=workdir,
+              count="payload",
               estimated_bytes_per_image=float(np.mean(codes.estimated_bits)) / 8,
               clipped=codes.clipped, encode_images_per_sec=len(images_u8) / (t1 - t0),
               decode_images_per_sec=len(images_u8) / (t2 - t1))
-
-
-def _pil(image_u8: np.ndarray) -> Image.Image:
-  return Image.fromarray(image_u8[..., 0] if image_u8.shape[-1] == 1 else image_u8)
-
-
-def _as_batch(images: list[np.ndarray], like: np.ndarray) -> np.ndarray:
-  return np.stack(images).reshape(like.shape)
-
-
-def jpeg_segments(jpeg_bytes: bytes) -> tuple[int, int]:
-  """(bytes of the DQT and DHT table segments, bytes of entropy-coded scan data) of a
-  baseline single-scan JPEG file such as Pillow writes.
-
-  The file less its tables is Pillow's abbreviated stream (`streamtype=2`): tables can be
-  shared by all images, as the autoencoder's decoder is.
-  """
-  tables, at = 0, 2  # after SOI
-  while at + 4 <= len(jpeg_bytes) and jpeg_bytes[at] == 0xFF:
-    marker = jpeg_bytes[at + 1]
-    length = int.from_bytes(jpeg_bytes[at + 2:at + 4], "big")
-    if marker in (0xDB, 0xC4):
-      tables += 2 + length
-    if marker == 0xDA:  # start of scan: entropy-coded data up to the final EOI marker
-      return tables, len(jpeg_bytes) - (at + 2 + length) - 2
-    at += 2 + length
-  raise ValueError("not a baseline JPEG stream: no start-of-scan marker")
-
-
-def jpeg(images_u8: np.ndarray, quality_setting: int) -> tuple[np.ndarray, dict[str, float]]:
-  """(decoded images, mean bytes/image of "file", "tables shared", "scan only")."""
-  decoded, sizes = [], {"file": 0, "tables shared": 0, "scan only": 0}
-  for image in images_u8:
-    buf = io.BytesIO()
-    _pil(image).save(buf, "JPEG", quality=quality_setting)
-    tables, scan = jpeg_segments(buf.getvalue())
-    sizes["file"] += buf.tell()
-    sizes["tables shared"] += buf.tell() - tables
-    sizes["scan only"] += scan
-    decoded.append(np.asarray(Image.open(buf)))
-  return _as_batch(decoded, images_u8), {k: v / len(images_u8) for k, v in sizes.items()}
-
-
-def jpeg_rows(images_u8: np.ndarray, qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
-  """Three rows per quality, one per way of counting the bytes (same pictures)."""
-  raw = int(np.prod(images_u8.shape[1:]))
-  rows = []
-  for q in qualities:
-    decoded, sizes = jpeg(images_u8, q)
-    row = _row("JPEG file", f"quality {q}", sizes["file"], raw, decoded, images_u8,
-               jpeg_quality=q)
-    rows.append(row)
-    for count in ("tables shared", "scan only"):
-      rows.append({**row, "method": f"JPEG, {count}", "bytes_per_image": sizes[count],
-                   "ratio": raw / sizes[count]})
-  return rows
-
-
-def png_row(images_u8: np.ndarray) -> dict:
-  """PNG (lossless, optimize=True): mean file bytes; decoding gives the originals back."""
-  decoded, total = [], 0
-  for image in images_u8:
-    buf = io.BytesIO()
-    _pil(image).save(buf, "PNG", optimize=True)
-    total += buf.tell()
-    decoded.append(np.asarray(Image.open(buf)))
-  raw = int(np.prod(images_u8.shape[1:]))
-  return _row("PNG", "lossless", total / len(images_u8), raw, _as_batch(decoded, images_u8),
-              images_u8)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -202,27 +139,42 @@ def write_table(out: str, name: str, rows: list[dict], columns: Sequence[str],
     json.dump(clean, f, indent=1)
 
 
+# How a curve is drawn: a colour per codec (per curve for the autoencoder and --extra
+# methods), and the way its bytes were counted by line and marker, so that payload curves
+# are compared with payload curves and files with files.
+_COUNT_STYLE = {"payload": ("-", "o"), "file": ("--", "s"), "tables shared": (":", "^")}
+_CODECS = ("JPEG", "WebP", "AVIF")
+
+
+def _family(method: str) -> str:
+  first = method.split(" ")[0].rstrip(",")
+  return first if first in _CODECS else method
+
+
 def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
   """PSNR and SSIM against bytes/image (log scale), one curve per method; `raw_bytes`: an
   uncompressed image's size, for the axis label."""
   from ae_jax import plots  # pylint: disable=import-outside-toplevel,unused-import  (Agg backend)
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
   sizes = [r["bytes_per_image"] for r in rows]
   ticks = [2**i for i in range(0, 14) if min(sizes) / 2 <= 2**i <= max(sizes) * 2]
   methods = list(dict.fromkeys(r["method"] for r in rows))
+  families = list(dict.fromkeys(_family(m) for m in methods if m != "PNG"))
+  colour = {f: f"C{i % 10}" for i, f in enumerate(families)}
   for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
     for method in methods:
-      pts = sorted((r["bytes_per_image"], r[metric], r["setting"]) for r in rows
-                   if r["method"] == method)
+      mine = [r for r in rows if r["method"] == method]
+      pts = sorted((r["bytes_per_image"], r[metric], r["setting"]) for r in mine)
       if method == "PNG":  # lossless: a vertical line at its size, not a point at infinity
         ax.axvline(pts[0][0], color="gray", ls=":", label=f"PNG lossless ({pts[0][0]:.0f} B)")
         continue
-      style = "o-" if method.startswith("autoencoder") else "s--"
-      ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=4, label=method)
-      if method.startswith("autoencoder") and len({p[2] for p in pts}) > 1:
-        for x, y, s in pts:  # the sweep: say which K each point is
+      line, marker = _COUNT_STYLE.get(mine[0].get("count", "payload"), ("-", "o"))
+      ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=line, marker=marker, ms=4,
+              color=colour[_family(method)], label=method)
+      if _family(method) == method and len({p[2] for p in pts}) > 1:
+        for x, y, s in pts:  # runs or settings of one curve: say which each point is
           ax.annotate(s.split("=")[-1], (x, y), fontsize=7, xytext=(2, 3),
                       textcoords="offset points")
     ax.set_xscale("log")
@@ -232,9 +184,11 @@ def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
     ax.set_xlabel(f"bytes per image (raw: {raw_bytes})")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3, which="both")
-  axes[0].legend(fontsize=7)
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="center right", fontsize=7,
+             title="solid: payload, dashed: file", title_fontsize=7)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 0.8, 1))
   fig.savefig(path, dpi=80)
   plt.close(fig)
 
@@ -263,13 +217,45 @@ def load_eval_images(workdir: str, split: str | None = None, max_images: int | N
   return data.load_images(builder, split, max_images), cfg
 
 
+@dataclasses.dataclass(frozen=True)
+class Classic:
+  """Which classic codecs to measure, and their settings (the flags of the same names)."""
+  codecs: Sequence[str] = classic_codecs.NAMES
+  jpeg_qualities: Sequence[int] = classic_codecs.JPEG_QUALITIES
+  webp_qualities: Sequence[int] = classic_codecs.WEBP_QUALITIES
+  avif_qualities: Sequence[int] = classic_codecs.AVIF_QUALITIES
+  avif_speed: int = classic_codecs.AVIF_SPEED
+
+  def jobs(self, images_u8: np.ndarray) -> list[tuple[str, Callable[[], list[dict]]]]:
+    """(name, work) of each codec and quality: PNG, JPEG, WebP, AVIF, those selected."""
+    jobs = []
+    if "png" in self.codecs:
+      jobs.append(("PNG", lambda: [png_row(images_u8)]))
+    for name, rows, qualities, options in (
+        ("jpeg", jpeg_rows, self.jpeg_qualities, {}),
+        ("webp", webp_rows, self.webp_qualities, {}),
+        ("avif", avif_rows, self.avif_qualities, {"speed": self.avif_speed})):
+      if name in self.codecs:
+        jobs += [(f"{name.upper()} quality {q}",
+                  functools.partial(rows, images_u8, [q], **options)) for q in qualities]
+    return jobs
+
+  def methods(self) -> set[str]:
+    """The names of the curves it measures."""
+    names = {"png": ["PNG"], "jpeg": ["JPEG file", "JPEG, tables shared", "JPEG, scan only"],
+             "webp": ["WebP file", "WebP, VP8 payload"],
+             "avif": ["AVIF file", "AVIF, mdat payload"]}
+    return {m for c in self.codecs for m in names[c]}
+
+
 def measure(images_u8: np.ndarray, autoencoders: Callable[[], list[dict]],
-            jpeg_qualities: Sequence[int] = JPEG_QUALITIES) -> list[dict]:
-  """The rows of `autoencoders()`, PNG and JPEG at each quality, in that order, with one
-  progress line (on a terminal) for them all."""
-  jobs = [("autoencoder", autoencoders), ("PNG", lambda: [png_row(images_u8)])]
-  jobs += [(f"JPEG quality {q}", functools.partial(jpeg_rows, images_u8, [q]))
-           for q in jpeg_qualities]
+            jpeg_qualities: Sequence[int] = JPEG_QUALITIES,
+            classic: Classic | None = None) -> list[dict]:
+  """The rows of `autoencoders()`, then PNG, JPEG, WebP and AVIF at each quality (`classic`,
+  by default all with JPEG at `jpeg_qualities`), with one progress line (on a terminal) for
+  them all."""
+  classic = classic or Classic(jpeg_qualities=tuple(jpeg_qualities))
+  jobs = [("autoencoder", autoencoders)] + classic.jobs(images_u8)
   rows = []
   with progress.bar(len(jobs), "measuring", "codec") as line:
     for name, job in jobs:
@@ -279,31 +265,98 @@ def measure(images_u8: np.ndarray, autoencoders: Callable[[], list[dict]],
   return rows
 
 
-OUTPUTS = ("rd.md", "rd.csv", "rd.json", "rd.png")
+OUTPUTS = ("rd.md", "rd.csv", "rd.json", "rd_bd.md", "rd_bd.json", "rd.png")
+BD_RANGE = (21.0, 25.0)  # issue #23's range for the BD-rate against JPEG
 
 
-def run(workdir: str, out: str, *, split: str | None = None, max_images: int | None = None,
-        jpeg_qualities: Sequence[int] = JPEG_QUALITIES, overwrite: bool = False,
-        data_dir: str | None = None, idx_dir: str | None = None) -> list[dict]:
-  """Measures every method on the run's eval images and writes the table and plot
-  (refused before any work if they exist in `out`, unless `overwrite`)."""
+def _sources(workdirs: Sequence[str], dataset: str | None, split: str | None,
+             data_dir: str | None, idx_dir: str | None):
+  """(tfds builder, split, dataset name) of the runs (one dataset and split for all) or of
+  --dataset; refused in seconds when they differ or the split is unknown or empty."""
   from ae_jax import data  # pylint: disable=import-outside-toplevel
-  # A run without a checkpoint fails here, before any work. The step is pinned: a run
-  # still training in `workdir` must not change which checkpoint the report names.
-  step = compress.run_identity(workdir)["step"]
+  if not workdirs:
+    builder = data.get_builder(dataset, data_dir, idx_dir or data.DEFAULT_IDX_DIR,
+                               options="--")
+    split = split or "test"
+    data.num_examples(builder, split, flag="--split")
+    return builder, split, dataset
+  seen = {}
+  for workdir in workdirs:
+    builder, run_split, cfg = eval_source(workdir, split, data_dir, idx_dir)
+    seen.setdefault((cfg["dataset"], run_split), (workdir, builder))
+  if len(seen) > 1:
+    (a, (wa, _)), (b, (wb, _)) = list(seen.items())[:2]
+    raise UserError(f"--workdir {wa} measures {a[0]} {a[1]} but --workdir {wb} {b[0]} {b[1]}: "
+                    "give runs of one dataset (--split chooses one split for all)")
+  (name, split), (_, builder) = next(iter(seen.items()))
+  return builder, split, name
+
+
+def _autoencoder_rows(workdirs: Sequence[str], steps: Sequence[int],
+                      images: np.ndarray) -> list[dict]:
+  """Every run's rows; a curve per quantization across the runs (a K sweep, a λ sweep), or
+  per quantization and model when the runs are of different models."""
+  rows = [autoencoder_rows(w, images, step=s) for w, s in zip(workdirs, steps)]
+  labels = [r[0]["setting"] for r in rows if r]
+  models = {r[0]["model"] for r in rows if r}
+  for run_rows, workdir in zip(rows, workdirs):
+    for row in run_rows:
+      if labels.count(row["setting"]) > 1:  # two runs of one code size: name them
+        row["setting"] += f" ({os.path.basename(os.path.normpath(workdir))})"
+      if len(models) > 1:
+        row["method"] += f", {row['model']}"
+  return [row for run_rows in rows for row in run_rows]
+
+
+def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = None,
+        max_images: int | None = None, jpeg_qualities: Sequence[int] = JPEG_QUALITIES,
+        classic: Classic | None = None, dataset: str | None = None,
+        extra: Sequence[str] = (), bd_range: tuple[float, float] = BD_RANGE,
+        bd_method: str = "pchip", overwrite: bool = False, data_dir: str | None = None,
+        idx_dir: str | None = None) -> list[dict]:
+  """Measures the runs in `workdir` (one or several; none: the classic codecs alone on
+  `dataset`'s `split`) and the classic codecs on their eval images, adds the rows of the
+  `extra` files, and writes the table, the plot and the BD-rates (refused before any work
+  if they exist in `out`, unless `overwrite`)."""
+  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  workdirs = [workdir] if isinstance(workdir, str) else list(workdir or ())
+  classic = classic or Classic(jpeg_qualities=tuple(jpeg_qualities))
+  if not workdirs and not dataset:
+    raise UserError("nothing to measure on: give --workdir RUN (repeatable) for trained runs, "
+                    "or --dataset NAME for the classic codecs alone")
+  if workdirs and dataset:
+    raise UserError("--dataset is for the classic codecs alone: runs are measured on their "
+                    "own dataset (--split chooses the split); drop --dataset")
+  twice = [w for w in workdirs if workdirs.count(w) > 1]
+  if twice:
+    raise UserError(f"--workdir {twice[0]} is given twice: give each run once")
+  # Runs without a checkpoint fail here, before any work. Steps are pinned: a run still
+  # training in a workdir must not change which checkpoint the report names.
+  steps = [compress.run_identity(w)["step"] for w in workdirs]
+  extra_rows = [row for path in extra for row in rd_compare.read_extra(path)]
+  rd_compare.refuse_clashes(extra_rows, classic.methods())
+  if not workdirs and not classic.codecs and not extra_rows:
+    raise UserError("nothing to measure: --codecs none without --workdir or --extra")
   # So does a bad split or missing data, before --out is made.
-  builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
+  builder, split, name = _sources(workdirs, dataset, split, data_dir, idx_dir)
   files.prepare_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
-  rows = measure(images, lambda: autoencoder_rows(workdir, images, step=step),
-                 jpeg_qualities)
+  rows = measure(images, lambda: _autoencoder_rows(workdirs, steps, images), classic=classic)
+  raw = int(images[0].size)
+  rows += [{**r, "ratio": raw / r["bytes_per_image"]} for r in extra_rows]
+  measured = "; ".join(compress.run_summary(w, s) for w, s in zip(workdirs, steps))
+  source = (f"{len(images)} {name} {split} images; "
+            + (f"autoencoder{'s' if len(workdirs) > 1 else ''}: {measured}" if workdirs
+               else "classic codecs only")
+            + "".join(f"; extra rows: {p}" for p in extra))
   with writing(", ".join(OUTPUTS), out, "--out"):
-    write_table(out, "rd", rows, COLUMNS + ("file_bytes_per_image",),
-                source=f"{len(images)} {cfg['dataset']} {split} images; autoencoder: "
-                       f"{compress.run_summary(workdir, step)}")
+    write_table(out, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"), source=source)
+    rd_compare.write_bd(out, rd_compare.bd_rows(rows, method=bd_method),
+                        rd_compare.bd_rows(rows, bd_range, bd_method), bd_range, bd_method,
+                        source)
     plot(os.path.join(out, "rd.png"), rows,
-         f"{cfg['dataset']} {split}, {len(images)} images: {workdir}",
-         images[0].size)
+         f"{name} {split}, {len(images)} images"
+         + (f": {', '.join(workdirs)}" if workdirs else ""), raw)
   return rows
 
 
@@ -317,35 +370,91 @@ def parse_ints(text: str) -> list[int]:
   return values
 
 
-def parse_qualities(text: str) -> list[int]:
-  """--jpeg_qualities: comma-separated integers in Pillow's useful range 1..95."""
+def parse_qualities(text: str, flag: str = "--jpeg_qualities", lo: int = 1, hi: int = 95,
+                    why: str = "Pillow's useful range") -> list[int]:
+  """A qualities flag: comma-separated integers in lo..hi (JPEG: 1..95, Pillow's useful
+  range)."""
   qualities = parse_ints(text)
-  if not all(1 <= q <= 95 for q in qualities):
-    raise UserError("--jpeg_qualities must lie in 1..95 (Pillow's useful range)")
+  if not all(lo <= q <= hi for q in qualities):
+    raise UserError(f"{flag} must lie in {lo}..{hi} ({why})")
   return qualities
+
+
+def parse_codecs(text: str) -> tuple[str, ...]:
+  """--codecs: comma-separated names of classic codecs, or `none`."""
+  if text.strip() == "none":
+    return ()
+  names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
+  unknown = [n for n in names if n not in classic_codecs.NAMES]
+  if unknown or not names:
+    raise UserError(f"--codecs {text!r}: give a comma-separated list of "
+                    f"{', '.join(classic_codecs.NAMES)}, or none")
+  return tuple(dict.fromkeys(names))
+
+
+def parse_range(text: str) -> tuple[float, float]:
+  """--bd_range: 'LOW,HIGH' in dB, LOW < HIGH."""
+  try:
+    lo, hi = (float(v) for v in text.split(","))
+  except ValueError:
+    lo = hi = math.nan
+  if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+    raise UserError(f"--bd_range {text!r}: give two PSNRs in dB, low first, e.g. 21,25")
+  return lo, hi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.OneLineParser(prog="python -m ae_jax.rate_distortion",
                              description=__doc__.split("\n")[0])
-  parser.add_argument("--workdir", required=True, help="a trained run")
-  parser.add_argument("--out", required=True, help="folder for rd.md/.csv/.json/.png")
-  parser.add_argument("--split", help="split to measure on (default: the run's eval split)")
+  parser.add_argument("--workdir", action="append", default=[],
+                      help="a trained run (repeat for several: one curve per quantization)")
+  parser.add_argument("--dataset", help="without --workdir: measure the classic codecs alone "
+                      "on this tfds dataset, e.g. fashion_mnist")
+  parser.add_argument("--out", required=True, help="folder for rd.md/.csv/.json/.png, rd_bd.*")
+  parser.add_argument("--split", help="split to measure on (default: the runs' eval split; "
+                      "with --dataset: test)")
   parser.add_argument("--max_images", type=cli.positive_int,
                       help="only the first N images")
+  parser.add_argument("--codecs", default=",".join(classic_codecs.NAMES),
+                      help="classic codecs to measure (or none)")
   parser.add_argument("--jpeg_qualities", default=",".join(map(str, JPEG_QUALITIES)))
+  parser.add_argument("--webp_qualities",
+                      default=",".join(map(str, classic_codecs.WEBP_QUALITIES)))
+  parser.add_argument("--avif_qualities",
+                      default=",".join(map(str, classic_codecs.AVIF_QUALITIES)))
+  parser.add_argument("--avif_speed", default=str(classic_codecs.AVIF_SPEED),
+                      help="libavif's speed, 0 (slowest, smallest) .. 10")
+  parser.add_argument("--extra", action="append", default=[],
+                      help="a JSON/JSONL file of another codec's rows (method, setting, "
+                      "bytes_per_image, psnr, ssim; count: payload|file); repeatable")
+  parser.add_argument("--bd_range", default=",".join(f"{v:g}" for v in BD_RANGE),
+                      help="PSNR range (dB) of the second BD-rate table")
+  parser.add_argument("--bd_method", choices=("pchip", "cubic"), default="pchip",
+                      help="BD-rate interpolation (see ae_jax/bd_rate.py)")
   parser.add_argument("--overwrite", action="store_true", help="replace rd.* in --out")
   cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   cli.quiet_logs()
 
   def work() -> Report:
-    qualities = parse_qualities(args.jpeg_qualities)
+    speed = parse_ints(args.avif_speed)
+    if len(speed) != 1 or not 0 <= speed[0] <= 10:
+      raise UserError(f"--avif_speed {args.avif_speed!r}: give one integer in 0..10 "
+                      "(libavif's speeds)")
+    classic = Classic(
+        codecs=parse_codecs(args.codecs),
+        jpeg_qualities=parse_qualities(args.jpeg_qualities),
+        webp_qualities=parse_qualities(args.webp_qualities, "--webp_qualities", 0, 100,
+                                       "libwebp's range"),
+        avif_qualities=parse_qualities(args.avif_qualities, "--avif_qualities", 0, 100,
+                                       "libavif's range"),
+        avif_speed=speed[0])
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
-               jpeg_qualities=qualities, overwrite=args.overwrite, data_dir=args.data_dir,
-               idx_dir=args.idx_dir)
+               classic=classic, dataset=args.dataset, extra=args.extra,
+               bd_range=parse_range(args.bd_range), bd_method=args.bd_method,
+               overwrite=args.overwrite, data_dir=args.data_dir, idx_dir=args.idx_dir)
     return Report(os.path.join(args.out, "rd.md"),
-                  f"wrote {len(rows)} rows and rd.png to {args.out}")
+                  f"wrote {len(rows)} rows, rd.png and rd_bd.md to {args.out}")
   return run_cli(work)
 
 

@@ -191,7 +191,7 @@ def _tool_cases(run, tmp):
       ("rate_distortion: its report", rate_distortion.main,
        ["--workdir", run, "--out", out, "--max_images", "8", "--jpeg_qualities", "50"],
        (rate_distortion, "open", _full_open("rd.")),
-       f"cannot write rd.md, rd.csv, rd.json, rd.png to {out}: {FULL}"),
+       f"cannot write rd.md, rd.csv, rd.json, rd_bd.md, rd_bd.json, rd.png to {out}: {FULL}"),
       ("latent: its pictures", latent.main,
        ["--workdir", run, "--out", out, "--max_images", "16"],
        (latent, "save_scatter", _raise_enospc),
