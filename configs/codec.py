@@ -33,7 +33,14 @@ def get_config(lmbda: str = "0.0035"):
                    "code_activation": "linear"}})
   config.decoder = ml_collections.ConfigDict({"name": "mlp", "hidden": (512,)})
   config.loss = "mse"
-  config.loss_weights.rate = rate_weight(float(lmbda))
+  try:
+    value = float(lmbda)
+  except ValueError:
+    raise ValueError(f"lambda {lmbda!r} is not a number: give one after the colon, as "
+                     "configs/codec.py:0.0035") from None
+  if not value > 0:
+    raise ValueError(f"lambda {lmbda!r} must be > 0: give one as configs/codec.py:0.0035")
+  config.loss_weights.rate = rate_weight(value)
   config.num_epochs = 10
   config.batch_size = 128
   return config
