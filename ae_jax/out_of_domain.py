@@ -123,6 +123,12 @@ def run(workdir: str, out: str, num_digits: int = 500,
   return rows
 
 
+def _default_quants(workdir: str) -> str:
+  """entropy for a learned codec's run (its own coding), else uint8 and float16."""
+  return ("entropy" if compress.default_quant(workdir) == compress.ENTROPY
+          else "uint8,float16")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   parser = cli.OneLineParser(prog="python -m ae_jax.out_of_domain",
                              description=__doc__.split("\n")[0])
@@ -132,17 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--max_images", type=cli.positive_int, default=1000,
                       help="in-domain test images")
   parser.add_argument("--overwrite", action="store_true", help="replace ood.* in --out")
-  parser.add_argument("--quants", default="uint8,float16",
-                      help="quantizations of the codes to compare (the first is pictured)")
+  parser.add_argument("--quants", help="quantizations of the codes to compare (the first "
+                      "is pictured; default: entropy for a learned codec's run, else "
+                      "uint8,float16)")
   cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   cli.quiet_logs()
 
   def work() -> Report:
-    quants = [q for q in args.quants.split(",") if q]
-    if args.num_digits < 1 or not quants or set(quants) - set(compress.QUANTS):
+    quants = [q for q in (args.quants or _default_quants(args.workdir)).split(",") if q]
+    if args.num_digits < 1 or not quants or set(quants) - set(compress.ALL_QUANTS):
       raise UserError(f"--num_digits must be positive and --quants a list of "
-                      f"{','.join(compress.QUANTS)}")
+                      f"{','.join(compress.ALL_QUANTS)}")
     run(args.workdir, args.out, args.num_digits, quants, args.max_images, args.overwrite,
         args.data_dir, args.idx_dir)
     return Report(os.path.join(args.out, "ood.md"), f"wrote ood.png to {args.out}")

@@ -278,3 +278,19 @@ def test_entropy_coding_a_run_without_a_prior_is_one_clear_line(tmp_path):
   with pytest.raises(UserError, match="without the learned prior.*--quant uint8"):
     compress.encode(dense, _images(2), "entropy")
   assert compress.default_quant(dense) == "uint8"
+
+
+def test_the_comparison_tools_measure_a_codec_run_by_its_bitstreams(codec_run):
+  from ae_jax import out_of_domain, rate_distortion  # pylint: disable=import-outside-toplevel
+  images = _images(20, seed=5)
+  row, = rate_distortion.autoencoder_rows(codec_run, images)
+  codes = compress.encode(codec_run, images, "entropy")
+  assert row["method"] == "learned codec" and row["quant"] == "entropy"
+  assert row["bytes_per_image"] == codes.bytes_per_image
+  assert row["estimated_bytes_per_image"] == pytest.approx(codes.estimated_bits.mean() / 8)
+  assert row["setting"].endswith("λ=0.01") and row["lmbda"] == pytest.approx(0.01)
+  digits, _ = out_of_domain.render_digits(10)
+  rows, _ = out_of_domain.compare(codec_run, digits, images, quants=("entropy",))
+  assert [r["method"] for r in rows] == ["autoencoder entropy", "JPEG, scan only"] * 2
+  assert rows[0]["bytes_per_image"] == compress.encode(codec_run, digits,
+                                                       "entropy").bytes_per_image
