@@ -16,7 +16,7 @@ import ml_collections
 
 from configs import default
 
-LAMBDAS = (0.0009, 0.0018, 0.0035, 0.0067, 0.013)  # CompressAI's ladder, shifted down one
+LAMBDAS = (0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025)  # CompressAI's ladder (its low end)
 IMAGE_PIXELS = 28 * 28
 
 
