@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax import entropy_coding
 from ae_jax.models import checks
 from ae_jax.models.entropy import FactorizedDensity, bits
 
@@ -100,8 +101,7 @@ def has_prior(cls: type) -> bool:
   return callable(getattr(cls, "pmf", None))
 
 
-def tables(encoder: nn.Module, variables) -> "entropy_coding.Tables":  # noqa: F821
+def tables(encoder: nn.Module, variables) -> entropy_coding.Tables:
   """The integer tables of a restored codec encoder (entropy_coding.build_tables)."""
-  from ae_jax import entropy_coding  # pylint: disable=import-outside-toplevel
   pmf = encoder.apply(variables, -TABLE_RADIUS, TABLE_RADIUS, method="pmf")
   return entropy_coding.build_tables(np.asarray(pmf, np.float64), -TABLE_RADIUS)
