@@ -37,6 +37,7 @@ ENCODERS = {
     "conv": "ae_jax.models.conv:ConvEncoder",        # the lecture's 28x28x1 -> (4, 4, 8)
     "convnet": "ae_jax.models.convnet:ConvNetEncoder",  # any H x W x C
     "vae": "ae_jax.models.vae:VAEEncoder",           # Gaussian q(z|x), reports `kl`
+    "vq": "ae_jax.models.vq:VQEncoder",              # VQ-VAE: codebook vectors, `commitment`
 }
 DECODERS = {
     "dense": "ae_jax.models.dense:DenseDecoder",
