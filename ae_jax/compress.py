@@ -8,7 +8,8 @@
     python -m ae_jax.compress info --codes test.aec
 
 Encoding restores only the run's encoder, decoding only its decoder. Codes are stored as
-float32, float16 or uint8; the codes file's format and the quantization live in
+float32, float16 or uint8, and a VQ-VAE's as codebook indices ('index', its default); the
+codes file's format and the quantization live in
 `ae_jax/codes.py`; reading and writing image folders in `ae_jax/files.py`; the command
 line in `ae_jax/compress_cli.py`.
 """
@@ -26,7 +27,8 @@ import numpy as np
 # line and the file helpers moved to their own modules (tests and users import them).
 # pylint: disable=unused-import
 from ae_jax.cli import OneLineParser, add_run_data_flags, positive_int, quiet_logs, run_dataset
-from ae_jax.codes import QUANTS, Codes, codes_to_bytes, load_codes, quantize
+from ae_jax.codes import (ALL_QUANTS, INDEX, QUANTS, Codes, codes_to_bytes, load_codes,
+                          pack_indices, quantize)
 from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
 from ae_jax.errors import UserError
 from ae_jax.files import (atomic_write, check_output_folder, check_output_path,
@@ -112,17 +114,35 @@ def _apply_batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
                          for i in range(0, len(x), batch_size)]) if len(x) else x
 
 
-def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
+def is_vq_run(cfg: dict) -> bool:
+  """Whether a run's encoder gives integer codes (a VQ-VAE's: ae_jax/models/vq.py)."""
+  from ae_jax.models import registry, vq  # pylint: disable=import-outside-toplevel  (JAX)
+  return vq.is_vq_encoder(registry.resolve(cfg["encoder"]["name"], "encoder"))
+
+
+def run_quants(cfg: dict) -> tuple[str, ...]:
+  """The quantizations of a run's codes, its default first: 'index' for a VQ-VAE (its
+  codes are codebook rows), else uint8, float16, float32."""
+  return (INDEX,) if is_vq_run(cfg) else ("uint8", "float16", "float32")
+
+
+def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
            step: int | None = None, names: Sequence[str] | None = None,
            batch_size: int = 1000) -> Codes:
   """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
-  quantized as `quant` (one of QUANTS; uint8 by default, as the CLI's)."""
+  quantized as `quant` (one of ALL_QUANTS; by default the run's, as the CLI's: index for a
+  VQ-VAE, else uint8)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  if quant not in QUANTS:
-    raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+  if quant is not None and quant not in ALL_QUANTS:
+    raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(ALL_QUANTS)}")
   run = run_identity(workdir, step)
   cfg = read_run_config(workdir)
+  quant = quant or run_quants(cfg)[0]
+  if quant == INDEX and not is_vq_run(cfg):
+    raise UserError(f"--quant index stores codebook indices, and {workdir} is a "
+                    f"{model_label(cfg)} model without a codebook: use --quant float32, "
+                    "float16 or uint8, or a VQ-VAE run (configs/vqvae.py)")
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   if len(images_u8) == 0:
     raise UserError("no images to encode: give at least one")
@@ -131,6 +151,8 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
     raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
                     "string) per image, or none")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
+  if quant == INDEX:
+    return _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size)
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
                          np.asarray(images_u8), batch_size)
@@ -140,6 +162,20 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
                latent_dim=int(np.prod(code_shape)),
                code_shape=tuple(code_shape), image_shape=tuple(cfg["image_shape"]), run=run,
                offset=offset, scale=scale, names=list(names) if names is not None else None)
+
+
+def _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size) -> Codes:
+  """A VQ-VAE's codes as packed codebook indices, with its codebook (ae_jax/codes.py)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  indices = jax.jit(lambda v, x: encoder.apply(v, x, method="indices"))
+  idx = _apply_batched(lambda x: indices(variables, x.astype(np.float32) / 255.0),
+                       np.asarray(images_u8), batch_size)
+  codebook = np.asarray(encoder.apply(variables, method="get_codebook"), np.float32)
+  code_shape = (*idx.shape[1:], codebook.shape[1])
+  return Codes(values=pack_indices(idx.reshape(len(idx), -1), len(codebook)), quant=INDEX,
+               model=model_label(cfg), latent_dim=int(np.prod(code_shape)),
+               code_shape=code_shape, image_shape=tuple(cfg["image_shape"]), run=run,
+               names=list(names) if names is not None else None, codebook=codebook)
 
 
 # Codes decode only with the checkpoint that made them: another step cannot stand in.

@@ -10,7 +10,7 @@ import numpy as np
 
 from ae_jax import compress
 from ae_jax.cli import OneLineParser, positive_int, quiet_logs
-from ae_jax.codes import QUANTS, Codes, load_codes
+from ae_jax.codes import ALL_QUANTS, Codes, load_codes
 from ae_jax.errors import UserError, run_cli
 from ae_jax.files import check_output_path, read_png_folder, write_png_folder
 from ae_jax.workdir import read_run_config
@@ -105,8 +105,9 @@ def make_parser() -> argparse.ArgumentParser:
   enc = sub.add_parser("encode", help="images -> codes file (restores only the encoder)")
   enc.add_argument("--workdir", required=True, help="the training run's workdir")
   _add_source_flags(enc, "to encode")
-  enc.add_argument("--quant", choices=QUANTS, default="uint8",
-                   help="how each code value is stored (default: uint8, 8-bit affine)")
+  enc.add_argument("--quant", choices=ALL_QUANTS,
+                   help="how each code value is stored (default: uint8, 8-bit affine; for "
+                   "a VQ-VAE run, index: codebook indices of ceil(log2 K) bits)")
   enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   enc.add_argument("--out", required=True, help="codes file to write (.aec)")
   enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
