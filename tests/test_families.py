@@ -150,15 +150,17 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
     assert 1 <= rows[1]["val_perplexity"] <= 16 and 0 < rows[1]["val_usage"] <= 1
 
   # 4 devices: the same numbers but for the order of the sums over devices. A VQ-VAE's
-  # code histogram is discrete: a z_e almost equidistant from two codes may go to either
-  # (1 vs 4 devices, this tiny untrained model: perplexity 2.602 vs 2.592, losses within
-  # 5e-6), so its perplexity and usage are compared to 1%.
+  # assignment is discrete: its EMA sums, added in another order (codebook 5e-8 apart after
+  # one step), break exact ties another way (on this data many z_e are the same background
+  # vector, and dead codes restart at them), and a few vectors go to another code. Measured
+  # (EMA, 2 epochs): perplexity 0.45% apart, SSIM 4.2e-4 (of 0.0105), the rest < 1e-4.
   for row, ref in zip(_rows(four), rows):
     assert row.keys() == ref.keys()
     for key in ref:
-      discrete = family.startswith("vq") and key.endswith(("perplexity", "usage"))
-      assert row[key] == pytest.approx(ref[key], rel=1e-2 if discrete else 1e-5,
-                                       abs=1e-7), key
+      rel = 1e-5
+      if family.startswith("vq"):
+        rel = 1e-2 if key.endswith(("perplexity", "usage")) else 1e-3
+      assert row[key] == pytest.approx(ref[key], rel=rel, abs=1e-7), key
 
   # Encoder and decoder items, each restored by a plain orbax client from the module alone.
   model = models.from_config(config, (28, 28, 1))
