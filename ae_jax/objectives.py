@@ -4,7 +4,10 @@ reports, each times its weight from the config.
 A module reports a term per image with `self.sow("losses", name, values_B)` (the sparse
 encoder's `l1`; a VAE's `kl`, a VQ-VAE's `commitment`) and a quantity to log only with
 `self.sow("metrics", name, values_B)` (`code_mean`). Both are logged by name, train and
-val; a term without a weight in `config.loss_weights` weighs 1.
+val; a term without a weight in `config.loss_weights` weighs 1. A module that updates
+parameters outside the gradient (a VQ-VAE's EMA codebook) writes, in the train step only,
+what to add to them in the collection `param_deltas` (`DELTAS`); the step adds it after the
+optimizer's update.
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ def add_deltas(params, deltas):
   out = dict(params)
   for key, value in deltas.items():
     out[key] = add_deltas(params[key], value) if isinstance(value, dict) else params[key] + value
-  return type(params)(out) if not isinstance(params, dict) else out
+  return type(params)(out)  # a dict, or a FrozenDict
 
 
 def total(reconstruction_B: jax.Array, terms: dict[str, jax.Array],
