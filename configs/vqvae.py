@@ -11,6 +11,13 @@ and usage (the fraction of the 512 codes a batch uses).
 Run:   python launch.py --config configs/vqvae.py --workdir runs/vqvae
        python -m ae_jax.rate_distortion --workdir runs/vqvae --out runs/vqvae/rd
 Codebook by the loss instead: --config.encoder.codebook_update=loss (it reports `codebook`).
+Expect (measured 2026-12-02 on the 2-core Intel Xeon KVM guest, lscpu model 167, AVX-512,
+no GPU, shared with other jobs, load average ~5; scripts/vqvae_results.sh): after 5 epochs
+val BCE 0.2618, PSNR 22.86 dB, SSIM 0.814, val perplexity 347 of 512 codes, usage 1.0
+(0.986 of a train batch's 128 images); the index codes' round trip gives the same 22.86 dB
+and SSIM 0.8141 at 56 B/image. An epoch took 102-112 s (epochs 2-3 of a 3-epoch run,
+peak RSS 693 MiB; 6 min 49 s for that whole command), 218-274 s with tests beside it:
+about 10 minutes for the 5 epochs at the former pace.
 Results: README "Results" (the command there, the machine named beside the figures).
 """
 import ml_collections
