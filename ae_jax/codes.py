@@ -1,8 +1,12 @@
 """Quantized codes and the codes file (".aec"): what `python -m ae_jax.compress` writes.
 
 Codes are stored as float32, float16 or uint8 (per-dimension affine: code_d ~ offset_d +
-scale_d * q, q in 0..255). The file, all little-endian:
-    8 bytes   magic b"AECODES" + format version byte (2)
+scale_d * q, q in 0..255), or, for a VQ-VAE's codes (rows of its codebook), as 'index':
+each position's codebook index in ceil(log2 K) bits, packed MSB first, each image's bits
+padded to whole bytes; the codebook [K, D] float32 goes in the payload once, like a
+JPEG's shared tables, so decoding needs the decoder alone and gives back exactly the
+encoder's code. The file, all little-endian:
+    8 bytes   magic b"AECODES" + format version byte (2; 3 for 'index' and 'entropy')
     4 bytes   uint32 length H of the header
     4 bytes   uint32 CRC-32 of the header's H bytes
     H bytes   UTF-8 JSON header: model, latent_dim, code_shape, image_shape, quant, num_images,
@@ -11,12 +15,14 @@ scale_d * q, q in 0..255). The file, all little-endian:
               `model` is the run's model label ('dense', 'conv', 'sparse+dense'...);
               `latent_dim` the number of values in one code (files written before the
               model zoo hold the run's latent_dim field there, which a conv code ignored)
-    payload   the arrays, C order, one after the other (offset and scale first for uint8)
+    payload   the arrays, C order, one after the other (offset and scale first for uint8,
+              the codebook first for index)
 Version 1 files (no header CRC: a header altered into other valid JSON went unnoticed) are
 still read.
 
-Version 3 (written for `entropy` codes only; the other kinds stay version 2): a learned
-codec's integer codes, entropy coded (ae_jax/entropy_coding.py). Its arrays are the
+Version 3 (written for `index` and `entropy` codes only; the other kinds stay version 2).
+`entropy`: a learned codec's integer codes, entropy coded (ae_jax/entropy_coding.py). Its
+arrays are the
 integer tables (`table_lo`, `table_size`, `table_freq`: shared by every image, like JPEG's
 tables) and `streams`: one range-coded stream per image, each after its varint length.
 The header adds `coder` (the entropy coder and its version) and `symbols_crc32`, checked
@@ -35,12 +41,14 @@ import numpy as np
 from ae_jax import entropy_coding
 from ae_jax.errors import UserError
 
-QUANTS = ("float32", "float16", "uint8")  # fixed-length codes, any run's
-ENTROPY = "entropy"  # a learned codec's integer codes, entropy coded (version 3 files)
-ALL_QUANTS = QUANTS + (ENTROPY,)
+QUANTS = ("float32", "float16", "uint8")  # fixed-length codes of any float code
+INDEX = "index"  # a VQ-VAE's codebook indices
+ENTROPY = "entropy"  # a learned codec's integer codes, entropy coded
+ALL_QUANTS = QUANTS + (INDEX, ENTROPY)
 MAGIC = b"AECODES"
 VERSION = 2
-ENTROPY_VERSION = 3  # the format of `entropy` codes files
+# Files of index or entropy codes: an ae_jax that reads only 1 and 2 refuses them.
+INDEX_VERSION = ENTROPY_VERSION = 3
 _PREFIX = struct.Struct("<7sBI")  # magic, version, header length
 _HEADER_CRC = struct.Struct("<I")  # version 2 on: the header's CRC-32, after the prefix
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -99,6 +107,34 @@ def error_bound(codes_NxD: np.ndarray, quant: str, scale: np.ndarray | None = No
   return scale / 2 + 2.0**-21 * (z + 510 * scale)
 
 
+def index_bits(codebook_size: int) -> int:
+  """Bits per position of an index code: ceil(log2 K)."""
+  return max(1, int(codebook_size - 1).bit_length())
+
+
+def pack_indices(indices_NxP: np.ndarray, codebook_size: int) -> np.ndarray:
+  """uint8 [N, ceil(P * bits / 8)]: each image's P indices in `index_bits` bits, MSB first."""
+  bits = index_bits(codebook_size)
+  idx = np.asarray(indices_NxP, np.int64)
+  if idx.size and (idx.min() < 0 or idx.max() >= codebook_size):
+    raise ValueError(f"indices outside 0..{codebook_size - 1}")
+  planes = (idx[..., None] >> np.arange(bits - 1, -1, -1)) & 1
+  return np.packbits(planes.reshape(len(idx), -1).astype(np.uint8), axis=1)
+
+
+def unpack_indices(values_NxB: np.ndarray, positions: int, codebook_size: int) -> np.ndarray:
+  """int64 [N, positions] from `pack_indices`' bytes."""
+  bits = index_bits(codebook_size)
+  planes = np.unpackbits(values_NxB, axis=1, count=positions * bits)
+  return planes.reshape(len(values_NxB), positions, bits).astype(np.int64) @ (
+      1 << np.arange(bits - 1, -1, -1))
+
+
+def _positions(code_shape) -> int:
+  """Positions of an index code: its shape less the last (vector) axis."""
+  return int(np.prod(code_shape[:-1]))
+
+
 # ------------------------------------------------------------------------- codes
 
 @dataclasses.dataclass
@@ -114,6 +150,7 @@ class Codes:
   offset: np.ndarray | None = None  # [D] float32, uint8 only
   scale: np.ndarray | None = None
   names: list[str] | None = None  # image names (from a PNG folder), for decode's file names
+  codebook: np.ndarray | None = None  # [K, D] float32, index only
   # entropy only: the integer tables, one stream per image, the coder that made them
   tables: entropy_coding.Tables | None = None
   streams: list[bytes] | None = None
@@ -133,12 +170,16 @@ class Codes:
     entropy codes, the mean over the images of its stream and its length prefix."""
     if not len(self.values):
       return 0
-    if self.quant == "entropy":
+    if self.quant == ENTROPY:
       return float(entropy_coding.framed_sizes(self.streams).mean())
     return int(self.values[0].nbytes)
 
   def dequantized(self) -> np.ndarray:
     """float32 codes [N, *code_shape], ready for the decoder."""
+    if self.quant == INDEX:
+      k = len(self.codebook)
+      idx = unpack_indices(self.values, _positions(self.code_shape), k)
+      return self.codebook[idx].reshape(len(idx), *self.code_shape)
     z = dequantize(self.values, self.offset, self.scale)
     return z.reshape(len(z), *self.code_shape)
 
@@ -152,15 +193,16 @@ def codes_to_bytes(codes: Codes) -> bytes:
   arrays = [("values", codes.values)]
   if codes.quant == "uint8":
     arrays = [("offset", codes.offset), ("scale", codes.scale)] + arrays
-  extra, version = {}, VERSION
-  if codes.quant == "entropy":
+  if codes.quant == INDEX:
+    arrays = [("codebook", codes.codebook)] + arrays
+  extra = {}
+  if codes.quant == ENTROPY:
     t = codes.tables
     streams = np.frombuffer(entropy_coding.frame(codes.streams), np.uint8)
     arrays = [("table_lo", t.lo), ("table_size", t.size), ("table_freq", t.freq),
               ("streams", streams)]
     extra = {"coder": codes.coder, "table_precision": entropy_coding.PRECISION,
              "symbols_crc32": entropy_coding.symbols_crc32(codes.values)}
-    version = ENTROPY_VERSION
   payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
                      for _, a in arrays)
   header = {
@@ -172,6 +214,7 @@ def codes_to_bytes(codes: Codes) -> bytes:
       "payload_bytes": len(payload), "crc32": zlib.crc32(payload), **extra,
   }
   blob = json.dumps(header, separators=(",", ":")).encode()
+  version = INDEX_VERSION if codes.quant in (INDEX, ENTROPY) else VERSION
   return (_PREFIX.pack(MAGIC, version, len(blob)) + _HEADER_CRC.pack(zlib.crc32(blob)) + blob
           + payload)
 
@@ -194,9 +237,9 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
     raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
                     "`python -m ae_jax.compress encode`")
   _, version, header_len = _PREFIX.unpack_from(data)
-  if version not in (1, VERSION, ENTROPY_VERSION):
+  if version not in (1, VERSION, INDEX_VERSION):
     raise UserError(f"{path} has codes format version {version}; this ae_jax reads versions "
-                    f"1 to {ENTROPY_VERSION}: {redo} with this version")
+                    f"1 to {INDEX_VERSION}: {redo} with this version")
   at = _PREFIX.size + (_HEADER_CRC.size if version >= 2 else 0)
   start = at + header_len
   if len(data) < start:
@@ -217,10 +260,11 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
     raise UserError(f"{path} is {what} ({len(payload)} of {expected_len} payload bytes): {redo}")
   if zlib.crc32(payload) != crc:
     raise UserError(f"{path} is corrupted (its checksum does not match): {redo}")
-  return _codes_from(path, header, arrays, payload, redo)
+  return _codes_from(path, header, arrays, payload, redo, version)
 
 
-def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> Codes:
+def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str,
+                version: int) -> Codes:
   parts, at = {}, 0
   try:
     for name, dtype, shape in arrays:
@@ -228,17 +272,19 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str) -> C
       parts[name] = np.frombuffer(payload, dtype, count=int(np.prod(shape)),
                                   offset=at).reshape(shape).astype(dtype.newbyteorder("="))
       at += n
-    if header["quant"] == "entropy":
+    if header["quant"] == ENTROPY and version == ENTROPY_VERSION:
       return _entropy_codes_from(path, header, parts, redo)
     codes = Codes(values=parts["values"], quant=header["quant"], model=header["model"],
                   latent_dim=int(header["latent_dim"]),
                   code_shape=tuple(int(d) for d in header["code_shape"]),
                   image_shape=tuple(int(d) for d in header["image_shape"]),
                   run=dict(header["run"]), offset=parts.get("offset"),
-                  scale=parts.get("scale"), names=header.get("names"))
+                  scale=parts.get("scale"), names=header.get("names"),
+                  codebook=parts.get("codebook"))
   except (ValueError, KeyError, TypeError) as e:
     raise UserError(f"{path} has a corrupt header ({type(e).__name__}: {e}): {redo}") from None
-  if codes.values.shape[:1] != (int(header["num_images"]),) or inconsistency(codes):
+  if (codes.values.shape[:1] != (int(header["num_images"]),) or inconsistency(codes)
+      or (codes.quant == INDEX) != (version == INDEX_VERSION)):
     raise UserError(f"{path} has a corrupt header (its arrays do not match its fields): {redo}")
   return codes
 
@@ -271,7 +317,7 @@ def _entropy_codes_from(path: str, header: dict, parts: dict, redo: str) -> Code
            if theirs != ours else "")
     raise UserError(f"{path}: the decoded symbols do not match the encoded ones{why}: "
                     f"{redo}")
-  return Codes(values=values, quant="entropy", model=header["model"],
+  return Codes(values=values, quant=ENTROPY, model=header["model"],
                latent_dim=int(header["latent_dim"]), code_shape=code_shape,
                image_shape=tuple(int(d) for d in header["image_shape"]),
                run=dict(header["run"]), names=header.get("names"), tables=tables,
@@ -290,9 +336,14 @@ def inconsistency(codes: Codes) -> str | None:
   """What in `codes` does not fit together (None if all does): checked before a codes file
   is written and after one is read."""
   dims = int(np.prod(codes.code_shape))
-  if codes.quant == "entropy":
+  if codes.quant == INDEX:
+    return _index_inconsistency(codes)
+  if codes.codebook is not None:
+    return "a codebook goes with index codes only"
+  if codes.quant == ENTROPY:
     if codes.values.dtype != np.int32 or codes.values.ndim != 2 or codes.values.shape[1] != dims:
-      return f"entropy symbols of {codes.values.dtype} {codes.values.shape} for codes {codes.code_shape}"
+      return (f"entropy symbols of {codes.values.dtype} {codes.values.shape} for codes "
+              f"{codes.code_shape}")
     if codes.tables is None or codes.streams is None or len(codes.streams) != codes.num_images:
       return "entropy codes need their tables and one stream per image"
     if channels_of(tuple(codes.code_shape), codes.tables.channels) is None:
@@ -307,4 +358,23 @@ def inconsistency(codes: Codes) -> str | None:
     return f"{len(codes.names)} names for {codes.num_images} images"
   if codes.names is not None and not all(isinstance(n, str) for n in codes.names):
     return "names that are not all strings"
+  return None
+
+
+def _index_inconsistency(codes: Codes) -> str | None:
+  book = codes.codebook
+  if book is None or book.dtype != np.float32 or book.ndim != 2 or len(book) < 2:
+    return "index codes need their codebook, float32 [K >= 2, D]"
+  if len(codes.code_shape) < 2 or codes.code_shape[-1] != book.shape[1]:
+    return f"a codebook of {book.shape[1]}-dim vectors for codes of shape {codes.code_shape}"
+  width = -(-_positions(codes.code_shape) * index_bits(len(book)) // 8)
+  if codes.values.dtype != np.uint8 or codes.values.ndim != 2 or codes.values.shape[1] != width:
+    return f"index values of shape {codes.values.shape}, not [N, {width}] uint8"
+  if codes.offset is not None or codes.scale is not None:
+    return "offset and scale go with uint8 codes, and only with them"
+  if codes.names is not None and len(codes.names) != codes.num_images:
+    return f"{len(codes.names)} names for {codes.num_images} images"
+  if len(codes.values) and unpack_indices(codes.values, _positions(codes.code_shape),
+                                          len(book)).max() >= len(book):
+    return f"indices beyond the codebook's {len(book)} rows"
   return None

@@ -8,7 +8,8 @@
     python -m ae_jax.compress info --codes test.aec
 
 Encoding restores only the run's encoder, decoding only its decoder. Codes are stored as
-float32, float16 or uint8; the codes file's format and the quantization live in
+float32, float16 or uint8, and a VQ-VAE's as codebook indices ('index', its default); the
+codes file's format and the quantization live in
 `ae_jax/codes.py`; reading and writing image folders in `ae_jax/files.py`; the command
 line in `ae_jax/compress_cli.py`.
 """
@@ -26,8 +27,8 @@ import numpy as np
 # line and the file helpers moved to their own modules (tests and users import them).
 # pylint: disable=unused-import
 from ae_jax.cli import OneLineParser, add_run_data_flags, positive_int, quiet_logs, run_dataset
-from ae_jax.codes import (ALL_QUANTS, ENTROPY, QUANTS, Codes, codes_from_bytes, codes_to_bytes,
-                          load_codes, quantize)
+from ae_jax.codes import (ALL_QUANTS, ENTROPY, INDEX, QUANTS, Codes, codes_from_bytes,
+                          codes_to_bytes, load_codes, pack_indices, quantize)
 from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
 from ae_jax.errors import UserError
 from ae_jax.files import (atomic_write, check_output_folder, check_output_path,
@@ -113,31 +114,52 @@ def _apply_batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
                          for i in range(0, len(x), batch_size)]) if len(x) else x
 
 
-def default_quant(workdir: str) -> str:
-  """How a run's codes are stored unless told: entropy coded for a learned codec (an
-  encoder with a prior), else uint8."""
-  return "entropy" if _has_prior(read_run_config(workdir)) else "uint8"
+def is_vq_run(cfg: dict) -> bool:
+  """Whether a run's encoder gives integer codes (a VQ-VAE's: ae_jax/models/vq.py)."""
+  from ae_jax.models import registry, vq  # pylint: disable=import-outside-toplevel  (JAX)
+  return vq.is_vq_encoder(registry.resolve(cfg["encoder"]["name"], "encoder"))
 
 
-def _has_prior(cfg: dict) -> bool:
+def has_prior(cfg: dict) -> bool:
+  """Whether a run is a learned codec's: an encoder with a prior (ae_jax/models/codec.py)."""
   from ae_jax.models import codec, registry  # pylint: disable=import-outside-toplevel
   return codec.has_prior(registry.resolve(cfg["encoder"]["name"], "encoder"))
 
 
-def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
+def run_quants(cfg: dict) -> tuple[str, ...]:
+  """The quantizations of a run's codes, its default first: 'entropy' for a learned codec
+  (range coded with its prior), 'index' for a VQ-VAE (its codes are codebook rows), else
+  uint8, float16, float32."""
+  if has_prior(cfg):
+    return (ENTROPY,)
+  return (INDEX,) if is_vq_run(cfg) else ("uint8", "float16", "float32")
+
+
+def default_quant(workdir: str) -> str:
+  """How a run's codes are stored unless told (`run_quants`' first)."""
+  return run_quants(read_run_config(workdir))[0]
+
+
+def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
            step: int | None = None, names: Sequence[str] | None = None,
            batch_size: int = 1000) -> Codes:
   """Codes of uint8 images [N, H, W, C] by the run's encoder (only the encoder is restored),
-  quantized as `quant` (one of ALL_QUANTS; uint8 by default, as the CLI's for other runs than
-  a learned codec's; `entropy`: a learned codec's integer codes, range coded with its
-  prior's tables, `Codes.estimated_bits` holding the model's own estimate per image)."""
+  quantized as `quant` (one of ALL_QUANTS; by default the run's, as the CLI's: entropy for
+  a learned codec, its integer codes range coded with its prior's tables and
+  `Codes.estimated_bits` the model's own estimate per image; index for a VQ-VAE; else
+  uint8)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  if quant not in ALL_QUANTS:
+  if quant is not None and quant not in ALL_QUANTS:
     raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(ALL_QUANTS)}")
   run = run_identity(workdir, step)
   cfg = read_run_config(workdir)
-  if quant == "entropy" and not _has_prior(cfg):
+  quant = quant or run_quants(cfg)[0]
+  if quant == INDEX and not is_vq_run(cfg):
+    raise UserError(f"--quant index stores codebook indices, and {workdir} is a "
+                    f"{model_label(cfg)} model without a codebook: use --quant float32, "
+                    "float16 or uint8, or a VQ-VAE run (configs/vqvae.py)")
+  if quant == ENTROPY and not has_prior(cfg):
     raise UserError(f"{workdir} is a {model_label(cfg)} model, without the learned prior "
                     "that entropy coding needs: use --quant uint8 (or train configs/codec.py)")
   check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
@@ -148,8 +170,10 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str = "uint8", *,
     raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
                     "string) per image, or none")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
-  if quant == "entropy":
+  if quant == ENTROPY:
     return _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size)
+  if quant == INDEX:
+    return _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size)
   apply = jax.jit(encoder.apply)
   codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
                          np.asarray(images_u8), batch_size)
@@ -193,6 +217,20 @@ def _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size) 
                 coder=entropy_coding.coder_version(), estimated_bits=estimated,
                 clipped=clipped)
   return codes
+
+
+def _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size) -> Codes:
+  """A VQ-VAE's codes as packed codebook indices, with its codebook (ae_jax/codes.py)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  indices = jax.jit(lambda v, x: encoder.apply(v, x, method="indices"))
+  idx = _apply_batched(lambda x: indices(variables, x.astype(np.float32) / 255.0),
+                       np.asarray(images_u8), batch_size)
+  codebook = np.asarray(encoder.apply(variables, method="get_codebook"), np.float32)
+  code_shape = (*idx.shape[1:], codebook.shape[1])
+  return Codes(values=pack_indices(idx.reshape(len(idx), -1), len(codebook)), quant=INDEX,
+               model=model_label(cfg), latent_dim=int(np.prod(code_shape)),
+               code_shape=code_shape, image_shape=tuple(cfg["image_shape"]), run=run,
+               names=list(names) if names is not None else None, codebook=codebook)
 
 
 # Codes decode only with the checkpoint that made them: another step cannot stand in.

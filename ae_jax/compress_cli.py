@@ -107,8 +107,9 @@ def make_parser() -> argparse.ArgumentParser:
   enc.add_argument("--workdir", required=True, help="the training run's workdir")
   _add_source_flags(enc, "to encode")
   enc.add_argument("--quant", choices=ALL_QUANTS,
-                   help="how each code value is stored (default: entropy, range coded, for "
-                   "a learned codec's run; uint8, 8-bit affine, for the others)")
+                   help="how each code value is stored (default: uint8, 8-bit affine; for "
+                   "a VQ-VAE run, index: codebook indices of ceil(log2 K) bits; for a "
+                   "learned codec's run, entropy: range coded with its prior)")
   enc.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   enc.add_argument("--out", required=True, help="codes file to write (.aec)")
   enc.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -4,7 +4,10 @@ reports, each times its weight from the config.
 A module reports a term per image with `self.sow("losses", name, values_B)` (the sparse
 encoder's `l1`; a VAE's `kl`, a VQ-VAE's `commitment`) and a quantity to log only with
 `self.sow("metrics", name, values_B)` (`code_mean`). Both are logged by name, train and
-val; a term without a weight in `config.loss_weights` weighs 1.
+val; a term without a weight in `config.loss_weights` weighs 1. A module that updates
+parameters outside the gradient (a VQ-VAE's EMA codebook) writes, in the train step only,
+what to add to them in the collection `param_deltas` (`DELTAS`); the step adds it after the
+optimizer's update.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ import jax.numpy as jnp
 from ae_jax import metrics
 
 REPORTS = ("losses", "metrics")
+# What a module adds to its parameters after the optimizer's update, written in the train
+# step only (a VQ-VAE's EMA codebook and dead-code resets: ae_jax/models/vq.py).
+DELTAS = "param_deltas"
 SAMPLE_STREAM = 3  # the fold of key(seed) that sampling inside the train step draws from
 
 
@@ -41,9 +47,28 @@ def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array
           ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
   """(logits, loss terms, metrics) of the autoencoder on `images`; `rng` is the key of
   the 'sample' stream, for models that sample (`self.make_rng('sample')`)."""
+  return apply_for_training(apply_fn, params, images, rng, updates=False)[:3]
+
+
+def apply_for_training(apply_fn: Callable, params, images: jax.Array, rng: jax.Array,
+                       updates: bool = True):
+  """`apply`'s (logits, loss terms, metrics), and the parameter deltas the model writes in
+  a train step (`DELTAS`, a tree like the params' holding only what changes; {} for most
+  models): `add_deltas` adds them after the optimizer's update."""
   logits, reported = apply_fn({"params": params}, images, rngs={"sample": rng},
-                              mutable=list(REPORTS))
-  return logits, _by_name(reported.get("losses", {})), _by_name(reported.get("metrics", {}))
+                              mutable=list(REPORTS) + ([DELTAS] if updates else []))
+  return (logits, _by_name(reported.get("losses", {})),
+          _by_name(reported.get("metrics", {})), dict(reported.get(DELTAS, {})))
+
+
+def add_deltas(params, deltas):
+  """`params` with each leaf that `deltas` names (the same path) increased by its delta."""
+  if not deltas:
+    return params
+  out = dict(params)
+  for key, value in deltas.items():
+    out[key] = add_deltas(params[key], value) if isinstance(value, dict) else params[key] + value
+  return type(params)(out)  # a dict, or a FrozenDict
 
 
 def total(reconstruction_B: jax.Array, terms: dict[str, jax.Array],

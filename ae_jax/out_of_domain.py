@@ -124,9 +124,9 @@ def run(workdir: str, out: str, num_digits: int = 500,
 
 
 def _default_quants(workdir: str) -> str:
-  """entropy for a learned codec's run (its own coding), else uint8 and float16."""
-  return ("entropy" if compress.default_quant(workdir) == compress.ENTROPY
-          else "uint8,float16")
+  """A learned codec's or a VQ-VAE's own coding (entropy, index), else uint8 and float16."""
+  quant = compress.default_quant(workdir)
+  return quant if quant in (compress.ENTROPY, compress.INDEX) else "uint8,float16"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="in-domain test images")
   parser.add_argument("--overwrite", action="store_true", help="replace ood.* in --out")
   parser.add_argument("--quants", help="quantizations of the codes to compare (the first "
-                      "is pictured; default: entropy for a learned codec's run, else "
-                      "uint8,float16)")
+                      "is pictured; default: entropy for a learned codec's run, index for a "
+                      "VQ-VAE's, else uint8,float16)")
   cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   cli.quiet_logs()

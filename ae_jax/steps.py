@@ -59,7 +59,8 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
                ) -> tuple[TrainState, dict]:
   """One Adam step on the mean objective of decoder(encoder(noisy)) against `clean`: the
   reconstruction loss plus the terms the model reports, weighted (ae_jax/objectives.py),
-  the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up).
+  the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up); then
+  the parameter deltas the model wrote, if any, are added (objectives.DELTAS).
 
   Returns the new state and this step's `loss` (the objective) and the mean of every
   reported term and metric, by name (and of the `reconstruction` loss, for a model that
@@ -70,17 +71,22 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
   benchmarks/profile_step.py.
   """
   def loss_fn(params):
-    logits, terms, reported = objectives.apply(state.apply_fn, params, noisy, rng)
+    logits, terms, reported, deltas = objectives.apply_for_training(state.apply_fn, params,
+                                                                    noisy, rng)
     rec = metrics.reconstruction_loss(loss_kind, logits, clean)
     if not terms:  # the lecture's models: the loss as it always was
-      return rec.mean(), {k: v.mean() for k, v in reported.items()}
+      return rec.mean(), ({k: v.mean() for k, v in reported.items()}, deltas)
     means = {k: v.mean() for k, v in {**terms, **reported, "reconstruction": rec}.items()}
     ramp = objectives.warmup(state.step, warmup_steps)
-    return objectives.total(rec, terms, weights, ramp).mean(), means
+    return objectives.total(rec, terms, weights, ramp).mean(), (means, deltas)
 
-  (loss, means), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (means, deltas)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   with jax.named_scope("optimizer"):
-    return state.apply_gradients(grads=grads), {"loss": loss, **means}
+    state = state.apply_gradients(grads=grads)
+    # Updates outside the gradient (a VQ-VAE's EMA codebook), after the optimizer's.
+    if deltas:
+      state = state.replace(params=objectives.add_deltas(state.params, deltas))
+    return state, {"loss": loss, **means}
 
 
 def sample_key(seed: int | jax.Array, step: jax.Array) -> jax.Array:

@@ -155,7 +155,7 @@ def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, t
   np.testing.assert_array_equal(loaded.values, codes.values)
   assert loaded.names == codes.names and loaded.run == codes.run
   (tmp_path / "v9.aec").write_bytes(codes_file._PREFIX.pack(codes_file.MAGIC, 9, 0))
-  with pytest.raises(UserError, match="format version 9; this ae_jax reads versions 1 and 2"):
+  with pytest.raises(UserError, match="format version 9; this ae_jax reads versions 1 to 3"):
     compress.load_codes(str(tmp_path / "v9.aec"))
 
 
@@ -313,6 +313,9 @@ def bad_cases(runs, tmp_path_factory):
       "no_images": (["encode", "--workdir", dense, "--out", str(t / "o6.aec")],
                     "either --images FOLDER or --dataset"),
       "bad_quant": (enc(dense, good, "o7.aec") + ["--quant", "int4"], "invalid choice: 'int4'"),
+      "index_without_codebook": (enc(dense, good, "o10.aec") + ["--quant", "index"],
+                                 "--quant index stores codebook indices.*dense model without "
+                                 "a codebook: use --quant float32, float16 or uint8"),
       "garbage_codes": (dec(dense, "garbage.aec", "d1"), "not an ae_jax codes file"),
       "truncated_codes": (dec(dense, "truncated.aec", "d2"), "truncated.*encode the images again"),
       "cut_header": (dec(dense, "cut_header.aec", "d3"), "truncated.*header"),
@@ -341,7 +344,7 @@ def bad_cases(runs, tmp_path_factory):
     "no_checkpoint",
     "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
     "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists",
-    "decode_over_originals", "sixteen_bit", "encode_out_is_folder"])
+    "decode_over_originals", "sixteen_bit", "encode_out_is_folder", "index_without_codebook"])
 def test_bad_input_is_refused_in_one_line(bad_cases, case):
   import re  # pylint: disable=import-outside-toplevel
   t, cases, results = bad_cases

@@ -3,6 +3,7 @@
     dense.py     the lecture's 784 -> K -> 784, and the deep MLP (Keras blog)
     sparse.py    an MLP encoder with an L1-penalized code
     vae.py       a Gaussian encoder (the variational autoencoder's), reporting its KL term
+    vq.py        a vector-quantized encoder (VQ-VAE): codebook vectors, integer codes
     conv.py      the lecture's conv autoencoder (28x28x1 -> (4, 4, 8)), exact
     convnet.py   a general conv autoencoder for any H x W x C
     layers.py    the fast layer forms the lecture's conv model uses
@@ -32,6 +33,7 @@ from ae_jax.models.registry import (DECODERS, ENCODERS, build, checked_autoencod
                                     shape_rngs)
 from ae_jax.models.sparse import SparseEncoder  # noqa: F401
 from ae_jax.models.vae import VAEEncoder  # noqa: F401
+from ae_jax.models.vq import VQEncoder  # noqa: F401
 
 
 # The lecture's two models by their old names ('dense', 'conv'): benchmarks use these.

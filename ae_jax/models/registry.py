@@ -39,6 +39,7 @@ ENCODERS = {
     "convnet": "ae_jax.models.convnet:ConvNetEncoder",  # any H x W x C
     "vae": "ae_jax.models.vae:VAEEncoder",           # Gaussian q(z|x), reports `kl`
     "factorized": "ae_jax.models.codec:FactorizedPriorEncoder",  # learned codec, `rate`
+    "vq": "ae_jax.models.vq:VQEncoder",              # VQ-VAE: codebook vectors, `commitment`
 }
 DECODERS = {
     "dense": "ae_jax.models.dense:DenseDecoder",
