@@ -111,6 +111,7 @@ def main() -> None:
       "test_images": len(images),
       "test_pixel_sum": float(np.sum(images, dtype=np.float64) / 255.0),
       "peak_rss_train_mb": peak_rss_train_mb,
+      "tensorflow_imported": "tensorflow" in sys.modules,
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       "process_seconds": common.since_start()})
 
