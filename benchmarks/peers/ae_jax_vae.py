@@ -109,7 +109,7 @@ def main() -> None:
       "num_samples": nll["num_samples"],
       "nll_seconds": nll_seconds, "psnr_db": psnr, "psnr_from": "posterior mean",
       "test_images": len(images),
-      "test_pixel_sum": float(np.sum(images, dtype=np.float64) / 255.0),
+      "test_u8_sum": int(images.sum(dtype=np.int64)),
       "peak_rss_train_mb": peak_rss_train_mb,
       "tensorflow_imported": "tensorflow" in sys.modules,
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

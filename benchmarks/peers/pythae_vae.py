@@ -206,7 +206,8 @@ def main() -> None:
       "neg_elbo": timer.eval_losses[-1], "val_neg_elbo_per_epoch": timer.eval_losses,
       **common.mean_and_se("nll", nll), "num_samples": args.num_samples,
       "nll_seconds": nll_seconds, "psnr_db": psnr, "psnr_from": "posterior mean",
-      "test_images": len(x_test), "test_pixel_sum": float(np.sum(x_test, dtype=np.float64)),
+      "test_images": len(x_test), 
+      "test_u8_sum": int(np.rint(x_test * 255.0).astype(np.int64).sum()),
       "peak_rss_train_mb": peak_rss_train_mb,
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
       "process_seconds": common.since_start()})
