@@ -119,6 +119,26 @@ def table(records: dict[str, list[dict]]) -> str:
   return "\n".join(lines)
 
 
+def tabulate(paths: list[str]) -> str:
+  """The table of the medians over the records of earlier runs (their .jsonl files), and
+  one line per record: seed, first epoch (the compile, or a cache hit), s/epoch, peak RSS."""
+  records = {fw: [] for fw in FRAMEWORKS}
+  for path in paths:
+    with open(path) as f:
+      for line in f:
+        if line.strip():
+          record = json.loads(line)
+          records[record["framework"]].append(record)
+  lines = [f"Medians over {', '.join(f'{len(rs)} {fw}' for fw, rs in records.items())} "
+           f"runs ({', '.join(os.path.basename(p) for p in paths)}):", "", table(records), ""]
+  for fw, rs in records.items():
+    lines += [f"- {fw} seed {r['seed']}: NLL {r['nll']:.2f}, first epoch "
+              f"{r['epoch_seconds'][0]:.1f} s, {r['seconds_per_epoch']:.2f} s/epoch (fastest "
+              f"{min(r['epoch_seconds'][1:] or r['epoch_seconds']):.2f}), peak RSS "
+              f"{r['peak_rss_train_mb']:.0f} / {r['peak_rss_mb']:.0f} MiB" for r in rs]
+  return "\n".join(lines)
+
+
 def machine() -> str:
   model = platform.processor() or platform.machine()
   try:  # the first processor's name, model number and whether it has AVX-512
@@ -160,7 +180,12 @@ def main() -> None:
   parser.add_argument("--test_images", type=int, default=None, help="smoke runs")
   parser.add_argument("--timeout", type=int, default=7200, help="seconds per process")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--tabulate", nargs="+", metavar="JSONL",
+                      help="run nothing: the table of the medians over these runs' records")
   args = parser.parse_args()
+  if args.tabulate:
+    print(tabulate(args.tabulate))
+    return
 
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   os.makedirs(args.out, exist_ok=True)

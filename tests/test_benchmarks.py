@@ -184,3 +184,25 @@ def test_vae_vs_pythae_gives_both_peers_the_same_run():
   assert ours[2:-2] == theirs[2:-2] == shared
   assert ours[-2:] == ["--steps_per_epoch", "4"]
   assert theirs[-2:] == ["--train_images", "512"]  # 4 batches of 128
+
+
+def test_vae_vs_pythae_tabulates_the_medians_of_earlier_runs(tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+  from benchmarks import vae_vs_pythae  # pylint: disable=import-outside-toplevel
+
+  def record(fw, seed, nll, epoch, rss):
+    return {"framework": fw, "seed": seed, "nll": nll, "nll_se": 0.5, "neg_elbo": nll + 3,
+            "psnr_db": 20.0, "seconds_per_epoch": epoch, "epoch_seconds": [9.0, epoch],
+            "peak_rss_train_mb": rss, "peak_rss_mb": rss + 100, "process_seconds": 1.0,
+            "nll_seconds": 1.0}
+  paths = []
+  for i, rows in enumerate([[record("ae_jax", 0, 240.0, 1.0, 600), record("pythae", 0, 239.0, 3.0, 900)],
+                            [record("pythae", 1, 241.0, 5.0, 1000), record("ae_jax", 1, 242.0, 2.0, 700)]]):
+    paths.append(tmp_path / f"{i}.jsonl")
+    paths[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+  text = vae_vs_pythae.tabulate([str(p) for p in paths])
+  assert "| ae_jax | 241.00 ± 0.50 | 244.00 | 20.00 | 1.50 | 650 | 750 |" in text
+  assert "| pythae | 240.00 ± 0.50 | 243.00 | 20.00 | 4.00 | 950 | 1050 |" in text
+  assert "**met** (241.00 vs 240.00 nats: +0.42 %)" in text
+  assert "**met** (1.50 vs 4.00 s: 0.38x)" in text and "650 vs 950 MiB" in text
+  assert "- pythae seed 1: NLL 241.00, first epoch 9.0 s, 5.00 s/epoch" in text
