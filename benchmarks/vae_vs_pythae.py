@@ -4,6 +4,8 @@
   python benchmarks/vae_vs_pythae.py --rounds 3           # 3 rounds, medians
   python benchmarks/vae_vs_pythae.py --epochs 1 --steps_per_epoch 4 --test_images 20 \
       --num_samples 10 --out /tmp/smoke                   # a smoke run (a minute)
+  python benchmarks/vae_vs_pythae.py --tabulate benchmarks/results/*-vae_vs_pythae.jsonl
+                                                          # medians over earlier runs
 
 Each framework trains in its own process (benchmarks/peers/ae_jax_vae.py and
 pythae_vae.py: same architecture, data files, optimizer, batch size, epochs, seed, threads;
