@@ -135,6 +135,22 @@ def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_
   }
 
 
+def psnr_db(images: np.ndarray, target: np.ndarray) -> float:
+  """Mean over images of each image's PSNR in dB (values in [0, 1]), as ae_jax.metrics.psnr:
+  10 log10(1 / max(MSE over the image's pixels, 1e-10))."""
+  n = len(images)
+  mse = np.mean(np.square(np.asarray(images, np.float64).reshape(n, -1)
+                          - np.asarray(target, np.float64).reshape(n, -1)), axis=1)
+  return float(np.mean(10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))))
+
+
+def mean_and_se(name: str, values: np.ndarray) -> dict:
+  """{name: the mean, name_se: its standard error over the values (NaN for one value)}."""
+  values = np.asarray(values, np.float64)
+  se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+  return {name: float(values.mean()), f"{name}_se": float(se)}
+
+
 def emit(record: dict) -> None:
   """Prints the result as the last line of stdout."""
   print(json.dumps(record), flush=True)

@@ -1,0 +1,120 @@
+"""configs/vae.py trained by ae_jax (`train_and_evaluate`) and scored as the pythae peer is:
+ae_jax's side of benchmarks/vae_vs_pythae.py.
+
+  python benchmarks/peers/ae_jax_vae.py --epochs 30
+  python benchmarks/peers/ae_jax_vae.py --epochs 1 --steps_per_epoch 4 --test_images 20 \
+      --num_samples 10          # a smoke run
+
+The real config, only the epochs, seed (and for smoke runs the steps per epoch) overridden,
+in a fresh temporary workdir; the tfds data in the persistent AE_JAX_BENCH_DATA_DIR
+(default ~/tensorflow_datasets) as benchmarks/peers/ae_jax_runner.py. Then, on the test
+split's images (the run's dataset, read as the device pipeline reads it: the prepared
+.npy, without TensorFlow when it is prepared):
+  * NLL and its standard error: ae_jax.likelihood.estimate, K = --num_samples (200);
+  * -ELBO: metrics.jsonl's last `val_elbo` (one draw of z per image, the KL in closed
+    form: pythae's eval loss is the same estimator), and the K-draw mean beside it;
+  * PSNR of the reconstructions from the posterior mean (`Autoencoder.reconstruct` with
+    no 'sample' RNG), common.psnr_db as the pythae runner;
+  * seconds per epoch: metrics.jsonl's `seconds` (training only), median after the first;
+  * peak RSS after training (`peak_rss_train_mb`) and at the end (`peak_rss_mb`).
+--threads 1 runs XLA:CPU on one thread (its Eigen pool off); otherwise XLA's own pool
+(the cores). Prints one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+
+def parse_args() -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--epochs", type=int, default=30)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--threads", type=int, default=None,
+                      help="1: XLA:CPU single-threaded (default: XLA's own pool, the cores)")
+  parser.add_argument("--num_samples", type=int, default=200,
+                      help="importance samples K per image for the NLL (default 200)")
+  parser.add_argument("--steps_per_epoch", type=int, default=None, help="smoke runs")
+  parser.add_argument("--test_images", type=int, default=None,
+                      help="only the first N test images (smoke runs)")
+  return parser.parse_args()
+
+
+ARGS = parse_args()
+if ARGS.threads == 1:  # before jax is imported
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                             "false intra_op_parallelism_threads=1").strip()
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402  (starts the process clock)
+import ae_jax_runner  # noqa: E402  (the repo on sys.path, jax, train; its first-epoch hook)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ae_jax import checkpoint, compile_cache, data, likelihood, train  # noqa: E402
+from configs import vae  # noqa: E402
+
+
+def posterior_mean_psnr(workdir: str, images_u8: np.ndarray) -> float:
+  """PSNR of decoder(mean of q(z|x)) against x, per image, averaged (common.psnr_db)."""
+  model, variables = checkpoint.restore_autoencoder(workdir)
+  reconstruct = jax.jit(lambda v, x: model.apply(v, x, method="reconstruct"))
+  x = images_u8.astype(np.float32) / 255.0
+  out = np.concatenate([np.asarray(reconstruct(variables, x[i:i + 1000]))
+                        for i in range(0, len(x), 1000)])
+  return common.psnr_db(out, x)
+
+
+def main() -> None:
+  config = vae.get_config()
+  config.progress_bar = False
+  config.num_epochs = ARGS.epochs
+  config.seed = ARGS.seed
+  config.data_dir = os.path.expanduser(ae_jax_runner.DATA_DIR)
+  if ARGS.steps_per_epoch:
+    config.steps_per_epoch = ARGS.steps_per_epoch
+  seen = ae_jax_runner._hook_first_epoch()  # pylint: disable=protected-access
+  compile_cache.enable()  # as launch.py does
+  with tempfile.TemporaryDirectory(prefix="ae_jax_vae_") as tmp:
+    workdir = os.path.join(tmp, "run")
+    state = train.train_and_evaluate(config, workdir)
+    peak_rss_train_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+    source = data.Source(config.dataset, config.data_dir, config.idx_dir,
+                         splits=(config.eval_split,))
+    images = source.load_images(config.eval_split, ARGS.test_images)
+    t0 = time.perf_counter()
+    nll = likelihood.estimate(workdir, ARGS.num_samples, images_u8=images)
+    nll_seconds = time.perf_counter() - t0
+    psnr = posterior_mean_psnr(workdir, images)
+  seconds = [r["seconds"] for r in rows]
+  later = seconds[1:] or seconds
+  common.emit({
+      "framework": "ae_jax", "model": "vae", "epochs": len(rows), "steps_per_epoch": rows[0]["step"],
+      "threads": ARGS.threads or os.cpu_count(), 
+      "num_params": sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params)),
+      "epoch_seconds": [round(s, 4) for s in seconds], "seconds_per_epoch": statistics.median(later),
+      "first_step_seconds": seen.get("first_step_seconds"),
+      "setup_seconds": seen.get("setup_seconds"),
+      "neg_elbo": -rows[-1]["val_elbo"], "val_neg_elbo_per_epoch": [-r["val_elbo"] for r in rows],
+      "nll": nll["nll"], "nll_se": nll["nll_se"], "neg_elbo_k": nll["neg_elbo"],
+      "num_samples": nll["num_samples"],
+      "nll_seconds": nll_seconds, "psnr_db": psnr, "psnr_from": "posterior mean",
+      "test_images": len(images),
+      "test_u8_sum": int(images.sum(dtype=np.int64)),
+      "peak_rss_train_mb": peak_rss_train_mb,
+      "tensorflow_imported": "tensorflow" in sys.modules,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      "process_seconds": common.since_start()})
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,234 @@
+"""configs/vae.py in ae_jax beside the same VAE in pythae 0.1.2 (issue #22's side by side).
+
+  python benchmarks/vae_vs_pythae.py                      # 30 epochs each, 1 round
+  python benchmarks/vae_vs_pythae.py --rounds 3           # 3 rounds, medians
+  python benchmarks/vae_vs_pythae.py --epochs 1 --steps_per_epoch 4 --test_images 20 \
+      --num_samples 10 --out /tmp/smoke                   # a smoke run (a minute)
+  python benchmarks/vae_vs_pythae.py --tabulate benchmarks/results/*-vae_vs_pythae.jsonl
+                                                          # medians over earlier runs
+
+Each framework trains in its own process (benchmarks/peers/ae_jax_vae.py and
+pythae_vae.py: same architecture, data files, optimizer, batch size, epochs, seed, threads;
+see their docstrings for what each measures and how), one after the other, never at once;
+round r starts with ae_jax when r is even and with pythae when it is odd, so a slow spell
+of the machine is shared out. Each prints one JSON record; this writes them to
+<out>/<timestamp>-vae_vs_pythae.jsonl and a markdown table (medians over the rounds) to
+<out>/<timestamp>-vae_vs_pythae.md (default out: benchmarks/results), and prints the table.
+
+The table: NLL (K-sample importance-sampled bound, nats per test image) +- its standard
+error over images, the one-draw -ELBO on the test split, PSNR of the posterior-mean
+reconstructions, seconds per epoch (training only, median of epochs 2..N), peak RSS after
+training and at the end of the process; then issue #22's three targets, each met or not:
+ae_jax's NLL at most 1 % above pythae's, its epoch at most 0.5x pythae's, its peak RSS
+(after training) no higher than pythae's.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")
+SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}
+FRAMEWORKS = ("ae_jax", "pythae")
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "tensorflow-cpu", "torch", "pythae", "numpy")
+TARGETS = {"nll": 1.01, "seconds_per_epoch": 0.5, "peak_rss_train_mb": 1.0}  # ae_jax <= x * pythae
+
+
+def command(framework: str, args: argparse.Namespace, seed: int) -> list[str]:
+  """The peer's command line: the same epochs, seed, threads, K and test images for both;
+  a smoke run's --steps_per_epoch is, for pythae (whose trainer walks the whole loader),
+  that many batches' worth of train images."""
+  cmd = [sys.executable, os.path.join(PEERS, SCRIPTS[framework]), "--epochs", str(args.epochs),
+         "--seed", str(seed), "--num_samples", str(args.num_samples)]
+  if args.threads:
+    cmd += ["--threads", str(args.threads)]
+  if args.test_images:
+    cmd += ["--test_images", str(args.test_images)]
+  if args.steps_per_epoch:
+    cmd += (["--steps_per_epoch", str(args.steps_per_epoch)] if framework == "ae_jax" else
+            ["--train_images", str(128 * args.steps_per_epoch)])
+  return cmd
+
+
+def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | None:
+  """Runs one peer process; returns its record (None if it failed: the log says why)."""
+  cmd = command(framework, args, seed)
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+  print(f"[{time.strftime('%H:%M:%S')}] {framework} seed {seed} ...", file=sys.stderr, flush=True)
+  load = os.getloadavg()[0]
+  try:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+  except subprocess.TimeoutExpired:
+    log.write(f"## {framework}: timed out after {args.timeout} s\n")
+    return None
+  log.write(f"## {framework} (rc {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}\n")
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    print(f"  failed (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", file=sys.stderr)
+    return None
+  record = {**json.loads(lines[-1]), "seed": seed, "load_before": load,
+            "load_after": os.getloadavg()[0]}
+  print(f"  {record['seconds_per_epoch']:.3f} s/epoch, NLL {record['nll']:.2f}, "
+        f"peak RSS {record['peak_rss_train_mb']:.0f} MiB", file=sys.stderr, flush=True)
+  return record
+
+
+def medians(records: list[dict]) -> dict:
+  keys = ("nll", "nll_se", "neg_elbo", "psnr_db", "seconds_per_epoch", "peak_rss_train_mb",
+          "peak_rss_mb", "process_seconds", "nll_seconds")
+  return {k: statistics.median(r[k] for r in records) for k in keys}
+
+
+def targets(ours: dict, theirs: dict) -> list[tuple[str, bool, str]]:
+  """(what, met, the figures) for each of issue #22's targets, from the two medians."""
+  nll_ratio = ours["nll"] / theirs["nll"]
+  epoch_ratio = ours["seconds_per_epoch"] / theirs["seconds_per_epoch"]
+  rss_ratio = ours["peak_rss_train_mb"] / theirs["peak_rss_train_mb"]
+  return [
+      ("NLL at most 1 % above pythae's", nll_ratio <= TARGETS["nll"],
+       f"{ours['nll']:.2f} vs {theirs['nll']:.2f} nats: {100 * (nll_ratio - 1):+.2f} %"),
+      ("epoch at most 0.5x pythae's", epoch_ratio <= TARGETS["seconds_per_epoch"],
+       f"{ours['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} s: "
+       f"{epoch_ratio:.2f}x"),
+      ("peak RSS (training) no higher than pythae's", rss_ratio <= TARGETS["peak_rss_train_mb"],
+       f"{ours['peak_rss_train_mb']:.0f} vs {theirs['peak_rss_train_mb']:.0f} MiB: "
+       f"{rss_ratio:.2f}x")]
+
+
+def table(records: dict[str, list[dict]]) -> str:
+  """The markdown table of the medians and the targets."""
+  med = {fw: medians(rs) for fw, rs in records.items() if rs}
+  lines = ["| framework | NLL (nats) ± s.e. | −ELBO (nats) | PSNR (dB) | s/epoch | "
+           "peak RSS, training (MiB) | peak RSS, with NLL (MiB) |",
+           "|---|---|---|---|---|---|---|"]
+  for fw, m in med.items():
+    lines.append(f"| {fw} | {m['nll']:.2f} ± {m['nll_se']:.2f} | {m['neg_elbo']:.2f} | "
+                 f"{m['psnr_db']:.2f} | {m['seconds_per_epoch']:.2f} | "
+                 f"{m['peak_rss_train_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
+  if len(med) == 2:
+    lines.append("")
+    for what, met, figures in targets(med["ae_jax"], med["pythae"]):
+      lines.append(f"- ae_jax {what}: **{'met' if met else 'not met'}** ({figures})")
+  return "\n".join(lines)
+
+
+def tabulate(paths: list[str]) -> str:
+  """The table of the medians over the records of earlier runs (their .jsonl files), and
+  one line per record: seed, first epoch (the compile, or a cache hit), s/epoch, peak RSS."""
+  records = {fw: [] for fw in FRAMEWORKS}
+  for path in paths:
+    with open(path) as f:
+      for line in f:
+        if line.strip():
+          record = json.loads(line)
+          records[record["framework"]].append(record)
+  lines = [f"Medians over {', '.join(f'{len(rs)} {fw}' for fw, rs in records.items())} "
+           f"runs ({', '.join(os.path.basename(p) for p in paths)}):", "", table(records), ""]
+  for fw, rs in records.items():
+    lines += [f"- {fw} seed {r['seed']}: NLL {r['nll']:.2f}, first epoch "
+              f"{r['epoch_seconds'][0]:.1f} s, {r['seconds_per_epoch']:.2f} s/epoch (fastest "
+              f"{min(r['epoch_seconds'][1:] or r['epoch_seconds']):.2f}), peak RSS "
+              f"{r['peak_rss_train_mb']:.0f} / {r['peak_rss_mb']:.0f} MiB" for r in rs]
+  return "\n".join(lines)
+
+
+def machine() -> str:
+  model = platform.processor() or platform.machine()
+  try:  # the first processor's name, model number and whether it has AVX-512
+    with open("/proc/cpuinfo") as f:
+      info = dict(l.split(":", 1) for l in f.read().split("\n\n")[0].splitlines() if ":" in l)
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    model = (f"{info.get('model name', model)} (model {info.get('model', '?')}"
+             f"{', AVX-512' if 'avx512f' in info.get('flags', '').split() else ''})")
+  except OSError:
+    pass
+  versions = []
+  for name in PACKAGES:
+    try:
+      versions.append(f"{name} {importlib.metadata.version(name)}")
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  return f"{model}, {os.cpu_count()} cores, {platform.python_version()}; " + ", ".join(versions)
+
+
+def check_same_test_images(records: list[dict], args: argparse.Namespace) -> str | None:
+  """Both peers read the test split from the same IDX files (tfds' copy is reordered, so
+  only the whole split's sum of uint8 pixels compares): a note when they differ. (The
+  first run, 20261202-135728, compared float sums and warned of a float32 rounding.)"""
+  sums = {r["test_u8_sum"] for r in records}
+  if args.test_images is None and len(sums) > 1:
+    return f"WARNING: the peers' test images differ (pixel sums {sorted(sums)})"
+  return None
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--epochs", type=int, default=30)
+  parser.add_argument("--rounds", type=int, default=1)
+  parser.add_argument("--seed", type=int, default=0, help="round r uses seed + r")
+  parser.add_argument("--threads", type=int, default=None,
+                      help="threads of both (1 or the default: each framework's own, the cores)")
+  parser.add_argument("--num_samples", type=int, default=200, help="K of the NLL (default 200)")
+  parser.add_argument("--steps_per_epoch", type=int, default=None, help="smoke runs")
+  parser.add_argument("--test_images", type=int, default=None, help="smoke runs")
+  parser.add_argument("--timeout", type=int, default=7200, help="seconds per process")
+  parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--tabulate", nargs="+", metavar="JSONL",
+                      help="run nothing: the table of the medians over these runs' records")
+  args = parser.parse_args()
+  if args.tabulate:
+    print(tabulate(args.tabulate))
+    return
+
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  os.makedirs(args.out, exist_ok=True)
+  base = os.path.join(args.out, f"{stamp}-vae_vs_pythae")
+  records = {fw: [] for fw in FRAMEWORKS}
+  with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as jsonl:
+    for r in range(args.rounds):
+      for fw in (FRAMEWORKS if r % 2 == 0 else FRAMEWORKS[::-1]):
+        record = run_one(fw, args, args.seed + r, log)
+        if record:
+          records[fw].append(record)
+          jsonl.write(json.dumps(record) + "\n")
+          jsonl.flush()
+  every = [r for rs in records.values() for r in rs]
+  loads = [r[k] for r in every for k in ("load_before", "load_after")]
+  threads = ", ".join(sorted({f"{r['framework']} {r['threads']}" for r in every}))
+  text = "\n".join(line for line in [
+      f"# ae_jax vs pythae: configs/vae.py, {args.epochs} epochs, {args.rounds} round(s), "
+      f"{stamp}",
+      "",
+      f"Machine: {machine()}. Threads: "
+      f"{threads}. "
+      "Processes one after the other, alternating who goes first; "
+      f"1-min load average {min(loads, default=0):.1f}–{max(loads, default=0):.1f} "
+      "(other work on the machine slows both).",
+      f"NLL: K = {args.num_samples} importance samples per image, "
+      f"{every[0]['test_images'] if every else '?'} test images; −ELBO: one draw per image, "
+      "KL in closed form; PSNR: decoder(posterior mean).",
+      "",
+      table(records),
+      check_same_test_images(every, args),
+      "",
+      f"Command: python benchmarks/vae_vs_pythae.py {' '.join(sys.argv[1:])}".rstrip()]
+                   if line is not None)
+  with open(base + ".md", "w") as f:
+    f.write(text + "\n")
+  print(text)
+  print(f"\nwrote {base}.md, .jsonl, .log", file=sys.stderr)
+  if not all(records.values()):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  main()
