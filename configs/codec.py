@@ -30,7 +30,8 @@ def get_config(lmbda: str = "0.0035"):
   config.encoder = ml_collections.ConfigDict({
       "name": "factorized",
       "analysis": {"name": "mlp", "hidden": (512,), "latent_dim": 96,
-                   "code_activation": "linear"}})
+                   "code_activation": "linear"},
+      "filters": (3, 3, 3), "init_scale": 10.0})  # the prior's CDF network (tfc's defaults)
   config.decoder = ml_collections.ConfigDict({"name": "mlp", "hidden": (512,)})
   config.loss = "mse"
   try:
