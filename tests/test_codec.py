@@ -285,7 +285,7 @@ def test_the_comparison_tools_measure_a_codec_run_by_its_bitstreams(codec_run):
   images = _images(20, seed=5)
   row, = rate_distortion.autoencoder_rows(codec_run, images)
   codes = compress.encode(codec_run, images, "entropy")
-  assert row["method"] == "learned codec" and row["quant"] == "entropy"
+  assert row["method"] == "learned codec (12 values, 2 epochs)" and row["quant"] == "entropy"
   assert row["bytes_per_image"] == codes.bytes_per_image
   assert row["estimated_bytes_per_image"] == pytest.approx(codes.estimated_bits.mean() / 8)
   assert row["setting"].endswith("λ=0.01") and row["lmbda"] == pytest.approx(0.01)
