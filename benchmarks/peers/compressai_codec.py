@@ -153,6 +153,9 @@ def run_lambda(lmbda: float, data: dict, args: argparse.Namespace) -> dict:
                                args.batch_size, args.clip_max_norm))
     epoch_seconds.append(time.perf_counter() - t0)
     epoch_cpu_seconds.append(time.process_time() - c0)
+    print(f"lambda {lmbda:g} epoch {len(history)}: {epoch_seconds[-1]:.1f} s "
+          f"({epoch_cpu_seconds[-1]:.1f} s CPU), " + ", ".join(
+              f"{k} {v:.4g}" for k, v in history[-1].items()), file=sys.stderr, flush=True)
   t0 = time.perf_counter()
   ev = evaluate(model, x_test, args.eval_batch_size)
   eval_seconds = time.perf_counter() - t0
