@@ -7,6 +7,9 @@ peer in its own venv, then measures what it decoded with ae_jax.quality.
   python benchmarks/codec_peer.py --time_sizes 32x48,64x96,128x192 --train_images 2560
                                                            # s/epoch per (N, M) on a slice
 
+With --out FOLDER, a lambda whose FOLDER/lambda_<value>/result.json exists is not trained
+again: the same command finishes an interrupted run.
+
 (a) `peers/compressai_codec.py` runs under the venv's python, one lambda per process (so
 each one's peak RSS is its own), writing --out/lambda_<value>/ (decoded uint8 images,
 bytes per image, estimated bits per image, result.json). (b) The decoded images are
@@ -180,6 +183,10 @@ def main(argv=None) -> None:
       return time_sizes(args, out, log, stamp, command, load_before)
     if not args.read:
       for lmbda in (float(v) for v in args.lambdas.split(",")):
+        done = os.path.join(out, f"lambda_{lmbda:g}", "result.json")
+        if os.path.exists(done):  # an interrupted run goes on where it stopped
+          print(f"lambda {lmbda:g}: kept {done}", file=sys.stderr)
+          continue
         run_peer(args, lmbda, args.N, args.M, out, log)
   rows = read_outputs(out, test_images_uint8(args.idx_dir))
   r0 = rows[0]

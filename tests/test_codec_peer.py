@@ -3,6 +3,7 @@ numbers. The peer itself needs its own venv (compressai needs numpy < 2), so the
 here are written by the test in the peer's layout: real files, known pixels and bytes."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -103,3 +104,17 @@ def test_read_writes_the_rd_rows_for_the_plot_from_the_idx_test_split(tmp_path):
 def test_no_venv_is_one_line_naming_the_script(tmp_path):
   with pytest.raises(SystemExit, match="run `bash benchmarks/peers/compressai_env.sh` first"):
     codec_peer.main(["--python", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+
+
+def test_a_finished_lambda_is_not_trained_again(tmp_path):
+  """An interrupted 5-lambda run goes on with the same command: a lambda with its
+  result.json is kept (running the peer here would fail: no compressai in this python)."""
+  idx = write_idx_folder(str(tmp_path / "idx"), n_train=8, n_test=6)
+  originals = codec_peer.test_images_uint8(idx)
+  peer = tmp_path / "peer"
+  _write_peer_lambda(peer, 0.0067, _noisy(originals, 8, 5), np.full(6, 70), np.full(6, 520.0))
+  results = tmp_path / "results"
+  codec_peer.main(["--lambdas", "0.0067", "--out", str(peer), "--python", sys.executable,
+                   "--results_dir", str(results), "--idx_dir", idx])
+  (jsonl,) = results.glob("*-compressai.jsonl")
+  assert json.loads(jsonl.read_text())["bytes_per_image"] == 70
