@@ -361,9 +361,10 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
             + "".join(f"; extra rows: {p}" for p in extra))
   with writing(", ".join(OUTPUTS), out, "--out"):
     write_table(out, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"), source=source)
-    rd_compare.write_bd(out, rd_compare.bd_rows(rows, method=bd_method),
-                        rd_compare.bd_rows(rows, bd_range, bd_method), bd_range, bd_method,
-                        source)
+    anchors = rd_compare.ANCHORS + tuple(r["method"] for r in extra_rows)  # a peer's too
+    rd_compare.write_bd(out, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
+                        rd_compare.bd_rows(rows, bd_range, bd_method, anchors), bd_range,
+                        bd_method, source)
     plot(os.path.join(out, "rd.png"), rows,
          f"{name} {split}, {len(images)} images"
          + (f": {', '.join(workdirs)}" if workdirs else ""), raw)

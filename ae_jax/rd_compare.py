@@ -101,11 +101,12 @@ def curves(rows: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
 
 
 def bd_rows(rows: Sequence[dict], psnr_range: tuple[float, float] | None = None,
-            method: str = "pchip") -> list[dict]:
-  """The BD-rate of every curve (PNG aside) against every classic anchor curve among
-  `rows`: one row per pair, its `percent` and PSNR range, or None and the `reason`."""
+            method: str = "pchip", anchors: Sequence[str] = ANCHORS) -> list[dict]:
+  """The BD-rate of every curve (PNG aside) against every anchor curve among `rows` (the
+  classic codecs', and any other named in `anchors`, e.g. an --extra peer's): one row per
+  pair, its `percent` and PSNR range, or None and the `reason`."""
   by_method = curves(rows)
-  anchors = [a for a in ANCHORS if a in by_method]
+  anchors = [a for a in dict.fromkeys(anchors) if a in by_method]
   out = []
   for test, points in by_method.items():
     if test == "PNG":
@@ -150,7 +151,8 @@ def write_bd(out: str, overlap: Sequence[dict], ranged: Sequence[dict],
              psnr_range: tuple[float, float], interpolation: str, source: str) -> None:
   """rd_bd.md (two tables: over each pair's shared PSNR range, and over `psnr_range`) and
   rd_bd.json (every pair, with why n/a where it is)."""
-  note = ("BD-rate (%) of each method (rows) against each classic codec (columns): negative = "
+  note = ("BD-rate (%) of each method (rows) against each classic codec and --extra codec "
+          "(columns): negative = "
           f"fewer bytes at equal PSNR; {interpolation} interpolation of log(bytes) in PSNR; in "
           "brackets the PSNR range integrated; n/a: fewer than 4 points or no shared range "
           "(rd_bd.json says which).")
@@ -161,3 +163,43 @@ def write_bd(out: str, overlap: Sequence[dict], ranged: Sequence[dict],
                                 "both curves reach it)"))
   with open(os.path.join(out, "rd_bd.json"), "w") as f:
     json.dump(list(overlap) + list(ranged), f, indent=1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """python -m ae_jax.rd_compare RD_JSON --anchor METHOD [--range LO,HI]: the BD-rate of every
+  curve of a rate_distortion rd.json against the curve of METHOD (e.g. an --extra peer's),
+  over their shared PSNR range and over --range, without measuring anything again."""
+  from ae_jax import cli  # pylint: disable=import-outside-toplevel
+  from ae_jax.errors import run_cli  # pylint: disable=import-outside-toplevel
+  parser = cli.OneLineParser(prog="python -m ae_jax.rd_compare",
+                             description=main.__doc__.split("\n")[0])
+  parser.add_argument("rows", help="an rd.json written by python -m ae_jax.rate_distortion")
+  parser.add_argument("--anchor", required=True, help="the method to compare against")
+  parser.add_argument("--range", default="21,25", help="a PSNR range LO,HI in dB")
+  args = parser.parse_args(argv)
+
+  def work():
+    try:
+      with open(args.rows) as f:
+        rows = [r for r in json.load(f) if isinstance(r, dict)
+                and isinstance(r.get("psnr"), (int, float))]  # lossless rows: no curve
+    except (OSError, ValueError) as e:
+      raise UserError(f"cannot read {args.rows} ({type(e).__name__}): give the rd.json "
+                      "that python -m ae_jax.rate_distortion wrote") from None
+    if args.anchor not in curves(rows):
+      raise UserError(f"{args.rows} has no rows of method {args.anchor!r}: choose one of "
+                      f"{sorted(curves(rows))}")
+    try:
+      lo, hi = (float(v) for v in args.range.split(","))
+    except ValueError:
+      raise UserError(f"--range {args.range!r}: give it as LO,HI in dB, e.g. 21,25") from None
+    print(bd_markdown(bd_rows(rows, anchors=(args.anchor,)),
+                      "**Over the PSNR range both curves cover**"))
+    print(bd_markdown(bd_rows(rows, (lo, hi), anchors=(args.anchor,)),
+                      f"**Over {lo:g}–{hi:g} dB**"))
+  return run_cli(work)
+
+
+if __name__ == "__main__":
+  import sys  # pylint: disable=import-outside-toplevel
+  sys.exit(main())

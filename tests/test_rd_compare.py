@@ -223,3 +223,20 @@ def _write_doc_section():
     text = (text[:at] + section + text[at:]) if at >= 0 else text.rstrip("\n") + "\n\n" + section
   with open(test_errors.DOC, "w") as f:
     f.write(text.rstrip("\n") + "\n")
+
+
+def test_bd_rates_against_any_method_of_an_rd_json_without_measuring_again(tmp_path, capsys):
+  from ae_jax import rd_compare  # pylint: disable=import-outside-toplevel
+  psnr = [20.0, 22.0, 24.0, 26.0]
+  rows = ([{"method": "peer", "setting": str(p), "bytes_per_image": 10.0 * 2 ** i, "psnr": p}
+           for i, p in enumerate(psnr)]
+          + [{"method": "mine", "setting": str(p), "bytes_per_image": 5.0 * 2 ** i, "psnr": p}
+             for i, p in enumerate(psnr)]
+          + [{"method": "PNG", "setting": "lossless", "bytes_per_image": 500.0, "psnr": None}])
+  path = tmp_path / "rd.json"
+  path.write_text(json.dumps(rows))
+  assert rd_compare.main([str(path), "--anchor", "peer", "--range", "21,25"]) == 0
+  out = capsys.readouterr().out
+  assert "| mine | -50.0 % (20.0–26.0 dB) |" in out and "| mine | -50.0 % (21.0–25.0 dB) |" in out
+  assert rd_compare.main([str(path), "--anchor", "nobody"]) == 2
+  assert "no rows of method 'nobody'" in capsys.readouterr().err
