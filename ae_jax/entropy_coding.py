@@ -130,9 +130,17 @@ def _shortest(data: bytes, row: np.ndarray, model, probs: np.ndarray) -> bytes:
   missing bytes as zeros, and the coder's last word only has to point inside its final
   interval: its low-order bytes are often free. Each cut is checked by decoding it, so the
   stream decodes exactly by construction."""
-  while data and np.array_equal(_decode_one(data[:-1], model, probs), row):
+  while data and _decodes_to(data[:-1], row, model, probs):
     data = data[:-1]
   return data
+
+
+def _decodes_to(data: bytes, row: np.ndarray, model, probs: np.ndarray) -> bool:
+  """Whether `data` decodes to `row` (a cut the coder refuses as invalid does not)."""
+  try:
+    return np.array_equal(_decode_one(data, model, probs), row)
+  except (AssertionError, ValueError, RuntimeError):  # constriction: "invalid for the model"
+    return False
 
 
 def encode(symbols_NxD: np.ndarray, channel_of_D: np.ndarray, tables: Tables) -> list[bytes]:

@@ -294,3 +294,25 @@ def test_the_comparison_tools_measure_a_codec_run_by_its_bitstreams(codec_run):
   assert [r["method"] for r in rows] == ["autoencoder entropy", "JPEG, scan only"] * 2
   assert rows[0]["bytes_per_image"] == compress.encode(codec_run, digits,
                                                        "entropy").bytes_per_image
+
+
+def test_a_cut_the_coder_refuses_as_invalid_ends_the_cutting(monkeypatch):
+  """constriction raises (AssertionError: 'invalid for the employed entropy model') on some
+  cut streams instead of decoding other symbols; such a cut is not taken."""
+  pmf, lo = _laplace_pmf()
+  tables = entropy_coding.build_tables(pmf, lo)
+  channel_of = np.arange(30) % 3
+  symbols = np.zeros((4, 30), np.int64)
+  full = [len(s) for s in entropy_coding.encode(symbols, channel_of, tables)]
+  real = entropy_coding._decode_one  # pylint: disable=protected-access
+
+  def refuses_short(data, model, probs):
+    if len(data) < 6:
+      raise AssertionError("Tried to decode from compressed data that is invalid")
+    return real(data, model, probs)
+
+  monkeypatch.setattr(entropy_coding, "_decode_one", refuses_short)
+  streams = entropy_coding.encode(symbols, channel_of, tables)
+  assert all(len(s) >= min(6, n) for s, n in zip(streams, full))
+  monkeypatch.setattr(entropy_coding, "_decode_one", real)
+  np.testing.assert_array_equal(entropy_coding.decode(streams, channel_of, tables), symbols)
