@@ -157,8 +157,8 @@ def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
 
 @pytest.mark.parametrize("change,match", [
     ({"encoder": {"name": "gan"}}, r"unknown encoder 'gan' \(config field encoder.name\): "
-                                   r"choose one of \['conv', 'convnet', 'dense', 'mlp', 'sparse', "
-                                   r"'vae', 'vq'\]"),
+                                   r"choose one of \['conv', 'convnet', 'dense', 'factorized', 'mlp', "
+                                   r"'sparse', 'vae', 'vq'\]"),
     ({"encoder": {"name": "vae", "hidden": (0,)}}, "encoder.hidden=.*a tuple of positive"),
     ({"encoder": {"name": "vae", "latent_dim": -2}}, "encoder.latent_dim=-2"),
     ({"decoder": {"name": "sparse"}}, "unknown decoder 'sparse'"),
