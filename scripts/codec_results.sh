@@ -8,21 +8,19 @@
 # runs/codec_rd (rd.md, rd.png, rd_bd.md). Runs already trained are reused. From the repo root.
 set -u
 mkdir -p runs/codec runs/codec_wide runs/dense_k
-LAMBDAS=$(python -c "from configs import codec; print(' '.join(map(str, codec.LAMBDAS)))")
 runs=()
-for l in $LAMBDAS; do
-  [ -d runs/codec/$l/checkpoints ] || python launch.py --config configs/codec.py:$l \
-    --workdir runs/codec/$l --config.progress_bar=False > runs/codec/$l.log 2>&1 \
-    || { echo "lambda $l failed: runs/codec/$l.log"; exit 1; }
-  runs+=(--workdir runs/codec/$l)
-done
-WIDE=$(python -c "from configs import codec_wide; print(' '.join(map(str, codec_wide.LAMBDAS)))")
-for l in $WIDE; do
-  [ -d runs/codec_wide/$l/checkpoints ] || python launch.py --config configs/codec_wide.py:$l \
-    --workdir runs/codec_wide/$l --config.progress_bar=False > runs/codec_wide/$l.log 2>&1 \
-    || { echo "lambda $l failed: runs/codec_wide/$l.log"; exit 1; }
-  runs+=(--workdir runs/codec_wide/$l)
-done
+# train_each CONFIG FOLDER: a run of CONFIG per lambda of its LAMBDAS in FOLDER/<lambda>
+# (reused when trained), each added to the comparison.
+train_each() {
+  local l
+  for l in $(python -c "from configs import $1; print(' '.join(map(str, $1.LAMBDAS)))"); do
+    [ -d $2/$l/checkpoints ] || python launch.py --config configs/$1.py:$l --workdir $2/$l \
+      --config.progress_bar=False > $2/$l.log 2>&1 || { echo "$1 $l failed: $2/$l.log"; exit 1; }
+    runs+=(--workdir $2/$l)
+  done
+}
+train_each codec runs/codec
+train_each codec_wide runs/codec_wide
 for k in 8 16 32 64 128; do
   [ -d runs/dense_k/K$k/checkpoints ] || python launch.py --config configs/dense.py \
     --config.encoder.latent_dim=$k --workdir runs/dense_k/K$k --config.progress_bar=False \
