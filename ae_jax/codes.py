@@ -56,13 +56,18 @@ _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 # ------------------------------------------------------------------------ quantization
 
+def check_finite(codes: np.ndarray) -> np.ndarray:
+  """`codes`, refused (UserError) if any is NaN or Inf: the run that made them diverged."""
+  if not np.isfinite(codes).all():
+    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
+                    "train it again with a lower --config.learning_rate")
+  return codes
+
+
 def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray | None,
                                                          np.ndarray | None]:
   """(stored values, offset [D] or None, scale [D] or None) of float codes [N, D]."""
-  codes_NxD = np.asarray(codes_NxD, np.float32)
-  if not np.isfinite(codes_NxD).all():
-    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
-                    "train it again with a lower --config.learning_rate")
+  codes_NxD = check_finite(np.asarray(codes_NxD, np.float32))
   if quant == "float32":
     return codes_NxD, None, None
   if quant == "float16":

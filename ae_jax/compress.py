@@ -27,8 +27,9 @@ import numpy as np
 # line and the file helpers moved to their own modules (tests and users import them).
 # pylint: disable=unused-import
 from ae_jax.cli import OneLineParser, add_run_data_flags, positive_int, quiet_logs, run_dataset
-from ae_jax.codes import (ALL_QUANTS, ENTROPY, INDEX, QUANTS, Codes, codes_from_bytes,
-                          codes_to_bytes, load_codes, pack_indices, quantize)
+from ae_jax.codes import (ALL_QUANTS, ENTROPY, INDEX, QUANTS, Codes, channels_of,
+                          check_finite, codes_from_bytes, codes_to_bytes, load_codes,
+                          pack_indices, quantize)
 from ae_jax.config_lib import RESUMABLE_CHANGES, model_label
 from ae_jax.errors import UserError
 from ae_jax.files import (atomic_write, check_output_folder, check_output_path,
@@ -170,26 +171,27 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
     raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
                     "string) per image, or none")
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
+  images = np.asarray(images_u8)
+  # What every kind of codes says of itself besides its values and shapes.
+  about = {"model": model_label(cfg), "image_shape": tuple(cfg["image_shape"]), "run": run,
+           "names": list(names) if names is not None else None}
   if quant == ENTROPY:
-    return _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size)
+    return _entropy_encode(encoder, variables, images, about, batch_size)
   if quant == INDEX:
-    return _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size)
+    return _encode_indices(encoder, variables, images, about, batch_size)
   apply = jax.jit(encoder.apply)
-  codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0),
-                         np.asarray(images_u8), batch_size)
+  codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0), images,
+                         batch_size)
   code_shape = codes.shape[1:]
-  values, offset, scale = quantize(codes.reshape(len(images_u8), -1), quant)
-  return Codes(values=values, quant=quant, model=model_label(cfg),
-               latent_dim=int(np.prod(code_shape)),
-               code_shape=tuple(code_shape), image_shape=tuple(cfg["image_shape"]), run=run,
-               offset=offset, scale=scale, names=list(names) if names is not None else None)
+  values, offset, scale = quantize(codes.reshape(len(images), -1), quant)
+  return Codes(values=values, quant=quant, latent_dim=int(np.prod(code_shape)),
+               code_shape=tuple(code_shape), offset=offset, scale=scale, **about)
 
 
-def _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size) -> Codes:
+def _entropy_encode(encoder, variables, images_u8, about: dict, batch_size) -> Codes:
   """round(y) of the codec's analysis transform, range coded with its prior's tables."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax import entropy_coding  # pylint: disable=import-outside-toplevel
-  from ae_jax.codes import channels_of  # pylint: disable=import-outside-toplevel
   from ae_jax.models import codec  # pylint: disable=import-outside-toplevel
 
   @jax.jit
@@ -197,40 +199,33 @@ def _entropy_encode(encoder, variables, images_u8, cfg, run, names, batch_size) 
     y, reported = encoder.apply(variables, x, mutable=["losses"])
     return y, jax.tree.leaves(reported["losses"])[0]
 
-  outputs = [apply(np.asarray(images_u8[i:i + batch_size], np.float32) / 255.0)
+  outputs = [apply(images_u8[i:i + batch_size].astype(np.float32) / 255.0)
              for i in range(0, len(images_u8), batch_size)]
-  y = np.concatenate([np.asarray(o[0]) for o in outputs])
+  y = check_finite(np.concatenate([np.asarray(o[0]) for o in outputs]))
   estimated = np.concatenate([np.asarray(o[1]) for o in outputs])
-  if not np.isfinite(y).all():
-    raise UserError("the encoder gave non-finite codes (NaN or Inf): the run diverged; "
-                    "train it again with a lower --config.learning_rate")
   tables = codec.tables(encoder, variables)
   code_shape = tuple(y.shape[1:])
   channel_of = channels_of(code_shape, tables.channels)
   symbols, clipped = entropy_coding.clip(y.reshape(len(y), -1).astype(np.int64), channel_of,
                                          tables)
-  codes = Codes(values=symbols, quant="entropy", model=model_label(cfg),
-                latent_dim=int(np.prod(code_shape)), code_shape=code_shape,
-                image_shape=tuple(cfg["image_shape"]), run=run,
-                names=list(names) if names is not None else None, tables=tables,
-                streams=entropy_coding.encode(symbols, channel_of, tables),
-                coder=entropy_coding.coder_version(), estimated_bits=estimated,
-                clipped=clipped)
-  return codes
+  return Codes(values=symbols, quant=ENTROPY, latent_dim=int(np.prod(code_shape)),
+               code_shape=code_shape, tables=tables,
+               streams=entropy_coding.encode(symbols, channel_of, tables),
+               coder=entropy_coding.coder_version(), estimated_bits=estimated,
+               clipped=clipped, **about)
 
 
-def _encode_indices(encoder, variables, images_u8, cfg, run, names, batch_size) -> Codes:
+def _encode_indices(encoder, variables, images_u8, about: dict, batch_size) -> Codes:
   """A VQ-VAE's codes as packed codebook indices, with its codebook (ae_jax/codes.py)."""
   import jax  # pylint: disable=import-outside-toplevel
   indices = jax.jit(lambda v, x: encoder.apply(v, x, method="indices"))
   idx = _apply_batched(lambda x: indices(variables, x.astype(np.float32) / 255.0),
-                       np.asarray(images_u8), batch_size)
+                       images_u8, batch_size)
   codebook = np.asarray(encoder.apply(variables, method="get_codebook"), np.float32)
   code_shape = (*idx.shape[1:], codebook.shape[1])
   return Codes(values=pack_indices(idx.reshape(len(idx), -1), len(codebook)), quant=INDEX,
-               model=model_label(cfg), latent_dim=int(np.prod(code_shape)),
-               code_shape=code_shape, image_shape=tuple(cfg["image_shape"]), run=run,
-               names=list(names) if names is not None else None, codebook=codebook)
+               latent_dim=int(np.prod(code_shape)), code_shape=code_shape,
+               codebook=codebook, **about)
 
 
 # Codes decode only with the checkpoint that made them: another step cannot stand in.
