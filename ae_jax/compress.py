@@ -197,7 +197,7 @@ def _entropy_encode(encoder, variables, images_u8, about: dict, batch_size) -> C
   @jax.jit
   def apply(x):
     y, reported = encoder.apply(variables, x, mutable=["losses"])
-    return y, jax.tree.leaves(reported["losses"])[0]
+    return y, reported["losses"]["rate"][0]  # by name: the analysis may report terms too
 
   outputs = [apply(images_u8[i:i + batch_size].astype(np.float32) / 255.0)
              for i in range(0, len(images_u8), batch_size)]
