@@ -63,23 +63,24 @@ def autoencoder_rows(workdir: str, images_u8: np.ndarray,
                      step: int | None = None) -> list[dict]:
   """One row per quantization of the codes of checkpoint `step` (default: the latest;
   the float encoder runs once). A VQ-VAE run's row is its index codes (`quants` aside):
-  bytes per image = the packed indices."""
+  bytes per image = the packed indices; a learned codec's is `codec_row`."""
   raw = int(np.prod(images_u8.shape[1:]))
-  cfg = compress.read_run_config(workdir)
-  if compress.default_quant(workdir) == compress.ENTROPY:
+  own = compress.run_quants(compress.read_run_config(workdir))[0]
+  if own == compress.ENTROPY:
     return [codec_row(workdir, images_u8, label, step)]
-  if compress.is_vq_run(cfg):
-    quants = (compress.INDEX,)
-  codes32 = compress.encode(workdir, images_u8, "float32", step=step)
-  label = label or code_label(codes32)
+  # A VQ-VAE's codes are codebook rows: encoded once, as indices. Others: the float codes
+  # once, then quantized each way.
+  codes32 = None if own == compress.INDEX else compress.encode(workdir, images_u8, "float32",
+                                                               step=step)
   rows = []
-  for quant in quants:
-    if quant == compress.INDEX:
+  for quant in ((own,) if codes32 is None else quants):
+    if codes32 is None:
       codes = compress.encode(workdir, images_u8, quant, step=step)
     else:
       values, offset, scale = compress.quantize(codes32.values, quant)
       codes = dataclasses.replace(codes32, values=values, quant=quant, offset=offset,
                                   scale=scale)
+    label = label or code_label(codes)
     restored = quality.to_uint8(compress.decode(codes, workdir))
     file_bytes = len(compress.codes_to_bytes(codes)) / len(images_u8)
     rows.append(_row(f"autoencoder {quant}", label, codes.bytes_per_image, raw, restored,

@@ -199,3 +199,9 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
     loaded = compress.load_codes(path)
     np.testing.assert_array_equal(loaded.dequantized(), codes.dequantized())  # z_q exactly
     np.testing.assert_array_equal(compress.decode(loaded, reference), decoded)
+    from ae_jax import quality, rate_distortion  # pylint: disable=import-outside-toplevel
+    row, = rate_distortion.autoencoder_rows(reference, images)  # measured by its indices
+    assert (row["method"], row["bytes_per_image"]) == ("autoencoder index", 25)
+    assert row["setting"] == "vq+convnet 7x7x16"
+    assert row["psnr"] == pytest.approx(
+        quality.report(quality.to_uint8(decoded), images)["psnr"])
