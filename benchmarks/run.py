@@ -64,6 +64,24 @@ DENSE_STEP_FLOP = 5 * 2 * 128 * 784 * 64
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
 
+def peer_record(cmd: list[str], label: str, log, **run_kwargs) -> dict | None:
+  """Runs a peer process (`run_kwargs`: subprocess.run's env, timeout...) and returns the
+  JSON record on the last of its output lines that start with '{'; None if it timed out,
+  failed or printed none (its stderr goes to `log`, under `label`; failures also to
+  stderr)."""
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **run_kwargs)
+  except subprocess.TimeoutExpired as e:
+    log.write(f"## {label}: timed out after {e.timeout} s\n")
+    return None
+  log.write(f"## {label} (rc {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}\n")
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode or not lines:
+    print(f"  failed (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", file=sys.stderr)
+    return None
+  return json.loads(lines[-1])
+
+
 def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
             log) -> dict | None:
   """Runs one peer process; returns its JSON record, or None (the error goes to the log)."""
@@ -80,18 +98,9 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
   with tempfile.TemporaryDirectory(prefix="ae_jax_bench_cold_") as cold:
     if framework == "ae_jax":
       env["JAX_COMPILATION_CACHE_DIR"] = cold if args.cold else args.ae_jax_cache_dir
-    try:
-      proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                            timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-      log.write(f"## {framework} {model}: timed out after {args.timeout} s\n")
-      return None
-  log.write(f"## {framework} {model} (rc {proc.returncode})\n{proc.stderr[-4000:]}\n")
-  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-  if proc.returncode or not lines:
-    print(f"  failed (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", file=sys.stderr)
+    record = peer_record(cmd, f"{framework} {model}", log, env=env, timeout=args.timeout)
+  if record is None:
     return None
-  record = json.loads(lines[-1])
   print(f"  {record['seconds_per_epoch']:.3f} s/epoch, val {record['final_val_loss']:.4f}, "
         f"process {record['process_seconds']:.1f} s", file=sys.stderr, flush=True)
   return record

@@ -31,12 +31,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
+sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import run as bench_run  # noqa: E402  (peer_record: one peer process)
 SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}
 FRAMEWORKS = ("ae_jax", "pythae")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "tensorflow-cpu", "torch", "pythae", "numpy")
@@ -65,18 +66,10 @@ def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | 
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   print(f"[{time.strftime('%H:%M:%S')}] {framework} seed {seed} ...", file=sys.stderr, flush=True)
   load = os.getloadavg()[0]
-  try:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
-  except subprocess.TimeoutExpired:
-    log.write(f"## {framework}: timed out after {args.timeout} s\n")
+  record = bench_run.peer_record(cmd, framework, log, env=env, timeout=args.timeout)
+  if record is None:
     return None
-  log.write(f"## {framework} (rc {proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}\n")
-  lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-  if proc.returncode or not lines:
-    print(f"  failed (rc {proc.returncode}): {proc.stderr.strip()[-600:]}", file=sys.stderr)
-    return None
-  record = {**json.loads(lines[-1]), "seed": seed, "load_before": load,
-            "load_after": os.getloadavg()[0]}
+  record = {**record, "seed": seed, "load_before": load, "load_after": os.getloadavg()[0]}
   print(f"  {record['seconds_per_epoch']:.3f} s/epoch, NLL {record['nll']:.2f}, "
         f"peak RSS {record['peak_rss_train_mb']:.0f} MiB", file=sys.stderr, flush=True)
   return record
