@@ -124,9 +124,9 @@ def run(workdir: str, out: str, num_digits: int = 500,
 
 
 def _default_quants(workdir: str) -> str:
-  """A learned codec's or a VQ-VAE's own coding (entropy, index), else uint8 and float16."""
-  quant = compress.default_quant(workdir)
-  return quant if quant in (compress.ENTROPY, compress.INDEX) else "uint8,float16"
+  """The run's own quantizations, at most two: a learned codec's or a VQ-VAE's coding
+  (entropy, index), else uint8 and float16."""
+  return ",".join(compress.run_quants(compress.read_run_config(workdir))[:2])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
