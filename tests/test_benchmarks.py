@@ -91,11 +91,11 @@ def test_pythae_peer_is_configs_vae_and_its_loss_is_ae_jax_objective():
   'bernoulli' reconstruction + the encoder's KL, at z = the posterior mean."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  import torch  # pylint: disable=import-outside-toplevel
   from ae_jax import metrics  # pylint: disable=import-outside-toplevel
   from ae_jax.models import registry, vae  # pylint: disable=import-outside-toplevel
   from configs import vae as vae_config  # pylint: disable=import-outside-toplevel
-  peer = _pythae_peer()
+  peer = _pythae_peer()  # skips where the bench extra (pythae, torch) is not installed
+  import torch  # pylint: disable=import-outside-toplevel
   model = registry.make_autoencoder(vae_config.get_config(), (28, 28, 1))
   x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
   params = model.init(jax.random.key(0), x)["params"]
