@@ -1,7 +1,7 @@
 """Trains an autoencoder: python launch.py --config configs/denoise.py [--config.x=y ...].
 
 Kept short on purpose (as in the Flax examples): all the work is in
-`ae_jax.train.train_and_evaluate`, which notebooks and tests call directly. Mistakes a
+`ae_jax.training.train.train_and_evaluate`, which notebooks and tests call directly. Mistakes a
 user can make (bad flags, config file or values, data, workdir) end in one line, exit 2.
 """
 import os
@@ -84,14 +84,14 @@ def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
   logging.set_verbosity(logging.WARNING)
-  from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
-  from ae_jax.errors import (UserError,  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import config_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.core.errors import (UserError,  # pylint: disable=import-outside-toplevel
                              unnamed_disk_error)
   try:
     config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
   except UserError as e:
     _fail(str(e))
-  from ae_jax import compile_cache, train  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import compile_cache, train  # pylint: disable=import-outside-toplevel
 
   try:  # before anything compiles: JAX decides then whether a cache is used
     explicit = FLAGS["compilation_cache_dir"].present

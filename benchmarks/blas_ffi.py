@@ -37,7 +37,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax import data, models, steps, train  # noqa: E402
+from ae_jax import models  # noqa: E402
+from ae_jax.data import pipeline as data
+from ae_jax.training import steps, train
 from benchmarks.timing import alternating_ms  # noqa: E402
 from configs import dense  # noqa: E402
 

@@ -1,5 +1,5 @@
 """CompressAI's factorized-prior codec beside ae_jax's learned codec (issue #23): runs the
-peer in its own venv, then measures what it decoded with ae_jax.quality.
+peer in its own venv, then measures what it decoded with ae_jax.core.quality.
 
   bash benchmarks/peers/compressai_env.sh                  # once: benchmarks/.venv-compressai
   python benchmarks/codec_peer.py                          # 5 lambdas x 10 epochs, one process each
@@ -14,10 +14,10 @@ again: the same command finishes an interrupted run.
 each one's peak RSS is its own), writing --out/lambda_<value>/ (decoded uint8 images,
 bytes per image, estimated bits per image, result.json). (b) The decoded images are
 compared with the same Fashion-MNIST test images (uint8, from the IDX files) by
-`ae_jax.quality.report`: per-image PSNR and SSIM, then the mean — the definitions every
+`ae_jax.core.quality.report`: per-image PSNR and SSIM, then the mean — the definitions every
 codec in docs/compression.md is measured with. (c) One row per lambda goes to
 benchmarks/results/<timestamp>-compressai.jsonl and .md, with the keys
-ae_jax/rate_distortion.py's rows use (`method`, `setting`, `bytes_per_image`, `psnr`,
+ae_jax/compression/rate_distortion.py's rows use (`method`, `setting`, `bytes_per_image`, `psnr`,
 `ssim`) so the lead's R-D plot takes them as they are.
 
 Bytes are the ANS bitstream of each image's latent (CompressAI's `compress` strings): the
@@ -79,7 +79,7 @@ def run_peer(args: argparse.Namespace, lmbda: float, n: int, m: int, out: str, l
 def read_outputs(folder: str, images_u8: np.ndarray) -> list[dict]:
   """One row per lambda_*/ in `folder`: the peer's record plus PSNR/SSIM of its decoded
   images against the first len(decoded) of `images_u8`, sorted by bytes."""
-  from ae_jax import quality  # pylint: disable=import-outside-toplevel  (jax: only here)
+  from ae_jax.core import quality  # pylint: disable=import-outside-toplevel  (jax: only here)
   rows = []
   for path in sorted(glob.glob(os.path.join(folder, "lambda_*", "result.json"))):
     lam_dir = os.path.dirname(path)
@@ -198,7 +198,7 @@ def main(argv=None) -> None:
       f"{r0['train_images']:,} train images, batch 128, Adam 1e-3 + aux Adam 1e-3; "
       f"torch {r0['torch_version']}, {r0['torch_threads']} thread(s). Evaluated on "
       f"{r0['images']:,} test images: bytes = the image's ANS bitstream (CompressAI `compress`), estimated = −log2 of its "
-      "likelihoods / 8; PSNR, SSIM by ae_jax.quality (per image, then the mean). "
+      "likelihoods / 8; PSNR, SSIM by ae_jax.core.quality (per image, then the mean). "
       "s/epoch: median wall time (evaluation excluded); cpu s/epoch: the process's CPU time.",
       machine_line(load_before, os.getloadavg())]
   path = write_results(rows, stamp, header, args.results_dir)

@@ -17,7 +17,8 @@ import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 
 from benchmarks.timing import median_ms  # pylint: disable=wrong-import-position
-from ae_jax import metrics, models  # pylint: disable=wrong-import-position
+from ae_jax.core import metrics  # pylint: disable=wrong-import-position
+from ae_jax import models
 
 
 def _pad_odd(v):

@@ -20,7 +20,9 @@ import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ae_jax import data, models, steps  # pylint: disable=wrong-import-position
+from ae_jax import models  # pylint: disable=wrong-import-position
+from ae_jax.data import pipeline as data
+from ae_jax.training import steps
 from benchmarks.dtype import _cpu_name  # pylint: disable=wrong-import-position
 from benchmarks.timing import alternating_ms  # pylint: disable=wrong-import-position
 from configs import conv_wide  # pylint: disable=wrong-import-position

@@ -1,5 +1,5 @@
 """Where the dense autoencoder's train step spends its time on XLA:CPU, and what the
-XLA flag ae_jax sets at import (ae_jax/xla_flags.py) changes.
+XLA flag ae_jax sets at import (ae_jax/core/xla_flags.py) changes.
 
   python benchmarks/dense_ops.py [--rounds 3]
 
@@ -29,7 +29,10 @@ CHILD = """
 import json, sys, time
 sys.path.insert(0, {repo!r})
 import jax, jax.numpy as jnp, numpy as np
-from ae_jax import data, metrics, models, steps, train
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.core import metrics
+from ae_jax.training import steps, train
 from benchmarks.timing import median_ms
 from configs import dense
 

@@ -30,7 +30,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from ae_jax import data, metrics, models, steps, train  # noqa: E402
+from ae_jax import models  # noqa: E402
+from ae_jax.data import pipeline as data
+from ae_jax.core import metrics
+from ae_jax.training import steps, train
 from benchmarks.timing import alternating_ms  # noqa: E402
 from configs import dense  # noqa: E402
 

@@ -25,7 +25,9 @@ import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ae_jax import data, models, steps, train  # pylint: disable=wrong-import-position
+from ae_jax import models  # pylint: disable=wrong-import-position
+from ae_jax.data import pipeline as data
+from ae_jax.training import steps, train
 from benchmarks.timing import alternating_ms  # pylint: disable=wrong-import-position
 
 CONFIGS = ("dense", "conv", "deep", "sparse", "conv_wide")

@@ -18,7 +18,9 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from benchmarks.timing import median_ms  # pylint: disable=wrong-import-position
-from ae_jax import metrics, models, parallel, steps, train  # pylint: disable=wrong-import-position
+from ae_jax.core import metrics  # pylint: disable=wrong-import-position
+from ae_jax import models
+from ae_jax.training import parallel, steps, train
 from configs import dense  # pylint: disable=wrong-import-position
 
 

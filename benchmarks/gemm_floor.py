@@ -98,7 +98,7 @@ def torch_steps(ops, threads):
 def xla_steps(ops):
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import train  # pylint: disable=import-outside-toplevel  (its XLA flag too)
+  from ae_jax.training import train  # pylint: disable=import-outside-toplevel  (its XLA flag too)
 
   @jax.jit
   def steps(w, x, dy):

@@ -20,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ae_jax import models, steps  # pylint: disable=wrong-import-position
+from ae_jax import models  # pylint: disable=wrong-import-position
+from ae_jax.training import steps
 from configs import conv, dense  # pylint: disable=wrong-import-position
 
 

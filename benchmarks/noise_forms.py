@@ -23,7 +23,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax import data, models, steps  # noqa: E402
+from ae_jax import models  # noqa: E402
+from ae_jax.data import pipeline as data
+from ae_jax.training import steps
 from benchmarks.timing import alternating_ms  # noqa: E402
 from configs import denoise  # noqa: E402
 

@@ -4,7 +4,7 @@
 
 Runs `train_and_evaluate` on real Fashion-MNIST for each (model, pipeline, steps_per_call)
 and prints the median train seconds per step over the epochs after the first (which
-compiles). The automatic choice in ae_jax/train.py (`_steps_per_call`) follows this table.
+compiles). The automatic choice in ae_jax/training/train.py (`_steps_per_call`) follows this table.
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import logging  # pylint: disable=wrong-import-position
 
-from ae_jax import train  # pylint: disable=wrong-import-position
+from ae_jax.training import train  # pylint: disable=wrong-import-position
 from configs import conv, dense  # pylint: disable=wrong-import-position
 
 VARIANTS = [("stream", 1), ("device", 1), ("device", 8), ("device", 32), ("device", 128)]

@@ -9,7 +9,7 @@ loop unroll; batch 128; random images resident on the device), times `--calls` j
 compute, read from the compiled HLO: the matmuls and convolutions (`dot`, `convolution`),
 the rest of the forward pass (`jvp(...)`, the loss included) and of the backward pass
 (`transpose(jvp(...))`), the Adam update and the batch gather and noise (the `optimizer`
-and `batch` name scopes of ae_jax/steps.py); "unnamed" kernels are ones XLA made (layout
+and `batch` name scopes of ae_jax/training/steps.py); "unnamed" kernels are ones XLA made (layout
 copies, loop bookkeeping).
 
 Read the sums as the profiler's view, not a partition of the step: XLA:CPU runs
@@ -135,7 +135,9 @@ def profile(model_name: str, calls: int):
   import jax.numpy as jnp
   import numpy as np
 
-  from ae_jax import data, models, steps, train
+  from ae_jax import models
+  from ae_jax.data import pipeline as data
+  from ae_jax.training import steps, train
   from configs import conv, dense, denoise
 
   config = {"dense": dense, "conv": conv, "denoise": denoise}[model_name].get_config()

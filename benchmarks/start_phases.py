@@ -37,7 +37,8 @@ jax.monitoring.register_event_duration_secs_listener(on_event)
 sys.argv = ["ae_jax_runner", "--model", {model!r}, "--epochs", "1", "--steps_per_epoch", "20"]
 import ae_jax_runner
 events.append(("imports: ae_jax and the rest", common.since_start(), None))
-from ae_jax import checkpoint, data, steps
+from ae_jax.training import checkpoint, steps
+from ae_jax.data import pipeline as data
 def timed(owner, attr, label):
   inner = getattr(owner, attr)
   def wrapper(*args, **kwargs):

@@ -7,7 +7,7 @@ alternating, `--rounds` times, so the machine's drift falls on all of them alike
 times `steps.device_train_steps` as a dense run calls it on the CPU (36 steps per call, 4 per
 loop iteration, batch 128, random images resident in memory): one epoch of 13 calls, 8
 times after a warm-up, and reports the median and fastest ms per step and a hash of the
-trained parameters. ae_jax's import adds its own flag (`ae_jax/xla_flags.py`) to each
+trained parameters. ae_jax's import adds its own flag (`ae_jax/core/xla_flags.py`) to each
 setting. Prints a table: each setting's median over the rounds of its medians, its ratio
 to ae_jax's setting, and whether its parameters are bit-identical to ae_jax's.
 """
@@ -39,7 +39,9 @@ CHILD = """
 import hashlib, json, sys, time
 sys.path.insert(0, {repo!r})
 import jax, jax.numpy as jnp, numpy as np
-from ae_jax import data, models, steps, train
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.training import steps, train
 from configs import dense
 
 config = dense.get_config()

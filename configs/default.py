@@ -13,7 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   # its weight here (a term left out weighs 1), e.g. loss_weights.l1 for configs/sparse.py.
   # 'bce' (from logits) or 'mse', means per pixel (the lecture's); or a likelihood -log p(x|z)
   # in nats per image, summed over pixels: 'bernoulli' (summed BCE) or 'gaussian' (unit
-  # variance), for VAEs (configs/vae.py; ae_jax/metrics.py).
+  # variance), for VAEs (configs/vae.py; ae_jax/core/metrics.py).
   config.loss = "bce"
   config.loss_weights = ml_collections.ConfigDict()
   # Warm-up: every term weight rises linearly from 0 to its value over the first N train

@@ -5,7 +5,7 @@ restores on the CPU. Meant for one short session on a GPU/TPU machine; CI never 
 
 It needs jax, flax, optax, orbax-checkpoint, ml_collections and dm-pix, but not TensorFlow
 or tfds (accelerator images often lack them): Fashion-MNIST is read from the IDX files in
---idx_dir with numpy (ae_jax/idx.py). The training code is the library's own: the device
+--idx_dir with numpy (ae_jax/data/idx.py). The training code is the library's own: the device
 pipeline of train.py (whole split resident on the accelerator, batches gathered and
 noised inside jit, `steps.device_train_steps`), with a whole epoch per jit call (scan) and,
 for comparison, one step per call. Images/s is the median over the timed epochs after the
@@ -29,8 +29,11 @@ import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ae_jax import checkpoint, data, idx, models, steps  # pylint: disable=wrong-import-position
-from ae_jax import workdir as workdir_lib  # pylint: disable=wrong-import-position
+from ae_jax.training import checkpoint, steps  # pylint: disable=wrong-import-position
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.data import idx
+from ae_jax.training import workdir as workdir_lib  # pylint: disable=wrong-import-position
 from configs import conv, dense, denoise  # pylint: disable=wrong-import-position
 
 CONFIGS = {"dense": dense, "conv": conv, "denoise": denoise, "conv-literal": conv}
@@ -44,7 +47,7 @@ CPU_RESTORE = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
 import jax
-from ae_jax import checkpoint
+from ae_jax.training import checkpoint
 x = np.load({x!r})
 enc, v = checkpoint.restore_encoder({workdir!r})
 np.savez({out!r}, codes=np.asarray(enc.apply(v, x)),

@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ae_jax import checkpoint  # pylint: disable=wrong-import-position
+from ae_jax.training import checkpoint  # pylint: disable=wrong-import-position
 
 TIMING = ("seconds", "images_per_sec")
 

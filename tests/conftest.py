@@ -62,7 +62,7 @@ def set_model(config, kind: str, latent_dim: int | None = None) -> None:
   """Makes `config` train the lecture's 'dense' or 'conv' autoencoder (latent_dim: the
   dense code size; default the config's own)."""
   import ml_collections  # pylint: disable=import-outside-toplevel
-  from ae_jax import config_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import config_lib  # pylint: disable=import-outside-toplevel
   if latent_dim is None:
     latent_dim = config.encoder.get("latent_dim", 64)
   for group, spec in config_lib.lecture_model(kind, latent_dim).items():
@@ -92,7 +92,7 @@ def tiny_data(tmp_path_factory):
   root = tmp_path_factory.mktemp("tiny")
   idx_dir = write_idx_folder(str(root / "idx"))
   data_dir = str(root / "tfds")
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   data.get_builder("fashion_mnist", data_dir, idx_dir)  # prepare once for the session
   return idx_dir, data_dir
 
@@ -101,7 +101,7 @@ def tiny_data(tmp_path_factory):
 def real_data_dir(tmp_path_factory):
   """A tfds data_dir holding Debian's real Fashion-MNIST, prepared once for the session
   (~12 s; needs `apt-get install dataset-fashion-mnist`)."""
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   assert data.idx.has_idx_files(FASHION_DIR), (
       f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
   data_dir = str(tmp_path_factory.mktemp("real") / "tfds")

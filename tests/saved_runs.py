@@ -5,7 +5,7 @@ several models and seeds. Cached per process: session-wide across test modules.
 """
 import os
 
-from ae_jax import checkpoint, train, workdir as workdir_lib
+from ae_jax.training import checkpoint, train, workdir as workdir_lib
 from configs import dense
 from conftest import set_model
 

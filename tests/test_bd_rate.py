@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ae_jax import bd_rate
+from ae_jax.compression import bd_rate
 
 # A JPEG-like curve: (bytes/image, PSNR dB), not evenly spaced, not a straight line.
 ANCHOR = [(39.2, 18.3), (52.8, 19.9), (77.9, 21.8), (117.1, 24.1), (196.1, 28.4), (412.5, 39.2)]

@@ -91,7 +91,7 @@ def test_pythae_peer_is_configs_vae_and_its_loss_is_ae_jax_objective():
   'bernoulli' reconstruction + the encoder's KL, at z = the posterior mean."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from ae_jax import metrics  # pylint: disable=import-outside-toplevel
+  from ae_jax.core import metrics  # pylint: disable=import-outside-toplevel
   from ae_jax.models import registry, vae  # pylint: disable=import-outside-toplevel
   from configs import vae as vae_config  # pylint: disable=import-outside-toplevel
   peer = _pythae_peer()  # skips where the bench extra (pythae, torch) is not installed

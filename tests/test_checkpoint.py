@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, train
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint, train
+from ae_jax.core.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_failed_read_noise_goes_unreported_and_other_unraisables_are_reported(mo
 
 def test_a_damaged_step_gets_the_advice_that_works_for_it(tmp_path, trained):
   import shutil  # pylint: disable=import-outside-toplevel
-  from ae_jax import compress  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import compress  # pylint: disable=import-outside-toplevel
   workdir = str(tmp_path / "run")
   shutil.copytree(trained[0], workdir)
   steps = os.path.join(workdir, "checkpoints")
@@ -145,7 +145,7 @@ def test_tools_need_only_their_own_item_and_say_a_damaged_one_in_one_line(tmp_pa
   import shutil  # pylint: disable=import-outside-toplevel
   import subprocess  # pylint: disable=import-outside-toplevel
   import sys  # pylint: disable=import-outside-toplevel
-  from ae_jax import compress  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import compress  # pylint: disable=import-outside-toplevel
   workdir = str(tmp_path / "run")
   shutil.copytree(trained[0], workdir)
   images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), np.uint8)
@@ -159,7 +159,7 @@ def test_tools_need_only_their_own_item_and_say_a_damaged_one_in_one_line(tmp_pa
   np.testing.assert_array_equal(compress.decode(codes, workdir), expected)
   out = tmp_path / "c.aec"
   done = subprocess.run(
-      [sys.executable, "-m", "ae_jax.compress", "encode", "--workdir", workdir, "--dataset",
+      [sys.executable, "-m", "ae_jax.compression.compress", "encode", "--workdir", workdir, "--dataset",
        "fashion_mnist", "--out", str(out), "--max_images", "4"],
       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,5 +1,5 @@
 """The learned codec: its prior (models/entropy.py, models/codec.py), the integer tables and
-range coder (ae_jax/entropy_coding.py), its codes files (format version 3) and the
+range coder (ae_jax/compression/entropy_coding.py), its codes files (format version 3) and the
 guarantee that a decode gives the encoded symbols exactly or fails loudly.
 
 The family guarantees (resume, devices, restore apart, codes round trip) are in
@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, compress, entropy_coding, objectives
-from ae_jax import codes as codes_file
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint, objectives
+from ae_jax.compression import compress, entropy_coding
+from ae_jax.compression import codes as codes_file
+from ae_jax.core.errors import UserError
 from ae_jax.models import codec, entropy, registry
 from conftest import REPO
 
@@ -208,7 +209,7 @@ def test_decode_is_bit_exact_in_another_process_after_the_run_is_copied(codec_ru
     Image.fromarray(im[..., 0]).save(folder / f"im{i:02d}.png")
   copy = str(tmp_path / "copied_run")
   shutil.copytree(codec_run, copy)
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ae_jax.compress", *a], cwd=REPO,
+  run = lambda *a: subprocess.run([sys.executable, "-m", "ae_jax.compression.compress", *a], cwd=REPO,
                                   capture_output=True, text=True, timeout=300)
   enc = run("encode", "--workdir", codec_run, "--images", str(folder),
             "--out", str(tmp_path / "x.aec"))
@@ -281,7 +282,7 @@ def test_entropy_coding_a_run_without_a_prior_is_one_clear_line(tmp_path):
 
 
 def test_the_comparison_tools_measure_a_codec_run_by_its_bitstreams(codec_run):
-  from ae_jax import out_of_domain, rate_distortion  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import out_of_domain, rate_distortion  # pylint: disable=import-outside-toplevel
   images = _images(20, seed=5)
   row, = rate_distortion.autoencoder_rows(codec_run, images)
   codes = compress.encode(codec_run, images, "entropy")

@@ -83,7 +83,7 @@ def test_more_decoded_images_than_originals_is_refused(tmp_path):
 
 def test_read_writes_the_rd_rows_for_the_plot_from_the_idx_test_split(tmp_path):
   """main --read: the test images come from the IDX files, the rows go to
-  <stamp>-compressai.jsonl with the keys ae_jax/rate_distortion.py's rows use."""
+  <stamp>-compressai.jsonl with the keys ae_jax/compression/rate_distortion.py's rows use."""
   idx = write_idx_folder(str(tmp_path / "idx"), n_train=8, n_test=12)
   originals = codec_peer.test_images_uint8(idx)
   assert originals.shape == (12, 28, 28) and originals.dtype == np.uint8 and originals.max() > 150

@@ -1,4 +1,4 @@
-"""ae_jax.compile_cache: which directory JAX caches in, and which compiles it keeps."""
+"""ae_jax.training.compile_cache: which directory JAX caches in, and which compiles it keeps."""
 import os
 import subprocess
 import sys

@@ -1,5 +1,5 @@
-"""The codec: quantization bounds and the codes file (ae_jax/codes.py), encode/decode against
-the model, the CLI (ae_jax/compress.py)."""
+"""The codec: quantization bounds and the codes file (ae_jax/compression/codes.py), encode/decode against
+the model, the CLI (ae_jax/compression/compress.py)."""
 import json
 import os
 import shutil
@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import checkpoint, compress
-from ae_jax import codes as codes_file
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint
+from ae_jax.compression import compress, compress_cli
+from ae_jax.compression import codes as codes_file
+from ae_jax.core.errors import UserError
+from ae_jax.training import runs
 from conftest import REPO
 from saved_runs import saved_run
 
@@ -222,15 +224,15 @@ def test_cli_png_folder_round_trip_keeps_names_and_reports_quality(runs, tmp_pat
     Image.fromarray(image[..., 0]).save(folder / f"{name}.png")
   out, codes_path = tmp_path / "restored", str(tmp_path / "c.aec")
   wd = runs["dense"]
-  assert compress.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
+  assert compress_cli.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
                         codes_path]) == 0
   assert "8 B/image" in capsys.readouterr().out
   # --max_images takes the first N PNGs by name.
-  assert compress.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
+  assert compress_cli.main(["encode", "--workdir", wd, "--images", str(folder), "--out",
                         str(tmp_path / "two.aec"), "--max_images", "2"]) == 0
   assert "2 images" in capsys.readouterr().out
   assert compress.load_codes(str(tmp_path / "two.aec")).names == ["bag", "coat"]
-  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+  assert compress_cli.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
                         "--images", str(folder)]) == 0
   line = capsys.readouterr().out
   assert "PSNR" in line and "SSIM" in line and "98.0x smaller than the raw 784 B" in line
@@ -241,7 +243,7 @@ def test_cli_png_folder_round_trip_keeps_names_and_reports_quality(runs, tmp_pat
   assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask  # not mkdtemp's private 0700
   # --overwrite writes into the folder: same names replaced, other files kept and counted.
   (out / "old.png").write_bytes(b"mine")
-  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+  assert compress_cli.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
                         "--overwrite"]) == 0
   assert "also holds 1 other .png files, kept" in capsys.readouterr().out
   assert (out / "old.png").read_bytes() == b"mine" and len(os.listdir(out)) == 4
@@ -330,7 +332,7 @@ def bad_cases(runs, tmp_path_factory):
                                 "is where the --images originals are.*give another --out"),
   }
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
+  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compression.compress", *argv], cwd=REPO,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
            for name, (argv, _) in cases.items()}
@@ -374,16 +376,16 @@ def test_png_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
 
 def test_cli_dataset_round_trip_and_info(runs, tiny_data, tmp_path, capsys):
   """The README's commands: encode a tfds split, describe the file, decode against it."""
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   _, data_dir = tiny_data
   wd, codes_path, out = runs["dense"], str(tmp_path / "test.aec"), tmp_path / "restored"
   source = ["--dataset", "fashion_mnist", "--split", "test", "--data_dir", data_dir]
-  assert compress.main(["encode", "--workdir", wd, *source, "--max_images", "5",
+  assert compress_cli.main(["encode", "--workdir", wd, *source, "--max_images", "5",
                         "--quant", "uint8", "--out", codes_path]) == 0
   assert "5 images" in capsys.readouterr().out
-  assert compress.main(["info", "--codes", codes_path]) == 0
+  assert compress_cli.main(["info", "--codes", codes_path]) == 0
   assert "5 images, dense code (8,) as uint8: 8 B/image" in capsys.readouterr().out
-  assert compress.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
+  assert compress_cli.main(["decode", "--workdir", wd, "--codes", codes_path, "--out", str(out),
                         *source, "--max_images", "5"]) == 0
   assert "PSNR" in capsys.readouterr().out
   images = data.load_images(data.get_builder("fashion_mnist", data_dir, None), "test", 5)
@@ -394,17 +396,17 @@ def test_cli_dataset_round_trip_and_info(runs, tiny_data, tmp_path, capsys):
 
 def test_dataset_errors_name_the_tools_own_options(runs, tiny_data, tmp_path, monkeypatch,
                                                    capsys):
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   # The network cannot be used in tests: where it is up, the probe is told it is not.
   monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
-  assert compress.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
+  assert compress_cli.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
                         "--data_dir", str(tmp_path / "tfds"), "--idx_dir", str(tmp_path / "none"),
                         "--out", str(tmp_path / "c.aec")]) == 2
   err = capsys.readouterr().err
   assert "or set --data_dir or put its four IDX files in a folder and set --idx_dir" in err
   assert "--config." not in err and not os.path.exists(tmp_path / "c.aec")
   # Following the advice: --idx_dir prepares the dataset from the IDX files there.
-  assert compress.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
+  assert compress_cli.main(["encode", "--workdir", runs["dense"], "--dataset", "mnist",
                         "--data_dir", str(tmp_path / "tfds"), "--idx_dir", tiny_data[0],
                         "--max_images", "3", "--out", str(tmp_path / "c.aec")]) == 0
   assert "encoded mnist:test" in capsys.readouterr().out
@@ -412,13 +414,13 @@ def test_dataset_errors_name_the_tools_own_options(runs, tiny_data, tmp_path, mo
 
 def test_codes_hashed_before_more_fields_became_resumable_still_decode(runs):
   codes = compress.encode(runs["dense"], _images(2))
-  cfg = compress.read_run_config(runs["dense"])
-  earlier = compress.config_hash(cfg, compress._EARLIER_RESUMABLE)  # pylint: disable=protected-access
-  assert earlier != codes.run["config_hash"] == compress.config_hash(cfg)
+  cfg = runs.read_run_config(runs["dense"])
+  earlier = runs.config_hash(cfg, runs.EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  assert earlier != codes.run["config_hash"] == runs.config_hash(cfg)
   codes.run["config_hash"] = earlier  # as a codes file of the earlier version holds it
   assert compress.decode(codes, runs["dense"]).shape == (2, 28, 28, 1)
   cfg["num_images"] = 3  # a resume may change it: the same weights, the same hash
-  assert compress.config_hash(cfg) == compress.config_hash(compress.read_run_config(runs["dense"]))
+  assert runs.config_hash(cfg) == runs.config_hash(runs.read_run_config(runs["dense"]))
 
 
 def test_codes_decode_with_their_checkpoint_after_resumable_fields_changed(runs, tmp_path):
@@ -427,8 +429,8 @@ def test_codes_decode_with_their_checkpoint_after_resumable_fields_changed(runs,
   run = tmp_path / "run"
   shutil.copytree(runs["dense"], run)
   codes = compress.encode(str(run), _images(2))
-  cfg = compress.read_run_config(str(run))
-  codes.run["config_hash"] = compress.config_hash(cfg, compress._EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  cfg = runs.read_run_config(str(run))
+  codes.run["config_hash"] = runs.config_hash(cfg, runs.EARLIER_RESUMABLE)  # pylint: disable=protected-access
   cfg["num_images"] = 3
   (run / "config.json").write_text(json.dumps(cfg))
   assert compress.decode(codes, str(run)).shape == (2, 28, 28, 1)

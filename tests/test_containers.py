@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import containers
+from ae_jax.compression import containers
 
 
 def _image(seed: int = 0) -> np.ndarray:

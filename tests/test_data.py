@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from ae_jax import data, idx, idx_builder
-from ae_jax.errors import UserError
+from ae_jax.data import pipeline as data
+from ae_jax.data import idx, idx_builder
+from ae_jax.core.errors import UserError
 from conftest import make_images, write_idx
 
 
@@ -207,7 +208,9 @@ def test_device_pipeline_and_checkpoints_import_without_tensorflow(tmp_path):
   code = f"""
 import sys
 sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # import fails
-from ae_jax import checkpoint, data, idx, steps
+from ae_jax.training import checkpoint, steps
+from ae_jax.data import pipeline as data
+from ae_jax.data import idx
 images = idx.read_idx({str(tmp_path / "x.gz")!r})[..., None]
 perm = data.epoch_permutation(0, 0, len(images))
 print(data.device_batch(images, perm, 0, 2).shape)
@@ -224,7 +227,7 @@ def test_tensorflow_imported_for_data_says_nothing():
   oneDNN operations at import whatever TF_CPP_MIN_LOG_LEVEL said (on AVX2 CPUs it does not,
   so there this test passes either way)."""
   env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-  code = "import os; from ae_jax import data; data._tf(); print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+  code = "import os; from ae_jax.data import pipeline; pipeline._tf(); print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -24,7 +24,7 @@ from conftest import REPO  # pylint: disable=wrong-import-position
 
 sys.path.insert(0, REPO)
 import launch  # pylint: disable=wrong-import-position
-from ae_jax import data  # pylint: disable=wrong-import-position
+from ae_jax.data import pipeline as data  # pylint: disable=wrong-import-position
 
 DOC = os.path.join(REPO, "docs", "errors.md")
 TINY = ["--config.batch_size=32", "--config.steps_per_epoch=2", "--config.num_epochs=1",

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import compress, data, latent, out_of_domain, rate_distortion, sweep
+from ae_jax.compression import compress, out_of_domain, rate_distortion, sweep
+from ae_jax.data import pipeline as data
+from ae_jax.evaluation import latent
+from ae_jax.training import runs
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +116,12 @@ def test_run_summary_says_when_a_run_is_unfinished(swept, tmp_path):
   (workdir / "config.json").write_text(json.dumps(cfg))
   with open(workdir / "metrics.jsonl", "a") as f:
     f.write('{"note": "not a row"}\n')
-  assert compress.run_summary(str(workdir), step=2) == (
+  assert runs.run_summary(str(workdir), step=2) == (
       f"{workdir}, checkpoint step 2 (1 of 3 epochs; unfinished)")
-  assert compress.run_summary(str(workdir), step=1) == (
+  assert runs.run_summary(str(workdir), step=1) == (
       f"{workdir}, checkpoint step 1 (0 of 3 epochs; unfinished)")
   os.remove(workdir / "metrics.jsonl")  # a copy with only what decode needs
-  assert compress.run_summary(str(workdir), step=2) == (
+  assert runs.run_summary(str(workdir), step=2) == (
       f"{workdir}, checkpoint step 2 (of 3 epochs; how many were trained is unknown: no "
       "metrics.jsonl)")
 

@@ -24,7 +24,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ae_jax import checkpoint, compress, models, train, workdir as workdir_lib
+from ae_jax.training import checkpoint, train, workdir as workdir_lib
+from ae_jax.compression import compress
+from ae_jax import models
 from conftest import REPO
 
 # family -> (config file, overrides that shrink it)
@@ -199,7 +201,8 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
     loaded = compress.load_codes(path)
     np.testing.assert_array_equal(loaded.dequantized(), codes.dequantized())  # z_q exactly
     np.testing.assert_array_equal(compress.decode(loaded, reference), decoded)
-    from ae_jax import quality, rate_distortion  # pylint: disable=import-outside-toplevel
+    from ae_jax.core import quality  # pylint: disable=import-outside-toplevel
+    from ae_jax.compression import rate_distortion
     row, = rate_distortion.autoencoder_rows(reference, images)  # measured by its indices
     assert (row["method"], row["bytes_per_image"]) == ("autoencoder index", 25)
     assert row["setting"] == "vq+convnet 7x7x16"

@@ -24,9 +24,15 @@ from conftest import REPO  # pylint: disable=wrong-import-position
 import test_errors  # pylint: disable=wrong-import-position
 from test_errors import DOC, _args, run_cli, trained_run  # noqa: F401 pylint: disable=wrong-import-position,unused-import
 
-from ae_jax import (checkpoint, compress, data, errors, files, idx_builder, latent,  # pylint: disable=wrong-import-position
-                    out_of_domain, plots, rate_distortion, sweep)
-from ae_jax import workdir as workdir_lib  # pylint: disable=wrong-import-position
+# pylint: disable=wrong-import-position
+from ae_jax.data import pipeline as data
+from ae_jax.compression import compress, compress_cli, out_of_domain, rate_distortion, sweep
+from ae_jax.core import errors, files, plots
+from ae_jax.data import idx_builder
+from ae_jax.evaluation import latent
+from ae_jax.training import checkpoint
+# pylint: enable=wrong-import-position
+from ae_jax.training import workdir as workdir_lib  # pylint: disable=wrong-import-position
 
 FULL = os.strerror(errno.ENOSPC)
 
@@ -180,11 +186,11 @@ def _tool_cases(run, tmp):
   line) for each tool's outputs, on the trained tiny `run`."""
   out = str(tmp / "out")
   return [
-      ("compress encode: the codes file", compress.main,
+      ("compress encode: the codes file", compress_cli.main,
        ["encode", "--workdir", run, "--dataset", "fashion_mnist", "--max_images", "4",
         "--out", f"{out}.aec"], (files, "open", _full_open(".aec")),
        f"cannot write out.aec to {tmp}: {FULL}: free space or choose another --out"),
-      ("compress decode: the PNGs", compress.main,
+      ("compress decode: the PNGs", compress_cli.main,
        ["decode", "--workdir", run, "--codes", str(tmp / "ok.aec"), "--out", out],
        (files.Image.Image, "save", _raise_enospc),
        f"cannot write the decoded images to {out}: {FULL}"),
@@ -210,7 +216,7 @@ TOOL_IDS = ["compress encode", "compress decode", "rate_distortion", "latent", "
 def test_a_full_disk_in_a_tool_is_one_line(index, one_epoch_run, tmp_path, monkeypatch,
                                            capsys):
   if index == 1:  # decode needs codes
-    assert compress.main(["encode", "--workdir", one_epoch_run, "--dataset", "fashion_mnist",
+    assert compress_cli.main(["encode", "--workdir", one_epoch_run, "--dataset", "fashion_mnist",
                           "--max_images", "4", "--out", str(tmp_path / "ok.aec")]) == 0
   what, main, argv, (module, name, refuse), expected = _tool_cases(one_epoch_run,
                                                                    tmp_path)[index]

@@ -1,4 +1,4 @@
-"""Index codes (ae_jax/codes.py 'index'): a VQ-VAE's codebook indices packed at
+"""Index codes (ae_jax/compression/codes.py 'index'): a VQ-VAE's codebook indices packed at
 ceil(log2 K) bits, the codebook in the file; numpy only, no run needed (a trained VQ-VAE's
 round trip is in tests/test_families.py)."""
 import dataclasses
@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ae_jax import codes as codes_file
+from ae_jax.compression import codes as codes_file
 
 
 @pytest.mark.parametrize("k, bits", [(2, 1), (3, 2), (16, 4), (17, 5), (256, 8), (512, 9),

@@ -10,7 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import config_lib, data, metrics, models, quality, steps, train
+from ae_jax.training import config_lib, steps, train
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.core import metrics, quality
 from configs import dense
 
 
@@ -83,7 +86,7 @@ def test_identical_images_have_the_documented_100_db():
 
 
 def test_the_picture_grid_shows_the_first_eval_images(tiny_config):
-  from ae_jax import parallel  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import parallel  # pylint: disable=import-outside-toplevel
   tiny_config.num_images, tiny_config.eval_batch_size = 2, 2
   _, state = _state(tiny_config.encoder.latent_dim)
   images = np.random.default_rng(0).integers(1, 256, (5, 28, 28, 1), np.uint8)
@@ -131,7 +134,7 @@ def test_a_step_folder_holding_another_step_is_set_aside(tiny_config, tmp_path, 
 def test_a_state_gone_non_finite_is_never_saved_mid_epoch(tiny_config, tmp_path, monkeypatch):
   # The losses of a call come before each step's update: a call can end finite in its
   # losses with non-finite parameters. The check before each save must stop there.
-  from ae_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
   tiny_config.checkpoint_every_steps, tiny_config.steps_per_call = 1, 1
   tiny_config.input_pipeline = "device"
   real = steps.device_train_steps

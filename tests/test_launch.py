@@ -6,8 +6,8 @@ import sys
 import ml_collections
 import pytest
 
-from ae_jax import config_lib
-from ae_jax.errors import UserError
+from ae_jax.training import config_lib
+from ae_jax.core.errors import UserError
 from conftest import REPO
 from configs import default, dense
 

@@ -21,7 +21,9 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, compress, quality
+from ae_jax.training import checkpoint
+from ae_jax.compression import compress
+from ae_jax.core import quality
 from conftest import FASHION_DIR, REPO
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "legacy_main")

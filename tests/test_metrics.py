@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import metrics
+from ae_jax.core import metrics
 
 
 def test_bce_from_logits_matches_hand_computation():

@@ -10,8 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, data, parallel
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint, parallel
+from ae_jax.data import pipeline as data
+from ae_jax.core.errors import UserError
 from conftest import REPO
 
 KEYS = ("train_loss", "val_loss", "val_psnr")

@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from ae_jax import plots
+from ae_jax.core import plots
 
 
 def test_grid_puts_each_row_of_images_in_its_own_band(tmp_path):

@@ -14,7 +14,7 @@ from conftest import REPO, write_idx_folder
 
 BAR = """
 import sys, time
-from ae_jax import progress
+from ae_jax.core import progress
 with progress.bar(2, "measuring", "codec") as line:
   print("a line of its own", file=sys.stderr)
   with progress.bar(5, "inner", "image") as inner:  # inside another: not drawn
@@ -63,7 +63,7 @@ def test_a_bar_is_drawn_on_a_terminal_only_and_lines_scroll_above_it():
 def test_preparing_a_dataset_shows_one_line_of_ours_and_no_tfds_bars(tmp_path, terminal):
   idx_dir = write_idx_folder(str(tmp_path / "idx"), n_train=64, n_test=16)
   code = f"""
-from ae_jax import data
+from ae_jax.data import pipeline as data
 data.get_builder("fashion_mnist", {str(tmp_path / "tfds")!r}, {idx_dir!r})
 """
   shown = _stderr_of(code, terminal)

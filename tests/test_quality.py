@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from ae_jax import metrics, quality
+from ae_jax.core import metrics, quality
 
 
 def _pair():

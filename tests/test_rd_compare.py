@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from ae_jax import classic_codecs, data, rate_distortion, rd_compare
+from ae_jax.compression import classic_codecs, rate_distortion, rd_compare
+from ae_jax.data import pipeline as data
 from saved_runs import saved_run  # pylint: disable=wrong-import-order
 import test_errors  # pylint: disable=wrong-import-order
 
@@ -226,7 +227,7 @@ def _write_doc_section():
 
 
 def test_bd_rates_against_any_method_of_an_rd_json_without_measuring_again(tmp_path, capsys):
-  from ae_jax import rd_compare  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import rd_compare  # pylint: disable=import-outside-toplevel
   psnr = [20.0, 22.0, 24.0, 26.0]
   rows = ([{"method": "peer", "setting": str(p), "bytes_per_image": 10.0 * 2 ** i, "psnr": p}
            for i, p in enumerate(psnr)]

@@ -42,7 +42,7 @@ def test_the_readme_example_trains_and_compresses_with_the_users_module(tiny_dat
   assert row["val_loss"] > row["val_reconstruction"] and row["val_l2"] > 0  # the term counted
   # The tools rebuild the user's module from config.json (run from the same folder).
   codes = tmp_path / "codes.aec"
-  tool = [sys.executable, "-m", "ae_jax.compress"]
+  tool = [sys.executable, "-m", "ae_jax.compression.compress"]
   env["PYTHONPATH"] = REPO
   for args in (["encode", "--workdir", "runs/wide", "--dataset", "fashion_mnist",
                 "--data_dir", data_dir, "--max_images", "8", "--out", str(codes)],

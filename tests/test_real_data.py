@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from ae_jax import data, train
+from ae_jax.data import pipeline as data
+from ae_jax.training import train
 from conftest import FASHION_DIR
 
 

@@ -10,8 +10,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ae_jax import models, objectives
-from ae_jax.errors import UserError
+from ae_jax import models
+from ae_jax.training import objectives
+from ae_jax.core.errors import UserError
 from configs import beta_vae, conv, conv_wide, deep, default, dense, denoise, sparse, vae
 
 
@@ -187,7 +188,7 @@ def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
      r"decoder 'dense' turns encoder 'dense''s code \(64,\) into \(32, 32, 3\), not the "
      r"images' shape \(28, 28, 1\)"),
     ({"encoder": {"name": "no_such_module_xyz:Enc"}}, "cannot import no_such_module_xyz"),
-    ({"encoder": {"name": "ae_jax.metrics:psnr"}}, "has no Flax module"),
+    ({"encoder": {"name": "ae_jax.core.metrics:psnr"}}, "has no Flax module"),
 ])
 def test_every_misfit_is_one_line_naming_both_sides(change, match):
   config = dense.get_config()
@@ -223,7 +224,7 @@ class _SamplingEncoder(nn.Module):
 
 
 def test_a_models_sampling_key_is_a_function_of_seed_and_step():
-  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import steps  # pylint: disable=import-outside-toplevel
   model = models.Autoencoder(encoder=_SamplingEncoder(), decoder=models.DenseDecoder())
   config = dense.get_config()
   state = steps.create_train_state(model, config, (28, 28, 1))
@@ -248,7 +249,8 @@ def test_a_models_sampling_key_is_a_function_of_seed_and_step():
 
 
 def test_the_general_conv_net_trains_on_cifar_shaped_images(cifar_like_dir, tmp_path):
-  from ae_jax import checkpoint, compress, train  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import checkpoint, train  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import compress
   config = conv_wide.get_config()
   config.dataset, config.data_dir = "cifar_like", cifar_like_dir
   config.encoder.features, config.decoder.features = (8, 8, 8), (8, 8, 8)

@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from ae_jax import checkpoint, train
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint, train
+from ae_jax.core.errors import UserError
 from conftest import REPO, read_tensorboard
 
 TIMING = ("seconds", "images_per_sec")
@@ -328,7 +328,7 @@ def test_a_resume_that_falls_back_logs_the_step_it_resumed_from(tiny_config, tmp
 
 
 def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   run = tmp_path / "run"
   assert workdir_lib.move_aside(str(run)) is None  # nothing there
   run.mkdir()
@@ -349,7 +349,7 @@ def test_restart_moves_only_runs_aside_and_never_over_another(tmp_path):
 
 
 def test_a_metrics_line_cut_short_is_left_out_and_a_broken_one_refused(tmp_path, capfd):
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   log = workdir_lib.MetricsLog(str(tmp_path), enabled=False)
   with open(log.path, "w") as f:
     f.write('{"epoch": 1, "step": 4}\n{"epoch": 2, "st')  # killed while appending
@@ -440,7 +440,7 @@ def test_a_resume_from_before_the_last_row_shows_each_step_once_in_tensorboard(t
 
 def test_a_filesystem_without_flock_runs_unlocked_with_a_warning(tmp_path, monkeypatch, capfd):
   import errno  # pylint: disable=import-outside-toplevel
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
 
   def no_locks(*args):
     raise OSError(errno.ENOLCK, "No locks available")
@@ -456,7 +456,7 @@ def test_a_resume_hides_the_repeated_steps_in_tensorboard_at_once(tmp_path):
   """A resume from step 4 hides the old step 8 before it writes step 8 again (TensorBoard's
   purge: the new event file starts with a SessionLog.START at step 5); a resume from the
   last row hides nothing."""
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   log = workdir_lib.MetricsLog(str(tmp_path))
   assert log.truncate_after(0) == []
   for step, loss in ((4, 0.5), (8, 0.4)):
@@ -481,7 +481,7 @@ def test_a_resume_hides_the_repeated_steps_in_tensorboard_at_once(tmp_path):
 
 
 def test_event_files_of_one_process_never_overwrite_each_other(tmp_path):
-  from ae_jax import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import workdir as workdir_lib  # pylint: disable=import-outside-toplevel
   logs = [workdir_lib.MetricsLog(str(tmp_path)) for _ in range(2)]  # within one second
   logs[0].write({"epoch": 1, "step": 4, "val_loss": 0.5})
   logs[1].write({"epoch": 2, "step": 8, "val_loss": 0.4})
@@ -501,7 +501,7 @@ def test_event_files_are_written_without_tensorflow_or_torch(tmp_path):
 import sys
 sys.modules["tensorflow"] = None  # any import fails
 import numpy as np
-from ae_jax import workdir
+from ae_jax.training import workdir
 log = workdir.MetricsLog({str(tmp_path / "run")!r})
 log.truncate_after(0)
 log.write({{"epoch": 1, "step": 4, "val_loss": 0.5}}, np.zeros((84, 28, 1)))

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import set_model
-from ae_jax import checkpoint, models, train
-from ae_jax.errors import UserError
+from ae_jax.training import checkpoint, train
+from ae_jax import models
+from ae_jax.core.errors import UserError
 from conftest import read_tensorboard
 
 METRIC_KEYS = {"epoch", "step", "train_loss", "val_loss", "val_bce", "val_mse", "val_psnr",
@@ -177,7 +178,7 @@ def test_later_runs_of_a_prepared_dataset_need_no_tensorflow(tiny_config, tmp_pa
   code = f"""
 import sys
 sys.modules["tensorflow"] = sys.modules["tensorflow_datasets"] = None  # any import fails
-from ae_jax import train
+from ae_jax.training import train
 from configs import dense
 config = dense.get_config()
 config.update(dict(idx_dir={tiny_config.idx_dir!r}, data_dir={tiny_config.data_dir!r},
@@ -201,7 +202,8 @@ def test_quick_compiled_init_gives_the_same_parameters():
   test suite's JAX_DISABLE_MOST_OPTIMIZATIONS, as real runs are."""
   code = """
 import jax, numpy as np
-from ae_jax import models, steps
+from ae_jax import models
+from ae_jax.training import steps
 from configs import conv, dense
 assert steps.QUICK_COMPILE["xla_backend_optimization_level"] == 1
 for module in (dense, conv):
@@ -224,7 +226,7 @@ print("same")
 def _resident_images(n: int = 64):
   """Random uint8 images on the device and an epoch order, as the device pipeline has them."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   images = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), np.uint8)
   return jnp.asarray(images), jnp.asarray(data.epoch_permutation(0, 0, n))
 
@@ -233,7 +235,7 @@ def test_one_compiled_step_serves_every_seed():
   """The seed is traced, not static: a second seed reuses the executable (and the persistent
   compilation cache), and the noise still follows the seed."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import steps  # pylint: disable=import-outside-toplevel
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
   model = models.make_autoencoder("conv")
@@ -255,7 +257,7 @@ def test_unrolled_scan_gives_the_same_state_and_losses():
   """The CPU fast path (4 steps per loop iteration, here with a remainder: 6 steps) gives
   bit for bit what a scan of one step per iteration gives."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import steps  # pylint: disable=import-outside-toplevel
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
   model = models.make_autoencoder("dense")
@@ -274,7 +276,7 @@ def test_unrolled_scan_gives_the_same_state_and_losses():
 
 
 def test_evaluation_shows_only_real_images_when_there_are_fewer_than_num_images(tiny_config):
-  from ae_jax import parallel, steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import parallel, steps  # pylint: disable=import-outside-toplevel
   tiny_config.num_images, tiny_config.eval_batch_size = 4, 8
   state = steps.create_train_state(models.make_autoencoder("dense"), tiny_config, (28, 28, 1))
   images = np.random.default_rng(0).integers(1, 256, (3, 28, 28, 1), np.uint8)
@@ -289,7 +291,7 @@ def test_every_step_draws_new_noise():
   draws. With a learning rate too small to move the parameters, the two losses differ with
   noise and are equal without it."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import steps  # pylint: disable=import-outside-toplevel
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
   config.learning_rate = 1e-30
@@ -310,7 +312,9 @@ def test_evaluation_matches_the_metrics_computed_image_by_image(tiny_config):
   """Masked sums over a padded last batch, the fixed per-batch noise (seed, batch index),
   and the means: evaluate's figures against the metrics computed directly."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from ae_jax import data, metrics, parallel, steps  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
+  from ae_jax.core import metrics
+  from ae_jax.training import parallel, steps
   tiny_config.eval_batch_size, tiny_config.noise.scale, tiny_config.num_images = 2, 0.1, 2
   state = steps.create_train_state(models.make_autoencoder("dense"), tiny_config, (28, 28, 1))
   images = np.random.default_rng(1).integers(0, 256, (3, 28, 28, 1), np.uint8)

@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ae_jax import likelihood, metrics, models, objectives, sample, steps, train
-from ae_jax import workdir as workdir_lib
+from ae_jax.evaluation import likelihood, sample
+from ae_jax.core import metrics
+from ae_jax import models
+from ae_jax.training import objectives, steps, train
+from ae_jax.training import workdir as workdir_lib
+from ae_jax.training import runs
 from configs import beta_vae, vae
 
 
@@ -77,7 +81,8 @@ def test_a_vae_run_logs_reconstruction_kl_and_elbo(vae_run):
 
 
 def test_the_code_of_a_trained_vae_is_its_mean(vae_run):
-  from ae_jax import checkpoint, compress  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import compress
   encoder, variables = checkpoint.restore_encoder(vae_run)
   x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
   mean, _ = encoder.apply(variables, x / 255.0, method="posterior")
@@ -182,18 +187,19 @@ def test_objectives_elbo_only_for_likelihoods():
 
 
 def test_runs_from_before_the_warm_up_field_resume_and_keep_their_codes_hash(tiny_data):
-  from ae_jax import compress, config_lib  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import compress  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import config_lib
   record = workdir_lib.config_record(tiny_vae_config(tiny_data), (28, 28, 1))
   old = {k: v for k, v in record.items() if k != "loss_warmup_steps"}
   assert config_lib.upgrade_record(old) == record  # no difference: it resumes
   assert not config_lib.differences(config_lib.upgrade_record(old), record)
-  assert compress.config_hash(old) == compress.config_hash(record)  # its codes decode
-  assert compress.config_hash({**record, "loss_warmup_steps": 5}) != compress.config_hash(record)
+  assert runs.config_hash(old) == runs.config_hash(record)  # its codes decode
+  assert runs.config_hash({**record, "loss_warmup_steps": 5}) != runs.config_hash(record)
 
 
 def test_a_full_disk_while_writing_samples_is_one_line(vae_run, tmp_path, monkeypatch, capsys):
   import errno  # pylint: disable=import-outside-toplevel
-  from ae_jax import plots  # pylint: disable=import-outside-toplevel
+  from ae_jax.core import plots  # pylint: disable=import-outside-toplevel
 
   def refuse(path, *args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device", path)

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from ae_jax import objectives, steps
+from ae_jax.training import objectives, steps
 from ae_jax.models import Autoencoder, ConvNetDecoder, registry, vq
 
 K, D = 6, 3
@@ -192,7 +192,7 @@ def test_the_train_step_adds_the_deltas_after_adam():
     ("dead_code_after", -1, "an integer >= 0"),
 ])
 def test_bad_fields_are_one_line_naming_the_field(field, value, says):
-  from ae_jax.errors import UserError  # pylint: disable=import-outside-toplevel
+  from ae_jax.core.errors import UserError  # pylint: disable=import-outside-toplevel
   spec = {"name": "vq", field: value}
   with pytest.raises(UserError, match=re.escape(f"encoder.{field}=") + ".*" + re.escape(says)):
     registry.build(spec, "encoder", (28, 28, 1))

@@ -1,11 +1,11 @@
-"""ae_jax's XLA:CPU defaults (ae_jax/xla_flags.py): set at import, never over a user's own."""
+"""ae_jax's XLA:CPU defaults (ae_jax/core/xla_flags.py): set at import, never over a user's own."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from ae_jax import xla_flags
+from ae_jax.core import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAG = "--xla_cpu_experimental_ynn_fusion_type"

@@ -7,12 +7,17 @@
     conv.py      the lecture's conv autoencoder (28x28x1 -> (4, 4, 8)), exact
     convnet.py   a general conv autoencoder for any H x W x C
     layers.py    the fast layer forms the lecture's conv model uses
-    autoencoder.py  Autoencoder = decoder(encoder(x))
-    registry.py  config group -> module ('dense', or 'my_models:WideEncoder'), shape checks
+    codec.py     the learned codec's encoder (analysis transform + factorized prior);
+                 entropy.py its learned density
+    autoencoder.py  Autoencoder = decoder(encoder(x)); the collections modules write
+    registry.py  config group -> module ('dense', or 'my_models:WideEncoder'), shape checks;
+                 checks.py the field checks a module runs
 
 Every decoder returns *logits*; `Autoencoder.decode` and `Autoencoder.reconstruct` apply
 the sigmoid at the edge so users get images in [0, 1], while the losses use the
 numerically stable logits form. Modules take plain fields, never a config.
+
+May import: `ae_jax.core`.
 """
 from __future__ import annotations
 
@@ -20,7 +25,6 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from ae_jax.config_lib import lecture_model
 from ae_jax.models.autoencoder import Autoencoder
 from ae_jax.models.conv import (ConvDecoder, ConvEncoder, PlainConvDecoder,  # noqa: F401
                                 PlainConvEncoder)
@@ -29,8 +33,8 @@ from ae_jax.models.dense import (IMAGE_SHAPE, DenseDecoder, DenseEncoder,  # noq
                                  MLPDecoder, MLPEncoder)
 from ae_jax.models.layers import PatchConv, UpsampleConv, max_pool_2x2, upsample_2x  # noqa: F401
 from ae_jax.models.registry import (DECODERS, ENCODERS, build, checked_autoencoder,  # noqa: F401
-                                    code_shape, make_autoencoder as from_config,
-                                    shape_rngs)
+                                    code_shape, lecture_model,
+                                    make_autoencoder as from_config, shape_rngs)
 from ae_jax.models.sparse import SparseEncoder  # noqa: F401
 from ae_jax.models.vae import VAEEncoder  # noqa: F401
 from ae_jax.models.vq import VQEncoder  # noqa: F401

@@ -5,6 +5,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# The collections a module may write besides its params: loss terms and metrics per image
+# (the objective, ae_jax/training/objectives.py, weighs and logs them by name), and, in a
+# train step only, what to add to its params after the optimizer's update (a VQ-VAE's EMA
+# codebook).
+LOSSES = "losses"
+METRICS = "metrics"
+DELTAS = "param_deltas"
+
 
 class Autoencoder(nn.Module):
   """decoder(encoder(x)). Params have top-level `encoder` and `decoder` subtrees.
@@ -12,7 +20,7 @@ class Autoencoder(nn.Module):
   `__call__` returns float32 logits (for the loss), whatever the compute dtype; `decode`
   and `reconstruct` return images in [0, 1]. Either half may report loss terms and
   metrics per image by `self.sow("losses" | "metrics", name, values_B)`: the objective
-  (ae_jax/objectives.py) weighs and adds the losses, and logs both.
+  (ae_jax/training/objectives.py) weighs and adds the losses, and logs both.
   """
   encoder: nn.Module
   decoder: nn.Module

@@ -16,7 +16,7 @@ and reports the loss term `rate`, -sum log2 P(ỹ) bits per image under the lear
 `FactorizedDensity` (models/entropy.py). The objective, mse + weight * rate, is CompressAI's
 lambda * 255^2 * MSE + bpp divided by lambda * 255^2 * H * W (configs/codec.py). The
 decoder sees integers at compression time and needs nothing else: the integer tables that
-code ŷ (`pmf`, ae_jax/entropy_coding.py) travel in the codes file.
+code ŷ (`pmf`, ae_jax/compression/entropy_coding.py) travel in the codes file.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import entropy_coding
 from ae_jax.models import checks
 from ae_jax.models.entropy import FactorizedDensity, bits
 
@@ -99,9 +98,3 @@ class FactorizedPriorEncoder(nn.Module):
 def has_prior(cls: type) -> bool:
   """Whether an encoder class codes with a learned prior (a `pmf` method), as this one."""
   return callable(getattr(cls, "pmf", None))
-
-
-def tables(encoder: nn.Module, variables) -> entropy_coding.Tables:
-  """The integer tables of a restored codec encoder (entropy_coding.build_tables)."""
-  pmf = encoder.apply(variables, -TABLE_RADIUS, TABLE_RADIUS, method="pmf")
-  return entropy_coding.build_tables(np.asarray(pmf, np.float64), -TABLE_RADIUS)

@@ -27,7 +27,7 @@ from flax.core import FrozenDict
 import jax
 import jax.numpy as jnp
 
-from ae_jax.errors import UserError, describe
+from ae_jax.core.errors import UserError, describe
 from ae_jax.models import checks
 from ae_jax.models.autoencoder import Autoencoder
 
@@ -201,3 +201,12 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
     raise UserError(f"decoder {dec!r} turns encoder {enc!r}'s code {code} into {got}, not "
                     f"{images}' shape {image_shape}: change the decoder's fields")
   return model, code
+
+
+def lecture_model(model: str, latent_dim: int = 64) -> dict:
+  """The `encoder` and `decoder` groups of the lecture's 'dense' or 'conv' autoencoder."""
+  if model == "dense":
+    return {"encoder": {"name": "dense", "latent_dim": latent_dim}, "decoder": {"name": "dense"}}
+  if model == "conv":
+    return {"encoder": {"name": "conv"}, "decoder": {"name": "conv"}}
+  raise ValueError(f"unknown model {model!r}; the lecture's are 'dense' and 'conv'")

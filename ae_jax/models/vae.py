@@ -1,6 +1,6 @@
 """Variational autoencoder (Kingma & Welling 2014): a Gaussian encoder q(z|x) = N(mean,
 diag(exp(logvar))) and any decoder, which returns the logits of the likelihood p(x|z)
-(`config.loss`: 'bernoulli' or 'gaussian', summed over pixels, ae_jax/metrics.py).
+(`config.loss`: 'bernoulli' or 'gaussian', summed over pixels, ae_jax/core/metrics.py).
 
 The encoder is the Flax examples/vae one: an MLP (hidden (500,), relu) and two linear
 heads, `mean` and `logvar`, of latent_dim. It reports the KL term per image,
@@ -13,7 +13,7 @@ Its code depends on the 'sample' RNG stream:
     resumes), it is the reparameterized draw z = mean + exp(logvar / 2) * eps;
   * not given (`encoder.apply(variables, x)` in the compression tools and the restore
     helpers, `Autoencoder.encode` / `reconstruct`), it is the mean: deterministic codes.
-`posterior(x)` gives (mean, logvar) for the likelihood estimate (ae_jax/likelihood.py).
+`posterior(x)` gives (mean, logvar) for the likelihood estimate (ae_jax/evaluation/likelihood.py).
 Any encoder with such a `posterior` method is a VAE encoder to the tools.
 """
 from __future__ import annotations

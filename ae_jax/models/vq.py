@@ -1,7 +1,7 @@
 """Vector-quantized encoder (VQ-VAE, van den Oord et al. 2017): a conv analysis transform
 to a grid of D-dim vectors z_e, each replaced by its nearest of `codebook_size` (K)
 codebook vectors. The code is z_q, the chosen codebook rows, exactly (its values are the
-codebook's: the compression tools store them as indices, ae_jax/codes.py 'index').
+codebook's: the compression tools store them as indices, ae_jax/compression/codes.py 'index').
 
 Gradients: straight-through, z_q = sg(e) + (z_e - sg(z_e)): the value is e bit for bit,
 the gradient reaches z_e as if z_q were z_e. Loss terms, per image (mean over positions
@@ -16,7 +16,7 @@ the train state stays (params, opt_state). The codebook, and in 'ema' mode its m
 averages, are parameters; those the optimizer must not move get no gradient (Adam's
 update of a zero gradient is exactly 0). In the train step (and only there: the step
 makes the collection 'param_deltas' mutable) the module writes, per parameter, what to
-add to it after the optimizer's update (ae_jax/steps.py). So checkpoints, the encoder
+add to it after the optimizer's update (ae_jax/training/steps.py). So checkpoints, the encoder
 item (all decoding needs) and exact resumes are those of any model, and the batch
 statistics are those of the global batch on any number of devices (one jit program).
   'ema'  (Sonnet's VectorQuantizerEMA, the paper's appendix): N_k <- d N_k + (1-d) n_k,
@@ -36,12 +36,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax import objectives
 from ae_jax.models import checks
+from ae_jax.models.autoencoder import DELTAS  # what the train step adds to params
 from ae_jax.models.convnet import ConvNetEncoder
 
 UPDATES = ("loss", "ema")
-DELTAS = objectives.DELTAS  # what the train step adds to params
 LAPLACE_EPS = 1e-5
 
 

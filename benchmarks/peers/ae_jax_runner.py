@@ -30,7 +30,7 @@ import importlib  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax import compile_cache, train  # noqa: E402
+from ae_jax.training import compile_cache, train  # noqa: E402
 
 
 def _hook_first_epoch() -> dict:

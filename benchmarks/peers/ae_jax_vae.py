@@ -10,7 +10,7 @@ in a fresh temporary workdir; the tfds data in the persistent AE_JAX_BENCH_DATA_
 (default ~/tensorflow_datasets) as benchmarks/peers/ae_jax_runner.py. Then, on the test
 split's images (the run's dataset, read as the device pipeline reads it: the prepared
 .npy, without TensorFlow when it is prepared):
-  * NLL and its standard error: ae_jax.likelihood.estimate, K = --num_samples (200);
+  * NLL and its standard error: ae_jax.evaluation.likelihood.estimate, K = --num_samples (200);
   * -ELBO: metrics.jsonl's last `val_elbo` (one draw of z per image, the KL in closed
     form: pythae's eval loss is the same estimator), and the K-draw mean beside it;
   * PSNR of the reconstructions from the posterior mean (`Autoencoder.reconstruct` with
@@ -58,7 +58,9 @@ import ae_jax_runner  # noqa: E402  (the repo on sys.path, jax, train; its first
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ae_jax import checkpoint, compile_cache, data, likelihood, train  # noqa: E402
+from ae_jax.training import checkpoint, compile_cache, train  # noqa: E402
+from ae_jax.data import pipeline as data
+from ae_jax.evaluation import likelihood
 from configs import vae  # noqa: E402
 
 

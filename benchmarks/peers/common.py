@@ -136,7 +136,7 @@ def result(*, framework: str, model: str, epoch_seconds: list[float], final_val_
 
 
 def psnr_db(images: np.ndarray, target: np.ndarray) -> float:
-  """Mean over images of each image's PSNR in dB (values in [0, 1]), as ae_jax.metrics.psnr:
+  """Mean over images of each image's PSNR in dB (values in [0, 1]), as ae_jax.core.metrics.psnr:
   10 log10(1 / max(MSE over the image's pixels, 1e-10))."""
   n = len(images)
   mse = np.mean(np.square(np.asarray(images, np.float64).reshape(n, -1)

@@ -27,7 +27,7 @@ likelihoods). Written to --out/lambda_<value>/: decoded.npy (uint8 [10000, 28, 2
 bytes.npy (int32 per image), estimated_bits.npy (float64 per image), model.pt (state_dict)
 and result.json; the same record is printed as one JSON line per lambda. PSNR and SSIM are
 not computed here: benchmarks/codec_peer.py computes them in ae_jax's environment with
-ae_jax.quality, the definitions every codec is measured with.
+ae_jax.core.quality, the definitions every codec is measured with.
 """
 from __future__ import annotations
 

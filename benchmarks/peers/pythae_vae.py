@@ -23,7 +23,7 @@ What pythae computes (its source, models/vae/vae_model.py, checked for 0.1.2):
     batch_size) draws when n_samples <= batch_size (so 100 by default), else
     n_samples // batch_size batches of batch_size draws; log p(x) = logsumexp(log w) - log
     K. With n_samples=200, batch_size=100 that is K = 200 importance samples, as
-    ae_jax.likelihood's default. It returns the mean over images only, so it is called
+    ae_jax.evaluation.likelihood's default. It returns the mean over images only, so it is called
     once per image here (the same loop and draws in the same order as one call) to give
     the standard error as well.
   * the trainer walks a shuffled DataLoader over the whole train split, the last batch
@@ -63,7 +63,7 @@ from pythae.trainers import BaseTrainerConfig  # noqa: E402
 from pythae.trainers.training_callbacks import TrainingCallback  # noqa: E402
 
 HIDDEN, LATENT_DIM, PIXELS = 500, 20, 784  # configs/vae.py
-NUM_SAMPLES = 200  # ae_jax.likelihood.NUM_SAMPLES
+NUM_SAMPLES = 200  # ae_jax.evaluation.likelihood.NUM_SAMPLES
 NLL_BATCH = 100  # get_nll's default batch_size: K = 200 is two batches of 100 draws
 
 

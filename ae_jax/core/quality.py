@@ -2,7 +2,7 @@
 
 The codecs (autoencoder codes, PNG, JPEG) all end as uint8 pictures, so these helpers take
 numpy or jax batches [B, H, W, C] of either uint8 (0..255) or floats in [0, 1], and return
-one value per image (callers average). MSE, PSNR, BCE and SSIM come from `ae_jax.metrics`;
+one value per image (callers average). MSE, PSNR, BCE and SSIM come from `ae_jax.core.metrics`;
 SSIM is dm-pix's (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, k1=0.01, k2=0.03), the
 same definition as `tf.image.ssim` and skimage's `structural_similarity(gaussian_weights=True,
 use_sample_covariance=False)`.
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import metrics
+from ae_jax.core import metrics
 
 # Keras clips probabilities to [eps, 1 - eps] before its binary cross-entropy: so do we,
 # so that a decoded 0 or 1 pixel gives a finite loss.

@@ -16,7 +16,7 @@ import sys
 
 import jax
 
-from ae_jax.errors import UserError
+from ae_jax.core.errors import UserError
 
 DEFAULT_DIR = os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "ae_jax", "jax")
 MIN_COMPILE_SECONDS = 0.2  # JAX's default (1 s) would leave out the init and eval steps

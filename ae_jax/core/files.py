@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ae_jax.errors import DiskError, UserError, disk_errno
+from ae_jax.core.errors import DiskError, UserError, disk_errno
 
 
 def read_png_folder(path: str, image_shape: tuple[int, ...],

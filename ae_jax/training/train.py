@@ -13,10 +13,13 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from ae_jax import checkpoint, config_lib, data, models, objectives, parallel, plots, steps
-from ae_jax import workdir as workdir_lib
-from ae_jax.errors import UserError, writing
-from ae_jax.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
+from ae_jax.training import checkpoint, config_lib, objectives, parallel, steps
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.core import plots
+from ae_jax.training import workdir as workdir_lib
+from ae_jax.core.errors import UserError, writing
+from ae_jax.training.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
 
 
 def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[dict, dict]:
@@ -162,7 +165,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   optimizer state, so a run killed at any moment and resumed ends bit-identical (on CPU)
   to an unbroken one. SIGTERM/SIGINT save a checkpoint of the current step, then raise
   `Interrupted`. Batches are sharded over all devices (of all processes, when the
-  environment starts several: see ae_jax/parallel.py); process 0 alone writes files.
+  environment starts several: see ae_jax/training/parallel.py); process 0 alone writes files.
 
   Args:
     config: an experiment config (see configs/default.py for its fields).

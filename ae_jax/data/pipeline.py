@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax import idx, progress
-from ae_jax.errors import DiskError, UserError, describe, disk_errno
+from ae_jax.data import idx
+from ae_jax.core import progress
+from ae_jax.core.errors import DiskError, UserError, describe, disk_errno
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 # IDX folders whose dataset is known (Debian's packages): their files never stand in for
@@ -160,7 +161,7 @@ def get_builder(dataset: str, data_dir: str | None = None,
 def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, options: str,
                  dataset_fix: str):
   tfds = _tfds()
-  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
+  from ae_jax.data import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   try:
     builder = tfds.builder(dataset, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
@@ -235,7 +236,7 @@ def image_shape(builder) -> tuple[int, int, int]:
 def dataset_name(builder) -> str:
   """The name a user gave for `builder`'s dataset (ours, from IDX files, is a config of
   the tfds builder `idx_images`)."""
-  from ae_jax import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
+  from ae_jax.data import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
   if isinstance(builder, idx_builder.IdxImages):
     return builder.builder_config.name
   return builder.name

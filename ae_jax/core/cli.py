@@ -1,5 +1,5 @@
 """What the command-line tools share: one-line argparse errors, quiet library logs, the
-options that say where a run's dataset is now."""
+options that say where a run's dataset is now (`ae_jax.training.runs.run_dataset` reads them)."""
 from __future__ import annotations
 
 import argparse
@@ -36,13 +36,3 @@ def add_run_data_flags(p: argparse.ArgumentParser) -> None:
                  "run's config.json data_dir)")
   p.add_argument("--idx_dir", help="folder of the dataset's four MNIST-format IDX files, to "
                  "prepare it from when data_dir lacks it (default: the run's)")
-
-
-def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = None):
-  """The tfds builder of a run's dataset: where the run's config.json says, unless
-  `data_dir` / `idx_dir` (the tools' --data_dir / --idx_dir, which its messages name)."""
-  from ae_jax import data  # pylint: disable=import-outside-toplevel
-  return data.get_builder(
-      cfg["dataset"], data_dir or cfg.get("data_dir"), idx_dir or cfg.get("idx_dir"),
-      options="--", dataset_fix="the run's config.json names it, and this tfds does not "
-      "know it: install the package that registers it, or use a run of a known dataset")

@@ -5,7 +5,8 @@ import math
 
 import ml_collections
 
-from ae_jax.errors import UserError
+from ae_jax.core.errors import UserError
+from ae_jax.models.registry import lecture_model  # noqa: F401  (configs' and tests' name)
 
 PIPELINES = ("auto", "device", "stream")
 DTYPES = ("float32", "bfloat16")
@@ -43,7 +44,7 @@ def _unknown_fields(config, reference, prefix: str = "") -> list[str]:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises `UserError` naming the field and the fix for the first bad value found."""
   # Imported here so that tools needing only RESUMABLE_CHANGES stay light (no JAX).
-  from ae_jax.metrics import LOSSES  # pylint: disable=import-outside-toplevel
+  from ae_jax.core.metrics import LOSSES  # pylint: disable=import-outside-toplevel
   from configs import default  # pylint: disable=import-outside-toplevel
   reference = default.get_config()
   unknown = _unknown_fields(config, reference)
@@ -130,15 +131,6 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
     elif a != b and (name in RESUMABLE_CHANGES) == resumable:
       out.append(name)
   return out
-
-
-def lecture_model(model: str, latent_dim: int = 64) -> dict:
-  """The `encoder` and `decoder` groups of the lecture's 'dense' or 'conv' autoencoder."""
-  if model == "dense":
-    return {"encoder": {"name": "dense", "latent_dim": latent_dim}, "decoder": {"name": "dense"}}
-  if model == "conv":
-    return {"encoder": {"name": "conv"}, "decoder": {"name": "conv"}}
-  raise ValueError(f"unknown model {model!r}; the lecture's are 'dense' and 'conv'")
 
 
 def upgrade_record(record: dict) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ae_jax.errors import UserError
+from ae_jax.core.errors import UserError
 
 AXIS = "data"
 # Cluster managers jax.distributed.initialize() detects by itself (process count, rank,

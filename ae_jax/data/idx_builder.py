@@ -12,7 +12,7 @@ from typing import Callable
 
 import tensorflow_datasets as tfds
 
-from ae_jax.idx import FILES, find_idx_file, read_idx
+from ae_jax.data.idx import FILES, find_idx_file, read_idx
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")

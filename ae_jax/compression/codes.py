@@ -21,7 +21,7 @@ Version 1 files (no header CRC: a header altered into other valid JSON went unno
 still read.
 
 Version 3 (written for `index` and `entropy` codes only; the other kinds stay version 2).
-`entropy`: a learned codec's integer codes, entropy coded (ae_jax/entropy_coding.py). Its
+`entropy`: a learned codec's integer codes, entropy coded (ae_jax/compression/entropy_coding.py). Its
 arrays are the
 integer tables (`table_lo`, `table_size`, `table_freq`: shared by every image, like JPEG's
 tables) and `streams`: one range-coded stream per image, each after its varint length.
@@ -38,8 +38,8 @@ import zlib
 
 import numpy as np
 
-from ae_jax import entropy_coding
-from ae_jax.errors import UserError
+from ae_jax.compression import entropy_coding
+from ae_jax.core.errors import UserError
 
 QUANTS = ("float32", "float16", "uint8")  # fixed-length codes of any float code
 INDEX = "index"  # a VQ-VAE's codebook indices
@@ -78,7 +78,7 @@ def quantize(codes_NxD: np.ndarray, quant: str) -> tuple[np.ndarray, np.ndarray 
     return codes_NxD.astype(np.float16), None, None
   if quant == ENTROPY:
     raise UserError("entropy codes come from a learned codec's own prior: encode with "
-                    "ae_jax.compress.encode(..., 'entropy') (a run of configs/codec.py)")
+                    "ae_jax.compression.compress.encode(..., 'entropy') (a run of configs/codec.py)")
   if quant == "uint8":
     lo, hi = codes_NxD.min(axis=0), codes_NxD.max(axis=0)
     # A dimension with one value keeps it exactly in `offset` (q = 0); avoid dividing by 0.

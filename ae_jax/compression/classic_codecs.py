@@ -21,7 +21,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from ae_jax import containers, quality
+from ae_jax.compression import containers
+from ae_jax.core import quality
 
 JPEG_QUALITIES = (1, 5, 10, 20, 30, 50, 75, 90, 95)
 # Quality 0 is each encoder's smallest file; at 28x28 WebP's is already ~21 dB.

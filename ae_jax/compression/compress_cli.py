@@ -1,5 +1,5 @@
-"""The command line of `ae_jax.compress`: python -m ae_jax.compress encode|decode|info ...
-(the usage is in ae_jax/compress.py's docstring)."""
+"""The command line of `ae_jax.compression.compress`: python -m ae_jax.compress encode|decode|info ...
+(the usage is in ae_jax/compression/compress.py's docstring)."""
 from __future__ import annotations
 
 import argparse
@@ -8,12 +8,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ae_jax import compress
-from ae_jax.cli import OneLineParser, positive_int, quiet_logs
-from ae_jax.codes import ALL_QUANTS, Codes, load_codes
-from ae_jax.errors import UserError, run_cli
-from ae_jax.files import check_output_path, read_png_folder, write_png_folder
-from ae_jax.workdir import read_run_config
+from ae_jax.compression import compress
+from ae_jax.core.cli import OneLineParser, positive_int, quiet_logs
+from ae_jax.compression.codes import ALL_QUANTS, Codes, load_codes
+from ae_jax.core.errors import UserError, run_cli
+from ae_jax.core.files import check_output_path, read_png_folder, write_png_folder
+from ae_jax.training.workdir import read_run_config
+from ae_jax.training import runs
 
 
 def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
@@ -22,7 +23,7 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   if args.images:
     images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
     return images, names, args.images
-  from ae_jax import data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
   # The run's own dataset is found where the run found it, unless told otherwise.
   same = args.dataset == cfg.get("dataset")
   data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
@@ -63,11 +64,11 @@ def cmd_decode(args) -> None:
   reference = None
   if args.images or args.dataset:
     reference, _, source = load_source(args)
-    compress.check_images(reference, codes.image_shape, source)
+    runs.check_images(reference, codes.image_shape, source)
     if reference.shape[0] != codes.num_images:
       raise UserError(f"{source} holds {len(reference)} images but {args.codes} holds "
                       f"{codes.num_images} codes: give the images that were encoded")
-  from ae_jax import quality  # pylint: disable=import-outside-toplevel
+  from ae_jax.core import quality  # pylint: disable=import-outside-toplevel
   restored = quality.to_uint8(compress.decode(codes, args.workdir))
   others = write_png_folder(args.out, restored, codes.names, args.overwrite)
   line = (f"decoded {args.codes} -> {os.path.join(args.out, '')}: "

@@ -16,12 +16,13 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ae_jax import metrics
+from ae_jax.core import metrics
+from ae_jax.models import autoencoder
 
-REPORTS = ("losses", "metrics")
+REPORTS = (autoencoder.LOSSES, autoencoder.METRICS)
 # What a module adds to its parameters after the optimizer's update, written in the train
 # step only (a VQ-VAE's EMA codebook and dead-code resets: ae_jax/models/vq.py).
-DELTAS = "param_deltas"
+DELTAS = autoencoder.DELTAS
 SAMPLE_STREAM = 3  # the fold of key(seed) that sampling inside the train step draws from
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ae_jax import models
-from ae_jax.errors import UserError, describe, disk_errno
-from ae_jax.workdir import checkpoint_dir, checkpoint_steps, read_run_config
+from ae_jax.core.errors import UserError, describe, disk_errno
+from ae_jax.training.workdir import checkpoint_dir, checkpoint_steps, read_run_config
 
 ITEMS = ("encoder", "decoder", "state", "progress")
 

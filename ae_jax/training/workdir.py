@@ -14,8 +14,8 @@ except ImportError:  # not POSIX: runs go unlocked
 import ml_collections
 import numpy as np
 
-from ae_jax import config_lib
-from ae_jax.errors import UserError, writing
+from ae_jax.training import config_lib
+from ae_jax.core.errors import UserError, writing
 
 # In every run's config.json (after config_lib.upgrade_record: runs from before the model
 # zoo had `model` and `latent_dim` instead of the two groups).

@@ -15,11 +15,14 @@ import optax
 from flax.training import train_state
 from jax.sharding import NamedSharding
 
-from ae_jax import data, metrics, models, objectives, xla_flags
+from ae_jax import models
+from ae_jax.data import pipeline as data
+from ae_jax.core import metrics, xla_flags
+from ae_jax.training import objectives
 
 
 # XLA options for code that runs once (initialization): a lighter backend optimization and,
-# where measured, XLA:CPU's older loop emitters (ae_jax/xla_flags.py).
+# where measured, XLA:CPU's older loop emitters (ae_jax/core/xla_flags.py).
 QUICK_COMPILE = {"xla_backend_optimization_level": 1, **xla_flags.quick_compile_cpu_options()}
 
 
@@ -58,7 +61,7 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
                rng: jax.Array, weights: tuple = (), warmup_steps: int = 0
                ) -> tuple[TrainState, dict]:
   """One Adam step on the mean objective of decoder(encoder(noisy)) against `clean`: the
-  reconstruction loss plus the terms the model reports, weighted (ae_jax/objectives.py),
+  reconstruction loss plus the terms the model reports, weighted (ae_jax/training/objectives.py),
   the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up); then
   the parameter deltas the model wrote, if any, are added (objectives.DELTAS).
 

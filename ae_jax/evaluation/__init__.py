@@ -1,0 +1,8 @@
+"""Evaluation tools on a trained run's code: what a code is worth beyond its bytes.
+
+    likelihood.py  a VAE's importance-sampled negative log-likelihood
+    sample.py      samples from the prior, the latent manifold
+    latent.py      the codes' PCA map and interpolations
+
+May import: every other package (`core`, `models`, `data`, `training`, `compression`).
+"""
