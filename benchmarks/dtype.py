@@ -5,7 +5,7 @@
 
 Part 1 times `steps.device_train_steps` as train.py calls it on this backend (steps per jit
 call and unroll as `train._steps_per_call` / `_scan_unroll` choose), float32 and bfloat16
-compiled once each and called in turn (benchmarks/timing.alternating_ms), so the machine's
+compiled once each and called in turn (`alternating_ms`), so the machine's
 drift falls on both alike: median ms per step, and the ratio. Part 2 trains each model for
 --epochs with each dtype (`train_and_evaluate`, Fashion-MNIST from Debian's IDX files, the
 same seed) and reports the final val BCE and PSNR. Parameters and Adam's state are float32
@@ -18,6 +18,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -28,9 +29,29 @@ import numpy as np  # pylint: disable=wrong-import-position
 from ae_jax import models  # pylint: disable=wrong-import-position
 from ae_jax.data import pipeline as data
 from ae_jax.training import steps, train
-from benchmarks.timing import alternating_ms  # pylint: disable=wrong-import-position
 
 CONFIGS = ("dense", "conv", "deep", "sparse", "conv_wide")
+
+
+def alternating_ms(variants: dict, call, calls: int, warmup: int = 3):
+  """Times `call(compiled, state, i)` for each variant in turn, `calls` rounds after
+  `warmup`, so that the machine's drift falls on all variants alike.
+
+  `variants` maps a name to [compiled, state]; each call's new state replaces the old one
+  in place, so the variants carry on from one use to the next. Returns the milliseconds
+  of each call (name -> list) and each variant's last output (name -> output).
+  """
+  times = {name: [] for name in variants}
+  last = {}
+  for i in range(calls + warmup):
+    for name, variant in variants.items():
+      t0 = time.perf_counter()
+      variant[1], out = call(variant[0], variant[1], i)
+      jax.block_until_ready(out)
+      if i >= warmup:
+        times[name].append((time.perf_counter() - t0) * 1000)
+      last[name] = out
+  return times, last
 
 
 def _config(name: str, dtype: str):

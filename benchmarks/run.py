@@ -59,7 +59,7 @@ NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_t
 RANGES = {"final_val_loss": "val_loss_range", "first_step_seconds": "first_step_range",
           "final_val_objective": "val_objective_range"}
 # The dense train step's matmuls: forward 2, backward 3 (no input gradient), batch 128,
-# 784 -> 64 -> 784 (benchmarks/dense_ops.py counts the same).
+# 784 -> 64 -> 784.
 DENSE_STEP_FLOP = 5 * 2 * 128 * 784 * 64
 PACKAGES = ("jax", "flax", "optax", "keras", "tensorflow-cpu", "tensorflow", "torch", "numpy")
 
