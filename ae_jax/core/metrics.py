@@ -25,7 +25,7 @@ def _flat(x_Bx___: jax.Array) -> jax.Array:
   XLA:CPU vectorizes an elementwise loop along its last axis, which for [B, 28, 28, 1]
   is 1 wide: on the flat [B, 784] the dense step's loss fusions run ~2x faster (jax
   profiler); with `data.device_batch`'s flat gather, the step ~12% (same losses, bit for
-  bit: benchmarks/dense_variants.py).
+  bit: benchmarks/dense_variants.py, removed; read it at commit 83c9b83).
   """
   return x_Bx___.reshape(x_Bx___.shape[0], -1)
 
@@ -38,7 +38,7 @@ def _per_image_mean(x_BxN: jax.Array) -> jax.Array:
   to a YNNPACK reduce fusion when jaxlib's defaults are kept (AE_JAX_KEEP_XLA_FLAGS=1):
   while this was written, the dense train step ran at 7.8-8.7 ms/step that way; as a
   matvec 0.94-1.63 ms, and 0.74-0.82 ms with ae_jax's XLA flag (benchmarks/dense_ops.py,
-  benchmarks/results/20261127-dense_ops-bce.txt).
+  removed, read it at commit 83c9b83; benchmarks/results/20261127-dense_ops-bce.txt).
   """
   x = x_BxN.reshape(x_BxN.shape[0], -1)
   # HIGHEST: full float32 on GPUs/TPUs too (their default dot precision is TF32/bf16).
@@ -51,7 +51,8 @@ def _log1p_unit(x: jax.Array) -> jax.Array:
   The odd series u + u^3/3 + ... + u^13/13 leaves a relative error below (1/3)^14 / 15
   ~ 1.4e-8, under float32's rounding: the same values as `jnp.log1p` to ~2e-7 relative
   (tests/test_metrics.py), but a few multiply-adds and one division, which XLA:CPU
-  vectorizes: cheaper here than its log1p (part of the BCE's gain in benchmarks/dense_ops.py).
+  vectorizes: cheaper here than its log1p (part of the BCE's gain in benchmarks/dense_ops.py,
+  removed; read it at commit 83c9b83).
   """
   u = x / (2.0 + x)
   u2 = u * u
@@ -89,7 +90,7 @@ def bce_from_logits(logits: jax.Array, target: jax.Array) -> jax.Array:
   float rounding. Its gradient s(z) - t reuses the forward's exp(-|z|) (a custom VJP), so
   the train step computes one exp per pixel instead of two; with `_log1p_unit` and the
   matvec mean, the dense step went from 0.96-1.19 to 0.74-0.82 ms (benchmarks/dense_ops.py,
-  three rounds, ae_jax's XLA flag). Being a
+  removed, read it at commit 83c9b83; three rounds, ae_jax's XLA flag). Being a
   custom VJP, it has reverse-mode derivatives (`jax.grad`) but no forward mode (`jax.jvp`).
   """
   return _per_image_mean(_bce_elementwise(_flat(logits), _flat(target)))

@@ -2,10 +2,10 @@
 
 jaxlib 0.10 hands reductions on the CPU to YNNPACK fusions by default. For ae_jax's
 dense train step that costs ~1.6x the time (2.05-2.26 -> 0.98-1.48 ms per step at batch
-128 on the 2-core AVX2 dev machine, benchmarks/dense_ops.py; docs/performance.md), so ae_jax
-turns them off with `--xla_cpu_experimental_ynn_fusion_type=` (an empty list: XLA's own
-emitters do the work; results equal to float rounding). The flag only concerns the CPU
-backend.
+128 on the 2-core AVX2 dev machine, docs/performance.md; benchmarks/dense_ops.py, removed,
+read it at commit 83c9b83), so ae_jax turns them off with
+`--xla_cpu_experimental_ynn_fusion_type=` (an empty list: XLA's own emitters do the work;
+results equal to float rounding). The flag only concerns the CPU backend.
 
 Applied when `ae_jax` is imported, before JAX creates its backends (later it has no
 effect), and only to jaxlib versions known to have the flag (an unknown flag would abort

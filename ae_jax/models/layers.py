@@ -18,8 +18,9 @@ def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
 
   Same values as `nn.max_pool(x, (2, 2), (2, 2), 'SAME')`, written as pad + reshape +
   pairwise `maximum`: XLA:CPU differentiates this far faster than the select-and-scatter
-  of `reduce_window` or the tie-splitting gradient of a `max` reduction (benchmarks/
-  conv_ops.py: the whole conv train step drops from ~49 to ~37 ms at batch 128).
+  of `reduce_window` or the tie-splitting gradient of a `max` reduction (the whole conv
+  train step drops from ~49 to ~37 ms at batch 128: benchmarks/conv_ops.py, removed; read
+  it at commit 83c9b83).
   """
   b, h, w, c = x_BxHxWxC.shape
   ph, pw = h % 2, w % 2
@@ -66,7 +67,8 @@ class PatchConv(nn.Module):
 
   For the encoder's first layer, whose input (the image) needs no gradient: the kernel's
   gradient is then one matmul, and XLA:CPU runs the conv train step ~1.3x faster than
-  with its 1-channel convolution (benchmarks/conv_ops.py). Same parameters as the nn.Conv.
+  with its 1-channel convolution (benchmarks/conv_ops.py, removed; read it at commit
+  83c9b83). Same parameters as the nn.Conv.
   """
   features: int
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
@@ -92,8 +94,9 @@ class UpsampleConv(nn.Module):
   output phase (r, s), then depth-to-space. Same parameters as the `nn.Conv` it stands for
   (names, shapes, initializers: checkpoints and inits are interchangeable), same values
   to float rounding (tests/test_models.py), and on XLA:CPU the conv train step is ~1.5x
-  faster (benchmarks/conv_ops.py): the convs run on 4x fewer pixels with 4x more outputs,
-  and the 4x larger upsampled tensor and its gradient are never formed.
+  faster (benchmarks/conv_ops.py, removed; read it at commit 83c9b83): the convs run on 4x
+  fewer pixels with 4x more outputs, and the 4x larger upsampled tensor and its gradient
+  are never formed.
   """
   features: int
   padding: str = "SAME"  # "SAME" or "VALID", as the conv over the upsampled image

@@ -49,9 +49,9 @@ def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, 
                   out_shardings=None) -> TrainState:
   """`create_train_state` from key(config.seed), jit-compiled with QUICK_COMPILE: XLA's
   backend optimization level 1 compiles the init ~6x faster than the default (conv model:
-  6.2 -> ~1 s, benchmarks/init_compile.py; the random-number kernels are the cost), the
-  older CPU loop emitters ~0.2 s faster still, with bit-identical parameters
-  (tests/test_train.py)."""
+  6.2 -> ~1 s, benchmarks/init_compile.py, removed, read it at commit 83c9b83; the
+  random-number kernels are the cost), the older CPU loop emitters ~0.2 s faster still,
+  with bit-identical parameters (tests/test_train.py)."""
   init = jax.jit(lambda rng: create_train_state(model, config, image_shape, rng),
                  out_shardings=out_shardings, compiler_options=QUICK_COMPILE)
   return init(jax.random.key(config.seed))

@@ -112,7 +112,7 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
     # Measured on an H200 (benchmarks/results/20261127-accelerator-h200.md): a whole epoch
     # per call (scan) is 2.8-19x faster than one step per call at batch 128.
     return steps_per_epoch
-  # Measured on XLA:CPU (benchmarks/pipeline.py, docs/performance.md): the dense step
+  # Measured on XLA:CPU (benchmarks/pipeline.py at 83c9b83, docs/performance.md): the dense step
   # runs ~25% faster in a scan of 32 steps; the conv step runs ~4-5x slower in any scan
   # than as one jit call per batch. Modules say which they are (SCAN_ON_CPU: the dense
   # families); a module that does not say runs one step per call.
@@ -127,7 +127,7 @@ def _steps_per_call(config, steps_per_epoch: int, backend: str) -> int:
 def _scan_unroll(backend: str) -> int:
   """Train steps per iteration of the scan's loop. On XLA:CPU 4 saves the loop's per-
   iteration overhead: with 1 the dense step is 6-14% slower; 2 and 6 are within 3% of 4,
-  12 within 5% (`python benchmarks/dense_variants.py`, in-process A/B). Elsewhere
+  12 within 5% (benchmarks/dense_variants.py at commit 83c9b83, in-process A/B). Elsewhere
   unmeasured, so XLA's default."""
   return 4 if backend == "cpu" else 1
 
