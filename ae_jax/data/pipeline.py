@@ -384,7 +384,7 @@ def add_noise(key: jax.Array, clean: jax.Array, loc: float, scale: float) -> jax
   as drawn in the image shape (jax.random's counters follow the row-major index), but
   XLA:CPU vectorizes the random-number loop along a 784-wide last axis instead of a 1-wide
   one: the denoise train step compiles ~0.5 s faster (its LLVM code 2.6 -> 2.0 MB) and
-  runs ~1% faster (benchmarks/noise_forms.py).
+  runs ~1% faster (benchmarks/noise_forms.py, removed; read it at commit 83c9b83).
   """
   if scale == 0:
     return clean
@@ -410,7 +410,8 @@ def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
 
   Gathers whole rows of the images flattened to [N, H*W*C] (one 784-byte row per index
   rather than a [1, 28, 28, 1] slice): XLA:CPU's gather and conversion then vectorize
-  (with `metrics._flat`, the dense step is ~12% faster: benchmarks/dense_variants.py).
+  (with `metrics._flat`, the dense step is ~12% faster: benchmarks/dense_variants.py,
+  removed; read it at commit 83c9b83).
   """
   idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
   flat = images_u8.reshape(images_u8.shape[0], -1)
