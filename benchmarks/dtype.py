@@ -8,7 +8,8 @@ call and unroll as `train._steps_per_call` / `_scan_unroll` choose), float32 and
 compiled once each and called in turn (`alternating_ms`), so the machine's
 drift falls on both alike: median ms per step, and the ratio. Part 2 trains each model for
 --epochs with each dtype (`train_and_evaluate`, Fashion-MNIST from Debian's IDX files, the
-same seed) and reports the final val BCE and PSNR. Parameters and Adam's state are float32
+same seed; the tfds copy in tfds' default folder, or AE_JAX_BENCH_DATA_DIR as for the peers)
+and reports the final val BCE and PSNR. Parameters and Adam's state are float32
 in both; only the layers' compute dtype changes. The table goes to stdout.
 """
 from __future__ import annotations
@@ -59,6 +60,8 @@ def _config(name: str, dtype: str):
   config = importlib.import_module(f"configs.{name}").get_config()
   config.dtype = dtype
   config.progress_bar = False
+  if os.environ.get("AE_JAX_BENCH_DATA_DIR"):  # as the peers' ae_jax runners: a tfds copy
+    config.data_dir = os.path.expanduser(os.environ["AE_JAX_BENCH_DATA_DIR"])  # elsewhere
   return config
 
 

@@ -1,6 +1,7 @@
 """benchmarks/codec_peer.py's reading of the CompressAI peer's outputs and its quality
 numbers. The peer itself needs its own venv (compressai needs numpy < 2), so the outputs
-here are written by the test in the peer's layout: real files, known pixels and bytes."""
+here are written by the test in the peer's layout: real files, known pixels and bytes; the
+last test runs the peer for real where that venv exists."""
 import json
 import os
 import sys
@@ -118,3 +119,22 @@ def test_a_finished_lambda_is_not_trained_again(tmp_path):
                    "--results_dir", str(results), "--idx_dir", idx])
   (jsonl,) = results.glob("*-compressai.jsonl")
   assert json.loads(jsonl.read_text())["bytes_per_image"] == 70
+
+
+def test_the_real_peer_trains_and_codes_in_its_own_venv(tmp_path):
+  """peers/compressai_codec.py for real, as codec_peer.py runs it: one λ, 2 steps of the
+  tiny IDX dataset, 8 test images coded and decoded, then measured here. Needs CompressAI's
+  venv (`bash benchmarks/peers/compressai_env.sh`); skips where there is none."""
+  if not os.path.exists(codec_peer.VENV_PYTHON):
+    pytest.skip(f"no CompressAI venv at {codec_peer.VENV_PYTHON}: "
+                "bash benchmarks/peers/compressai_env.sh")
+  idx = write_idx_folder(str(tmp_path / "idx"), n_train=256, n_test=8)
+  results = tmp_path / "results"
+  codec_peer.main(["--lambdas", "0.013", "--epochs", "1", "--train_images", "256",
+                   "--out", str(tmp_path / "peer"), "--results_dir", str(results),
+                   "--idx_dir", idx])
+  (jsonl,) = results.glob("*-compressai.jsonl")
+  (row,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+  assert row["setting"] == "λ=0.013, N=32, M=48" and row["images"] == 8
+  assert row["bytes_per_image"] > 0 and row["estimated_bytes_per_image"] > 0
+  assert row["psnr"] > 0 and 0 < row["ssim"] <= 1
