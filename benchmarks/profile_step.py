@@ -2,6 +2,11 @@
 
   python benchmarks/profile_step.py [--model dense|conv|denoise] [--calls 13]
 
+Maintained (benchmarks/README.md): docs/performance.md's per-op profiles were made with it,
+and work on a step's speed publishes its profile with it (tests/test_benchmarks.py traces
+the dense and the conv step). It reads train.py's own choices (`_steps_per_call`,
+`_scan_unroll`) and steps.py's name scopes: a change there must keep them, or change this.
+
 Runs `steps.device_train_steps` as train.py runs it on this backend (steps per jit call,
 loop unroll; batch 128; random images resident on the device), times `--calls` jit calls
 (after a warm-up; the quickest of 3 times), then traces the same number of calls with
