@@ -119,10 +119,11 @@ def build(spec: Mapping, role: str, image_shape, dtype: str = "float32",
   name = spec.pop("name", None)
   cls = resolve(name, role, label)
   fields = _fields(cls)
+  takes = [f for f in fields if f != "dtype"]
   for key in spec:
     if key not in fields or key == "dtype":
       raise UserError(f"unknown config field {label}.{key}: {label} {name!r} takes "
-                      f"{[f for f in fields if f != 'dtype']}"
+                      + (f"{takes}" if takes else "no fields")
                       + (" (the compute dtype is config.dtype)" if key == "dtype" else ""))
   kwargs = {k: _tupled(v) for k, v in spec.items()}
   if "image_shape" in fields and "image_shape" not in kwargs:
