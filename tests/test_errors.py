@@ -69,6 +69,8 @@ CASES = [
      "unknown config field encoder.latent_dim: encoder 'conv' takes no fields"),
     ("a user's module that cannot be imported", ["--config.encoder.name=my_models:Wide"], None,
      "cannot import my_models"),
+    ("a user's module that raises while importing", ["--config.encoder.name=boom_models:Enc"],
+     "boom", "/boom_models.py:3 (raise RuntimeError(\"boom\")): fix it there"),
     ("decoder that cannot take the encoder's code", ["--config.decoder.name=conv"], None,
      "decoder 'conv' cannot take the code of encoder 'dense', shape (64,)"),
     ("general conv net with too few decoder stages", ["--config", "configs/conv_wide.py",
@@ -276,6 +278,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
     (tmp / "weighs_kl.py").write_text("from configs import dense\ndef get_config():\n"
                                       "  c = dense.get_config()\n  c.loss_weights.kl = 1.0\n"
                                       "  return c\n")
+  elif kind == "boom":  # the user's module is found, and fails as it is imported
+    (tmp / "boom_models.py").write_text('import flax.linen as nn\n\nraise RuntimeError("boom")\n')
+    monkeypatch.syspath_prepend(str(tmp))
   elif kind == "empty":
     (tmp / "empty.py").write_text("x = 1\n")
   elif kind == "bad_idx":
