@@ -332,7 +332,7 @@ def bad_cases(runs, tmp_path_factory):
                                 "is where the --images originals are.*give another --out"),
   }
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compression.compress", *argv], cwd=REPO,
+  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
            for name, (argv, _) in cases.items()}
