@@ -73,6 +73,10 @@ CASES = [
      "boom", "/boom_models.py:3 (raise RuntimeError(\"boom\")): fix it there"),
     ("decoder that cannot take the encoder's code", ["--config.decoder.name=conv"], None,
      "decoder 'conv' cannot take the code of encoder 'dense', shape (64,)"),
+    ("decoder whose images are not the dataset's shape",
+     ["--config.decoder.name=mlp", "--config.decoder.image_shape=(14,14,1)"], None,
+     "decoder 'mlp' turns the code (64,) of encoder 'dense' into (14, 14, 1), not the shape of "
+     "the fashion_mnist images, (28, 28, 1): change the decoder's fields"),
     ("general conv net with too few decoder stages", ["--config", "configs/conv_wide.py",
                                                       "--config.decoder.features=(8,)"], None,
      "smaller than 28x28: give it 3 stages"),

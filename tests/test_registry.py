@@ -222,8 +222,13 @@ def test_a_users_module_that_raises_on_import_is_shown_where_it_raised(tmp_path,
      "ConvNetDecoder makes 14x14 images from a 7x7 code with 1 stages, smaller than 28x28: "
      "give it 2 stages"),
     ({"decoder": {"name": "dense", "image_shape": (32, 32, 3)}},
-     r"decoder 'dense' turns encoder 'dense''s code \(64,\) into \(32, 32, 3\), not the "
-     r"images' shape \(28, 28, 1\)"),
+     r"^decoder 'dense' turns the code \(64,\) of encoder 'dense' into \(32, 32, 3\), not the "
+     r"shape of the images, \(28, 28, 1\): change the decoder's fields$"),
+    # A user's module: its quoted name took a possessive ('my_models:WideEncoder''s code).
+    ({"encoder": {"name": "ae_jax.models.dense:DenseEncoder", "latent_dim": 8},
+      "decoder": {"name": "ae_jax.models.dense:MLPDecoder", "image_shape": (14, 14, 1)}},
+     r"^decoder 'ae_jax.models.dense:MLPDecoder' turns the code \(8,\) of encoder "
+     r"'ae_jax.models.dense:DenseEncoder' into \(14, 14, 1\), not the shape of the images"),
     ({"encoder": {"name": "no_such_module_xyz:Enc"}}, "cannot import no_such_module_xyz"),
     ({"encoder": {"name": "ae_jax.core.metrics:psnr"}}, "has no Flax module"),
 ])

@@ -240,8 +240,8 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
                     f"{code}: {describe(e)}") from None
   if not hasattr(y, "shape") or tuple(y.shape) != (2, *image_shape):
     got = tuple(y.shape[1:]) if hasattr(y, "shape") else type(y).__name__
-    raise UserError(f"decoder {dec!r} turns encoder {enc!r}'s code {code} into {got}, not "
-                    f"{images}' shape {image_shape}: change the decoder's fields")
+    raise UserError(f"decoder {dec!r} turns the code {code} of encoder {enc!r} into {got}, "
+                    f"not the shape of {images}, {image_shape}: change the decoder's fields")
   return model, code
 
 
