@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only feeds data
 _INTERRUPTED = "interrupted: rerun the same command to start (or resume) the run"
 try:  # Ctrl-C this early is one line too
   from absl import app, flags, logging  # pylint: disable=wrong-import-position
+  import ml_collections  # pylint: disable=wrong-import-position
   from ml_collections import config_flags  # pylint: disable=wrong-import-position
 except KeyboardInterrupt:
   print(_INTERRUPTED, file=sys.stderr)
@@ -21,6 +22,23 @@ except KeyboardInterrupt:
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
                                 lock_config=True)
+
+
+class _FamilySwitchingParser(config_flags.config_flags.ConfigFileFlagParser):
+  """ml_collections' config file parser, then `--config.encoder.name=conv` (a family other
+  than the file's) makes that group the new family's defaults and the fields the command line
+  gives it (config_lib.switch_families), before the overrides are checked against it."""
+
+  def parse(self, path):
+    config = super().parse(path)
+    if isinstance(config, ml_collections.ConfigDict):  # not a file that failed to load
+      from ae_jax.training import config_lib  # pylint: disable=import-outside-toplevel
+      argv = FLAGS.read_flags_from_files(sys.argv, force_gnu=False)  # as ml_collections
+      config_lib.switch_families(config, config_lib.command_line_overrides(argv))
+    return config
+
+
+FLAGS["config"].parser = _FamilySwitchingParser(name="config", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and images go "
                     "(default: runs/<config name>).")
 flags.DEFINE_bool("restart", False, "Move an existing run in --workdir aside (renamed, not "

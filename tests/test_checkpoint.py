@@ -159,7 +159,7 @@ def test_tools_need_only_their_own_item_and_say_a_damaged_one_in_one_line(tmp_pa
   np.testing.assert_array_equal(compress.decode(codes, workdir), expected)
   out = tmp_path / "c.aec"
   done = subprocess.run(
-      [sys.executable, "-m", "ae_jax.compression.compress", "encode", "--workdir", workdir, "--dataset",
+      [sys.executable, "-m", "ae_jax.compress", "encode", "--workdir", workdir, "--dataset",
        "fashion_mnist", "--out", str(out), "--max_images", "4"],
       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -209,7 +209,7 @@ def test_decode_is_bit_exact_in_another_process_after_the_run_is_copied(codec_ru
     Image.fromarray(im[..., 0]).save(folder / f"im{i:02d}.png")
   copy = str(tmp_path / "copied_run")
   shutil.copytree(codec_run, copy)
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ae_jax.compression.compress", *a], cwd=REPO,
+  run = lambda *a: subprocess.run([sys.executable, "-m", "ae_jax.compress", *a], cwd=REPO,
                                   capture_output=True, text=True, timeout=300)
   enc = run("encode", "--workdir", codec_run, "--images", str(folder),
             "--out", str(tmp_path / "x.aec"))

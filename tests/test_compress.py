@@ -161,6 +161,36 @@ def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, t
     compress.load_codes(str(tmp_path / "v9.aec"))
 
 
+def _small_codes() -> codes_file.Codes:
+  """uint8 codes of 3 images written by hand: a codes file without a trained run."""
+  z = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+  values, offset, scale = codes_file.quantize(z, "uint8")
+  return codes_file.Codes(values=values, quant="uint8", model="dense", latent_dim=8,
+                          code_shape=(8,), image_shape=(28, 28, 1),
+                          run={"workdir": "runs/dense", "config_hash": "0", "step": 1},
+                          offset=offset, scale=scale)
+
+
+def test_a_damaged_header_length_field_is_named_as_such():
+  """A header-length field damaged to a large value read 'truncated (its header is cut
+  short)', as a file cut inside its header still does."""
+  blob = codes_file.codes_to_bytes(_small_codes())
+  magic, version, header_len = codes_file._PREFIX.unpack_from(blob)
+  after = blob[codes_file._PREFIX.size:]  # the header's CRC, the header, the payload
+  for wrong in (header_len + 100_000, header_len + 1, header_len - 1, 0):
+    with pytest.raises(UserError, match=rf"^x.aec has a damaged header-length field \(it says "
+                                        rf"{wrong} bytes; the header has {header_len}\): encode"):
+      codes_file.codes_from_bytes(codes_file._PREFIX.pack(magic, version, wrong) + after, "x.aec")
+  # Version 1 has no header CRC: the JSON's own end tells the same.
+  v1 = codes_file._PREFIX.pack(magic, 1, header_len - 2) + after[4:]
+  with pytest.raises(UserError, match=rf"damaged header-length field \(it says {header_len - 2}"):
+    codes_file.codes_from_bytes(v1, "x.aec")
+  cut = blob[:codes_file._PREFIX.size + 4 + header_len // 2]
+  with pytest.raises(UserError, match=r"^x.aec is truncated \(its header is cut short\)"):
+    codes_file.codes_from_bytes(cut, "x.aec")
+  assert codes_file.codes_from_bytes(blob).values.shape == (3, 8)
+
+
 def _dense_image_bound(workdir, codes32, quant, scale):
   """|sigmoid(W z' + b) - sigmoid(W z + b)| <= 1/4 * |W| @ |z' - z| (sigmoid is 1/4-Lipschitz)."""
   _, variables = checkpoint.restore_decoder(workdir)
@@ -286,6 +316,9 @@ def bad_cases(runs, tmp_path_factory):
   (t / "good.aec").write_bytes(blob)
   (t / "truncated.aec").write_bytes(blob[:-10])
   (t / "cut_header.aec").write_bytes(blob[:20])
+  magic, version, header_len = codes_file._PREFIX.unpack_from(blob)
+  (t / "bad_length.aec").write_bytes(codes_file._PREFIX.pack(magic, version, header_len + 10**6)
+                                     + blob[codes_file._PREFIX.size:])
   (t / "garbage.aec").write_bytes(os.urandom(300))
   flipped = bytearray(blob)
   flipped[-1] ^= 0xFF
@@ -321,6 +354,9 @@ def bad_cases(runs, tmp_path_factory):
       "garbage_codes": (dec(dense, "garbage.aec", "d1"), "not an ae_jax codes file"),
       "truncated_codes": (dec(dense, "truncated.aec", "d2"), "truncated.*encode the images again"),
       "cut_header": (dec(dense, "cut_header.aec", "d3"), "truncated.*header"),
+      "damaged_header_length": (dec(dense, "bad_length.aec", "d8"),
+                                r"damaged header-length field \(it says \d+ bytes; the header "
+                                r"has \d+\): encode the images again"),
       "corrupt_codes": (dec(dense, "flipped.aec", "d4"), "corrupted.*checksum"),
       "missing_codes": (dec(dense, "nowhere.aec", "d5"), "cannot read codes file.*No such file"),
       "another_run": (dec(other, "good.aec", "d6"), "made by run .*seed0.*decode with --workdir"),
@@ -332,7 +368,7 @@ def bad_cases(runs, tmp_path_factory):
                                 "is where the --images originals are.*give another --out"),
   }
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compression.compress", *argv], cwd=REPO,
+  procs = {name: subprocess.Popen([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
            for name, (argv, _) in cases.items()}
@@ -345,6 +381,7 @@ def bad_cases(runs, tmp_path_factory):
     "encode_out_exists", "wrong_size", "wrong_channels", "unreadable_image", "twin_names",
     "no_checkpoint",
     "no_run", "no_images", "bad_quant", "garbage_codes", "truncated_codes", "cut_header",
+    "damaged_header_length",
     "corrupt_codes", "missing_codes", "another_run", "another_model", "decode_out_exists",
     "decode_over_originals", "sixteen_bit", "encode_out_is_folder", "index_without_codebook"])
 def test_bad_input_is_refused_in_one_line(bad_cases, case):

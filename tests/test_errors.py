@@ -64,12 +64,19 @@ CASES = [
     ("infinite noise mean", ["--config.noise.loc=inf"], None, "noise.loc=inf"),
     ("unknown loss", ["--config.loss=hinge"], None, "loss='hinge': it must be one of"),
     ("unknown encoder", ["--config.encoder.name=gan"], None, "unknown encoder 'gan'"),
-    ("encoder field of another module", ["--config.encoder.name=conv"], None,
-     "unknown config field encoder.latent_dim: encoder 'conv' takes []"),
+    ("encoder field of another module", ["--config.encoder.name=conv",
+                                         "--config.encoder.latent_dim=8"], None,
+     "unknown config field encoder.latent_dim: encoder 'conv' takes no fields"),
     ("a user's module that cannot be imported", ["--config.encoder.name=my_models:Wide"], None,
      "cannot import my_models"),
+    ("a user's module that raises while importing", ["--config.encoder.name=boom_models:Enc"],
+     "boom", "/boom_models.py:3 (raise RuntimeError(\"boom\")): fix it there"),
     ("decoder that cannot take the encoder's code", ["--config.decoder.name=conv"], None,
      "decoder 'conv' cannot take the code of encoder 'dense', shape (64,)"),
+    ("decoder whose images are not the dataset's shape",
+     ["--config.decoder.name=mlp", "--config.decoder.image_shape=(14,14,1)"], None,
+     "decoder 'mlp' turns the code (64,) of encoder 'dense' into (14, 14, 1), not the shape of "
+     "the fashion_mnist images, (28, 28, 1): change the decoder's fields"),
     ("general conv net with too few decoder stages", ["--config", "configs/conv_wide.py",
                                                       "--config.decoder.features=(8,)"], None,
      "smaller than 28x28: give it 3 stages"),
@@ -275,6 +282,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
     (tmp / "weighs_kl.py").write_text("from configs import dense\ndef get_config():\n"
                                       "  c = dense.get_config()\n  c.loss_weights.kl = 1.0\n"
                                       "  return c\n")
+  elif kind == "boom":  # the user's module is found, and fails as it is imported
+    (tmp / "boom_models.py").write_text('import flax.linen as nn\n\nraise RuntimeError("boom")\n')
+    monkeypatch.syspath_prepend(str(tmp))
   elif kind == "empty":
     (tmp / "empty.py").write_text("x = 1\n")
   elif kind == "bad_idx":

@@ -1,4 +1,5 @@
 """launch.py as a user runs it: overrides, and every mistake as one line with exit code 2."""
+import json
 import os
 import subprocess
 import sys
@@ -129,6 +130,52 @@ def test_launch_trains_with_overrides_and_resumes(tiny_data, tmp_path):
   assert "Resuming" in result.stderr and "epoch 2/2" in result.stderr
   result = run_launch(*common, "--config.num_epochs=2", "--config.seed=1")
   assert result.returncode == 2 and "another config (differs in seed)" in result.stderr
+
+
+def test_launch_switches_a_family_on_the_command_line(tiny_data, tmp_path):
+  """--config.encoder.name=conv on configs/dense.py stopped with 'unknown config field
+  encoder.latent_dim': the dense family's field stayed in the group. Now the group is the new
+  family's defaults plus the fields given beside it on the command line."""
+  idx_dir, data_dir = tiny_data
+  workdir = tmp_path / "w"
+  result = run_launch("--config", "configs/dense.py", "--config.encoder.name=conv",
+                      "--config.decoder.name=mlp", "--config.decoder.hidden=(16,)",
+                      "--workdir", str(workdir), f"--config.data_dir={data_dir}",
+                      f"--config.idx_dir={idx_dir}", "--config.batch_size=32",
+                      "--config.steps_per_epoch=1", "--config.num_epochs=1",
+                      "--config.eval_examples=32", "--config.progress_bar=False")
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(workdir / "config.json") as f:
+    record = json.load(f)
+  assert record["encoder"] == {"name": "conv"}
+  assert record["decoder"] == {"name": "mlp", "hidden": [16]}
+
+
+def test_switch_families_replaces_only_a_switched_group_and_keeps_the_lock():
+  from configs import codec  # pylint: disable=import-outside-toplevel
+  argv = ["launch.py", "--config", "configs/codec.py", "--config.encoder.analysis.name=convnet",
+          "--config.encoder.analysis.features", "(8, 16)", "--config.encoder.filters=(3,)",
+          "--config.decoder.name=mlp", "--config.batch_size=8"]
+  overrides = config_lib.command_line_overrides(argv)
+  assert overrides == {"encoder.analysis.name": "convnet", "encoder.analysis.features": "(8, 16)",
+                       "encoder.filters": "(3,)", "decoder.name": "mlp", "batch_size": "8"}
+  config = codec.get_config()
+  config.lock()
+  decoder = config.decoder.to_dict()
+  # The nested analysis transform switches; the encoder (still 'factorized') keeps its fields;
+  # the decoder is 'mlp' already: kept as the file has it.
+  assert config_lib.switch_families(config, overrides) == ["encoder.analysis"]
+  assert config.encoder.analysis.to_dict() == {"name": "convnet", "features": (8, 16)}
+  assert config.encoder.name == "factorized" and config.decoder.to_dict() == decoder
+  with pytest.raises(AttributeError):  # still locked: a typo is still refused
+    config.encoder.analysis.featurs = (8,)
+  # An outer switch takes the nested group's fields with it.
+  config = dense.get_config()
+  config_lib.switch_families(config, config_lib.command_line_overrides(
+      ["--config.encoder.name=factorized", "--config.encoder.analysis.name=mlp",
+       "--config.encoder.analysis.latent_dim=8", "--noconfig.encoder.flag"]))
+  assert config.encoder.to_dict() == {"name": "factorized", "flag": False,
+                                      "analysis": {"name": "mlp", "latent_dim": 8}}
 
 
 def test_compiled_steps_go_to_the_cache_dir(tiny_data, tmp_path):

@@ -38,11 +38,13 @@ def test_the_readme_example_trains_and_compresses_with_the_users_module(tiny_dat
   workdir = tmp_path / "runs" / "wide"
   saved = json.loads((workdir / "config.json").read_text())
   assert saved["encoder"] == {"name": "my_models:WideEncoder", "width": 256, "latent_dim": 64}
+  # The decoder's image_shape, left out of the config, came from the dataset.
+  assert saved["decoder"] == {"name": "my_models:WideDecoder", "width": 512}
   row = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
   assert row["val_loss"] > row["val_reconstruction"] and row["val_l2"] > 0  # the term counted
   # The tools rebuild the user's module from config.json (run from the same folder).
   codes = tmp_path / "codes.aec"
-  tool = [sys.executable, "-m", "ae_jax.compression.compress"]
+  tool = [sys.executable, "-m", "ae_jax.compress"]
   env["PYTHONPATH"] = REPO
   for args in (["encode", "--workdir", "runs/wide", "--dataset", "fashion_mnist",
                 "--data_dir", data_dir, "--max_images", "8", "--out", str(codes)],

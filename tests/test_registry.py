@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ae_jax import models
+from ae_jax.models import registry
 from ae_jax.training import objectives
 from ae_jax.core.errors import UserError
 from configs import beta_vae, conv, conv_wide, deep, default, dense, denoise, sparse, vae
@@ -156,6 +157,42 @@ def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
   assert code == (5,) and variables["params"]["encoder"]["Dense_0"]["kernel"].shape == (784, 32)
 
 
+def _resolve_error(name: str) -> str:
+  with pytest.raises(UserError) as e:
+    registry.resolve(name, "encoder")
+  assert "\n" not in str(e.value)
+  return str(e.value)
+
+
+def test_a_users_module_that_raises_on_import_is_shown_where_it_raised(tmp_path, monkeypatch):
+  """It was 'cannot import boom_models (RuntimeError: boom): put its folder on PYTHONPATH or
+  run from there': wrong advice, and the user's file and line hidden."""
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "boom_models.py").write_text("import helpers\n\nhelpers.setup(3)\n")
+  (tmp_path / "helpers.py").write_text("def setup(n):\n  raise RuntimeError(f'boom {n}')\n")
+  assert _resolve_error("boom_models:Enc") == (
+      "encoder.name 'boom_models:Enc': importing boom_models raised RuntimeError: boom 3 at "
+      "helpers.py:2 (raise RuntimeError(f'boom {n}')), called from boom_models.py:3 "
+      "(helpers.setup(3)): fix it there")
+  # A dependency the module imports is missing: the module was found, so no PYTHONPATH advice.
+  (tmp_path / "needs_dep.py").write_text("import numpy\nimport no_such_dependency_xyz\n")
+  assert _resolve_error("needs_dep:Enc").endswith(
+      "importing needs_dep raised ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
+      "at needs_dep.py:2 (import no_such_dependency_xyz): fix it there")
+  # A syntax error has no frame of its own: its file and line.
+  (tmp_path / "typo_models.py").write_text("x = 1\ndef f(:\n")
+  assert "raised SyntaxError: " in _resolve_error(f"{tmp_path}/typo_models.py:Enc")
+  assert _resolve_error(f"{tmp_path}/typo_models.py:Enc").endswith(
+      "at typo_models.py:2: fix it there")
+  # Not found (the module, or a package above it; a path to no file): where to put it.
+  for name in ("no_such_module_xyz:Enc", "no_such_package_xyz.models:Enc"):
+    assert _resolve_error(name).endswith(": put its folder on PYTHONPATH or run from there")
+  assert _resolve_error("missing.py:Enc") == (
+      f"encoder.name 'missing.py:Enc': no file {tmp_path}/missing.py: give the path of a .py "
+      "file (from the folder you run in, or absolute) or 'module:Class' for a module on "
+      "PYTHONPATH")
+
+
 @pytest.mark.parametrize("change,match", [
     ({"encoder": {"name": "gan"}}, r"unknown encoder 'gan' \(config field encoder.name\): "
                                    r"choose one of \['conv', 'convnet', 'dense', 'factorized', 'mlp', "
@@ -185,8 +222,13 @@ def test_a_users_own_module_is_named_in_the_config(tmp_path, monkeypatch, how):
      "ConvNetDecoder makes 14x14 images from a 7x7 code with 1 stages, smaller than 28x28: "
      "give it 2 stages"),
     ({"decoder": {"name": "dense", "image_shape": (32, 32, 3)}},
-     r"decoder 'dense' turns encoder 'dense''s code \(64,\) into \(32, 32, 3\), not the "
-     r"images' shape \(28, 28, 1\)"),
+     r"^decoder 'dense' turns the code \(64,\) of encoder 'dense' into \(32, 32, 3\), not the "
+     r"shape of the images, \(28, 28, 1\): change the decoder's fields$"),
+    # A user's module: its quoted name took a possessive ('my_models:WideEncoder''s code).
+    ({"encoder": {"name": "ae_jax.models.dense:DenseEncoder", "latent_dim": 8},
+      "decoder": {"name": "ae_jax.models.dense:MLPDecoder", "image_shape": (14, 14, 1)}},
+     r"^decoder 'ae_jax.models.dense:MLPDecoder' turns the code \(8,\) of encoder "
+     r"'ae_jax.models.dense:DenseEncoder' into \(14, 14, 1\), not the shape of the images"),
     ({"encoder": {"name": "no_such_module_xyz:Enc"}}, "cannot import no_such_module_xyz"),
     ({"encoder": {"name": "ae_jax.core.metrics:psnr"}}, "has no Flax module"),
 ])

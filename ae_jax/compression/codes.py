@@ -248,9 +248,11 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
   at = _PREFIX.size + (_HEADER_CRC.size if version >= 2 else 0)
   start = at + header_len
   if len(data) < start:
+    _refuse_a_damaged_header_length(data, at, header_len, path, redo)
     raise UserError(f"{path} is truncated (its header is cut short): {redo}")
   if version >= 2 and (zlib.crc32(data[at:start])
                       != _HEADER_CRC.unpack_from(data, _PREFIX.size)[0]):
+    _refuse_a_damaged_header_length(data, at, header_len, path, redo)
     raise UserError(f"{path} is corrupted (its header's checksum does not match): {redo}")
   try:
     header = json.loads(data[at:start])
@@ -258,6 +260,7 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
               for a in header["arrays"]]
     expected_len, crc = int(header["payload_bytes"]), int(header["crc32"])
   except (ValueError, KeyError, TypeError) as e:
+    _refuse_a_damaged_header_length(data, at, header_len, path, redo)  # version 1: no CRC
     raise UserError(f"{path} has a corrupt header ({type(e).__name__}): {redo}") from None
   payload = data[start:]
   if len(payload) != expected_len:
@@ -266,6 +269,20 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
   if zlib.crc32(payload) != crc:
     raise UserError(f"{path} is corrupted (its checksum does not match): {redo}")
   return _codes_from(path, header, arrays, payload, redo, version)
+
+
+def _refuse_a_damaged_header_length(data: bytes, at: int, header_len: int, path: str,
+                                    redo: str) -> None:
+  """Raises UserError where the header-length field is what is wrong: the JSON header that
+  starts at `at`, read by itself, is whole and ends elsewhere than the field says (a length
+  field damaged to a large value read as a header cut short)."""
+  try:  # JSON stops at its closing brace; the header is ASCII (json.dumps escapes the rest)
+    _, length = json.JSONDecoder().raw_decode(data[at:].decode("latin-1"))
+  except ValueError:
+    return  # not whole JSON: the header itself is cut short or damaged
+  if length != header_len:
+    raise UserError(f"{path} has a damaged header-length field (it says {header_len} bytes; "
+                    f"the header has {length}): {redo}")
 
 
 def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str,

@@ -29,7 +29,9 @@ import functools
 import json
 import math
 import os
+import re
 import sys
+import textwrap
 from typing import Callable, Sequence
 
 import numpy as np
@@ -164,18 +166,38 @@ def _family(method: str) -> str:
   return first if first in _CODECS else method
 
 
+def _point_label(setting: str) -> str:
+  """What a point of a curve is called beside it: the first `name=value` of its setting
+  ('dense K=8' -> 'K=8', 'λ=0.0009, N=32, M=48' -> 'λ=0.0009'), else the setting, short."""
+  first = re.search(r"[^\s,=]+=[^\s,]+", setting)
+  return first.group(0) if first else textwrap.shorten(setting, 20, placeholder="…")
+
+
 def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
   """PSNR and SSIM against bytes/image (log scale), one curve per method; `raw_bytes`: an
-  uncompressed image's size, for the axis label."""
-  from ae_jax.core import plots  # pylint: disable=import-outside-toplevel,unused-import  (Agg backend)
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  uncompressed image's size, for the axis label. Readable with many runs on it: see
+  `rd_figure`."""
+  fig = rd_figure(rows, title, raw_bytes)
+  fig.savefig(path)
+
+
+def rd_figure(rows: list[dict], title: str, raw_bytes: int):
+  """`plot`'s figure: the title shortened to two lines (name the runs in the report), the
+  legend below both plots in up to three columns at a readable size (the figure grows with
+  it), and each labelled curve (runs or settings of one method) labelled at its two ends,
+  a label moved, or dropped, where it would overlap another."""
+  from ae_jax.core import plots  # pylint: disable=import-outside-toplevel
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
-  fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
   sizes = [r["bytes_per_image"] for r in rows]
   ticks = [2**i for i in range(0, 14) if min(sizes) / 2 <= 2**i <= max(sizes) * 2]
   methods = list(dict.fromkeys(r["method"] for r in rows))
   families = list(dict.fromkeys(_family(m) for m in methods if m != "PNG"))
-  colour = {f: f"C{i % 10}" for i, f in enumerate(families)}
+  colour = dict(zip(families, plots.colours(len(families))))
+  columns, legend_rows = plots.legend_layout(len(methods))
+  fig = plots.figure(figsize=(13, 4.6 + 0.25 * (legend_rows + 1)), dpi=100,
+                     layout="constrained")
+  axes = fig.subplots(1, 2)
+  labels = []
   for ax, metric, label in ((axes[0], "psnr", "PSNR (dB)"), (axes[1], "ssim", "SSIM")):
     for method in methods:
       mine = [r for r in rows if r["method"] == method]
@@ -187,23 +209,26 @@ def plot(path: str, rows: list[dict], title: str, raw_bytes: int) -> None:
       ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=line, marker=marker, ms=4,
               color=colour[_family(method)], label=method)
       if _family(method) == method and len({p[2] for p in pts}) > 1:
-        for x, y, s in pts:  # runs or settings of one curve: say which each point is
-          ax.annotate(s.split("=")[-1], (x, y), fontsize=7, xytext=(2, 3),
-                      textcoords="offset points")
+        # Runs or settings of one curve: its two ends say which is which; the left one
+        # above left of its point, the right one below right (curves rise to the right).
+        labels += [plots.point_label(ax, _point_label(s), (x, y), colour[_family(method)],
+                                     first_place=place)
+                   for (x, y, s), place in ((pts[0], 0), (pts[-1], 1))]
     ax.set_xscale("log")
     ax.set_xticks(ticks)  # plain numbers: log-scale's default labels overlap here
     ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel(f"bytes per image (raw: {raw_bytes})")
-    ax.set_ylabel(label)
+    ax.tick_params(labelsize=9)
+    ax.set_xlabel(f"bytes per image (raw: {raw_bytes})", fontsize=10)
+    ax.set_ylabel(label, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-  handles, labels = axes[0].get_legend_handles_labels()
-  fig.legend(handles, labels, loc="center right", fontsize=7,
-             title="solid: payload, dashed: file", title_fontsize=7)
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout(rect=(0, 0, 0.8, 1))
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  handles, names = axes[0].get_legend_handles_labels()
+  fig.legend(handles, names, loc="outside lower center", ncols=columns, fontsize=9,
+             title="solid: payload, dashed: file, dotted: tables shared", title_fontsize=9,
+             frameon=False)
+  fig.suptitle(plots.short_title(title), fontsize=plots.TITLE_FONT)
+  plots.place_labels(fig, labels)
+  return fig
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -369,9 +394,10 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
     rd_compare.write_bd(out, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
                         rd_compare.bd_rows(rows, bd_range, bd_method, anchors), bd_range,
                         bd_method, source)
-    plot(os.path.join(out, "rd.png"), rows,
-         f"{name} {split}, {len(images)} images"
-         + (f": {', '.join(workdirs)}" if workdirs else ""), raw)
+    runs_note = (f", {len(workdirs)} runs (named in rd.md)" if len(workdirs) > 1
+                 else f", {workdirs[0]}" if workdirs else "")
+    plot(os.path.join(out, "rd.png"), rows, f"{name} {split}, {len(images)} images{runs_note}",
+         raw)
   return rows
 
 

@@ -1,10 +1,14 @@
-"""Matplotlib pictures of a run: image grids (originals / noisy / restored) and loss curves.
+"""Matplotlib pictures: image grids (originals / noisy / restored), loss curves, and what
+every plot a tool writes shares so that it reads at a glance with many runs on it: a short
+title, text no smaller than MIN_FONT points, point labels that never overlap.
 
 Figures are made with `matplotlib.figure.Figure` (no pyplot: no global state, nothing to
 close).
 """
 from __future__ import annotations
 
+import math
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -12,11 +16,83 @@ import numpy as np
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
+MIN_FONT = 8  # points: the smallest text of any plot (legends, point labels, ticks)
+TITLE_FONT = 11
 
-def _figure(**kwargs):
-  """A new Figure; matplotlib.figure is imported on first use (~0.25 s), after training starts."""
-  from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
-  return Figure(**kwargs)
+
+def figure(**kwargs):
+  """A new Figure on an Agg canvas (it can be drawn to measure its texts before saving);
+  matplotlib.figure is imported on first use (~0.25 s), after training starts."""
+  # pylint: disable=import-outside-toplevel
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  fig = Figure(**kwargs)
+  FigureCanvasAgg(fig)
+  return fig
+
+
+def short_title(text: str, width: int = 100, lines: int = 2) -> str:
+  """`text` wrapped at `width` characters, at most `lines` lines (the rest cut to '…'): a
+  title that stays inside its figure. What it leaves out belongs in the report."""
+  wrapped = textwrap.wrap(text, width)
+  if len(wrapped) > lines:
+    wrapped = wrapped[:lines - 1] + [textwrap.shorten(" ".join(wrapped[lines - 1:]), width,
+                                                      placeholder=" …")]
+  return "\n".join(wrapped)
+
+
+def colours(n: int) -> list:
+  """n distinct colours: tab10's, or tab20's beyond ten (tab10 repeats after ten)."""
+  from matplotlib import colormaps  # pylint: disable=import-outside-toplevel
+  cmap = colormaps["tab10" if n <= 10 else "tab20"]
+  return [cmap(i % cmap.N) for i in range(n)]
+
+
+def legend_layout(entries: int, max_columns: int = 3) -> tuple[int, int]:
+  """(columns, rows) of a legend of `entries` below the plots."""
+  columns = max(1, min(max_columns, entries))
+  return columns, math.ceil(entries / columns)
+
+
+# Where a point label may go, in points from its point (then its horizontal alignment),
+# in the order tried: above left, below right, above right, below left.
+LABEL_PLACES = ((-4, 5, "right"), (4, -12, "left"), (4, 5, "left"), (-4, -12, "right"))
+
+
+def point_label(ax, text: str, xy, colour, first_place: int = 0):
+  """An annotation of the point `xy` for `place_labels`, at LABEL_PLACES[first_place] until
+  placed; MIN_FONT, on a faint white box so that it reads over the lines."""
+  dx, dy, ha = LABEL_PLACES[first_place]
+  return ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", ha=ha,
+                     fontsize=MIN_FONT, color=colour, zorder=5,
+                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",
+                           "alpha": 0.7})
+
+
+def place_labels(fig, labels: Sequence) -> None:
+  """Moves each point label (`point_label`) to the first of LABEL_PLACES, from its own first
+  one on, where it overlaps no label placed before it and stays inside its axes, and removes
+  it where there is none: the first labels given win, so give the most useful first.
+  Measures the final layout (draws the figure once); labels take no part in the layout."""
+  for label in labels:
+    label.set_in_layout(False)
+  fig.canvas.draw()
+  renderer = fig.canvas.get_renderer()
+  kept = []
+  for label in labels:
+    frame = label.axes.get_window_extent(renderer)
+    start = next((i for i, (dx, dy, _) in enumerate(LABEL_PLACES)
+                  if (dx, dy) == tuple(label.xyann)), 0)  # where point_label put it
+    for dx, dy, ha in LABEL_PLACES[start:] + LABEL_PLACES[:start]:
+      label.xyann = (dx, dy)
+      label.set_horizontalalignment(ha)
+      box = label.get_window_extent(renderer)
+      if (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+          and box.y1 <= frame.y1 and not any(box.overlaps(other) for other in kept)):
+        kept.append(box)
+        break
+    else:
+      label.remove()
 
 
 def _mosaic(rows: Sequence[tuple[str, np.ndarray]], pad: int) -> np.ndarray:
@@ -41,7 +117,7 @@ def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
   mosaic = _mosaic(rows, pad=2)
   h = np.asarray(rows[0][1][0]).shape[0]
   n = max(len(images) for _, images in rows)
-  fig = _figure(figsize=(1.1 * n, 1.1 * len(rows)))
+  fig = figure(figsize=(1.1 * n, 1.1 * len(rows)))
   ax = fig.add_axes((0, 0, 1, 1))
   ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
   ax.set_xticks([])
@@ -55,8 +131,13 @@ def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
 
 def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   """Train and validation loss per epoch from metrics.jsonl rows."""
+  loss_figure(rows, loss_name).savefig(path, dpi=100)
+
+
+def loss_figure(rows: Sequence[dict], loss_name: str):
+  """`save_loss_curve`'s figure."""
   epochs = [r["epoch"] for r in rows]
-  fig = _figure(figsize=(5, 3.2))
+  fig = figure(figsize=(5, 3.2))
   ax = fig.subplots()
   ax.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
   ax.plot(epochs, [r["val_loss"] for r in rows], "s-", label="validation")
@@ -65,7 +146,7 @@ def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  return fig
 
 
 def save_image_grid(path: str, images: np.ndarray, columns: int, pad: int = 2) -> None:

@@ -61,21 +61,27 @@ def interpolate(codes: compress.Codes, workdir: str, a: int, b: int,
 
 def save_scatter(path: str, xy: np.ndarray, labels: np.ndarray, names: Sequence[str],
                  var: np.ndarray, title: str) -> None:
-  from ae_jax.core import plots  # pylint: disable=import-outside-toplevel,unused-import  (Agg backend)
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  fig, ax = plt.subplots(figsize=(6, 4.6))
-  cmap = plt.get_cmap("tab10")
-  for c in np.unique(labels):
+  scatter_figure(xy, labels, names, var, title).savefig(path)
+
+
+def scatter_figure(xy: np.ndarray, labels: np.ndarray, names: Sequence[str], var: np.ndarray,
+                   title: str):
+  """The codes' first two principal components, a colour per label; the legend beside the
+  plot (not over the points), the title shortened to two lines."""
+  from ae_jax.core import plots  # pylint: disable=import-outside-toplevel
+  classes = np.unique(labels)
+  palette = plots.colours(int(classes.max()) + 1)  # a label keeps its colour across runs
+  fig = plots.figure(figsize=(7.2, 4.8), dpi=80, layout="constrained")
+  ax = fig.subplots()
+  for c in classes:
     sel = labels == c
     name = names[c] if c < len(names) else str(c)
-    ax.scatter(xy[sel, 0], xy[sel, 1], s=3, alpha=0.5, color=cmap(int(c) % 10), label=name)
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=3, alpha=0.5, color=palette[int(c)], label=name)
   ax.set_xlabel(f"PC 1 ({100 * var[0]:.0f}% of variance)")
   ax.set_ylabel(f"PC 2 ({100 * var[1]:.0f}% of variance)")
-  ax.set_title(title, fontsize=9)
-  ax.legend(fontsize=7, markerscale=4, loc="best", framealpha=0.7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=80)
-  plt.close(fig)
+  ax.set_title(plots.short_title(title, width=70), fontsize=plots.TITLE_FONT - 1)
+  fig.legend(fontsize=9, markerscale=4, loc="outside right upper", frameon=False)
+  return fig
 
 
 OUTPUTS = ("latent_pca.png", "interpolation.png")

@@ -20,6 +20,8 @@ import importlib
 import importlib.util
 import os
 import sys
+import sysconfig
+import traceback
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -71,6 +73,46 @@ def _import(module_name: str):
   return importlib.import_module(module_name)
 
 
+def _import_error(e: Exception, module_name: str, where: str) -> UserError:
+  """One line for a module that could not be imported: where to put a module that was not
+  found; for one that was found and raised, the user's exception where it was raised."""
+  if isinstance(e, FileNotFoundError) and module_name.endswith(".py"):
+    return UserError(f"{where}: {e}: give the path of a .py file (from the folder you run "
+                     "in, or absolute) or 'module:Class' for a module on PYTHONPATH")
+  if isinstance(e, ModuleNotFoundError) and e.name and (
+      module_name == e.name or module_name.startswith(e.name + ".")):
+    return UserError(f"{where}: cannot import {module_name} ({describe(e)}): put its folder "
+                     "on PYTHONPATH or run from there")
+  return UserError(f"{where}: importing {module_name} raised {describe(e)} "
+                   f"{_raised_at(e)}: fix it there")
+
+
+def _raised_at(e: BaseException) -> str:
+  """'at file:line (the line)', innermost first, over the frames of the user's own files
+  (not Python's, the installed packages' or ae_jax's): where an import went wrong."""
+  if isinstance(e, SyntaxError) and e.filename:  # raised by the compiler: no frame of its own
+    return f"at {_short_path(e.filename)}:{e.lineno}"
+  frames = traceback.extract_tb(e.__traceback__)
+  own = [f for f in frames if not _outside_the_users_code(f.filename)] or frames[-1:]
+  parts = [f"{_short_path(f.filename)}:{f.lineno}" + (f" ({f.line})" if f.line else "")
+           for f in reversed(own[-3:])]
+  return "at " + ", called from ".join(parts)
+
+
+_NOT_THE_USERS = tuple(os.path.realpath(p) + os.sep for p in {
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # ae_jax
+    *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))})
+
+
+def _outside_the_users_code(filename: str) -> bool:
+  return filename.startswith("<") or os.path.realpath(filename).startswith(_NOT_THE_USERS)
+
+
+def _short_path(filename: str) -> str:
+  relative = os.path.relpath(filename)
+  return filename if relative.startswith("..") else relative
+
+
 def resolve(name: Any, role: str, label: str | None = None) -> type[nn.Module]:
   """The module class `name` stands for as an encoder or decoder (`role`; `label`: the
   config group's name in errors, `role` by default)."""
@@ -85,8 +127,7 @@ def resolve(name: Any, role: str, label: str | None = None) -> type[nn.Module]:
   try:
     module = _import(module_name)
   except Exception as e:  # pylint: disable=broad-except  (the user's file may raise anything)
-    raise UserError(f"{label}.name {name!r}: cannot import {module_name} ({describe(e)}): "
-                    "put its folder on PYTHONPATH or run from there") from None
+    raise _import_error(e, module_name, f"{label}.name {name!r}") from None
   cls = getattr(module, attr, None)
   if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
     raise UserError(f"{label}.name {name!r}: {module_name} has no Flax module (nn.Module "
@@ -119,10 +160,11 @@ def build(spec: Mapping, role: str, image_shape, dtype: str = "float32",
   name = spec.pop("name", None)
   cls = resolve(name, role, label)
   fields = _fields(cls)
+  takes = [f for f in fields if f != "dtype"]
   for key in spec:
     if key not in fields or key == "dtype":
       raise UserError(f"unknown config field {label}.{key}: {label} {name!r} takes "
-                      f"{[f for f in fields if f != 'dtype']}"
+                      + (f"{takes}" if takes else "no fields")
                       + (" (the compute dtype is config.dtype)" if key == "dtype" else ""))
   kwargs = {k: _tupled(v) for k, v in spec.items()}
   if "image_shape" in fields and "image_shape" not in kwargs:
@@ -198,8 +240,8 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
                     f"{code}: {describe(e)}") from None
   if not hasattr(y, "shape") or tuple(y.shape) != (2, *image_shape):
     got = tuple(y.shape[1:]) if hasattr(y, "shape") else type(y).__name__
-    raise UserError(f"decoder {dec!r} turns encoder {enc!r}'s code {code} into {got}, not "
-                    f"{images}' shape {image_shape}: change the decoder's fields")
+    raise UserError(f"decoder {dec!r} turns the code {code} of encoder {enc!r} into {got}, "
+                    f"not the shape of {images}, {image_shape}: change the decoder's fields")
   return model, code
 
 

@@ -1,7 +1,10 @@
 """Checks a config before anything runs: every user mistake becomes one `UserError` line."""
 from __future__ import annotations
 
+import ast
 import math
+import re
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 
@@ -14,6 +17,9 @@ DTYPES = ("float32", "bfloat16")
 # fields are their module's (checked by ae_jax/models/registry.py), and loss_weights
 # names the terms the model reports.
 OPEN_GROUPS = ("encoder", "decoder", "loss_weights")
+# The groups that name a model family: a `name` given to one of them (or to a group nested
+# in one, as the codec's encoder.analysis) on the command line switches its family.
+MODEL_GROUPS = ("encoder", "decoder")
 # Fields that may change when a run is resumed (train longer, at another rate; where the
 # same data is found; how it is shown or saved; steps per jit call, which gives the same
 # steps); all others must match. Changes are logged in WORKDIR/config_changes.jsonl.
@@ -110,6 +116,86 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # The seed is a traced int32 in the steps (one executable for every seed).
   need(isinstance(config.seed, int) and 0 <= config.seed < 2**31, "seed",
        "an integer in [0, 2**31)")
+
+
+def command_line_overrides(argv: Sequence[str]) -> dict[str, str]:
+  """The `--config.<path>=<value>` overrides in `argv` (also `--config.<path> <value>`, and
+  a bare `--config.<path>` / `--noconfig.<path>` as 'true' / 'false'): {dotted path: the
+  text given}, the last one given winning, as absl's."""
+  out = {}
+  for i, arg in enumerate(argv):
+    m = re.fullmatch(r"--?(no)?config\.([\w.]+)(?:=(.*))?", arg, re.DOTALL)
+    if not m:
+      continue
+    negated, path, value = m.groups()
+    if value is None:
+      follows = argv[i + 1] if i + 1 < len(argv) else None
+      bare = negated or follows is None or follows.startswith("-")
+      value = ("false" if negated else "true") if bare else follows
+    out.pop(path, None)
+    out[path] = value
+  return out
+
+
+def _literal(text: str) -> Any:
+  """A command-line value as ml_collections reads a field of unknown type: a Python literal
+  where it is one ('8', '(16, 32)', 'true'), else the text itself ('layer'); lists as
+  tuples, which its flags can override again."""
+  try:
+    value = ast.literal_eval(text.capitalize() if text in ("true", "false") else text)
+  except (SyntaxError, ValueError):
+    return text
+  if isinstance(value, list):
+    return tuple(value)
+  return ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+
+
+def switch_families(config: ml_collections.ConfigDict, overrides: Mapping[str, str]) -> list[str]:
+  """Where `overrides` (`command_line_overrides`) name another family for a model group than
+  the config file did (`--config.encoder.name=conv` on configs/dense.py), that group starts
+  over as the new family's defaults: its `name` and the fields the same command line gives
+  it, which the module then checks; the old family's fields go (the conv encoder takes no
+  `latent_dim`). The config stays locked: any other unknown field is still refused. Call it
+  on the config file's config, before the overrides are applied (they set the same values
+  again). Returns the dotted names of the groups replaced."""
+  replaced = []
+  names = sorted((p[:-len(".name")] for p in overrides if p.endswith(".name")),
+                 key=lambda p: p.count("."))  # an outer group first: it holds the inner
+  for group in names:
+    parent, _, key = group.rpartition(".")
+    holder = _group_at(config, parent) if parent else config
+    if (group.split(".")[0] not in MODEL_GROUPS or holder is None
+        or not isinstance(holder.get(key), ml_collections.ConfigDict)
+        or holder[key].get("name") == overrides[group + ".name"]):
+      continue
+    fields: dict = {}
+    for path, text in overrides.items():
+      if path.startswith(group + "."):
+        *outer, last = path[len(group) + 1:].split(".")
+        at = fields
+        for part in outer:
+          at = at.setdefault(part, {})
+          if not isinstance(at, dict):
+            break
+        else:
+          at[last] = _literal(text)
+    was_locked = holder.is_locked
+    with holder.unlocked():
+      holder[key] = ml_collections.ConfigDict(fields)
+    if was_locked:
+      holder.lock()
+    replaced.append(group)
+  return replaced
+
+
+def _group_at(config: ml_collections.ConfigDict, dotted: str):
+  """The group at `dotted` in `config`, or None where there is none."""
+  value = config
+  for part in dotted.split("."):
+    if not isinstance(value, ml_collections.ConfigDict) or part not in value:
+      return None
+    value = value[part]
+  return value if isinstance(value, ml_collections.ConfigDict) else None
 
 
 def config_get(config: ml_collections.ConfigDict, dotted: str):
