@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then trains or tests (the README's two commands):
 #   ./run.sh train [launch.py flags]   python launch.py --config configs/denoise.py ...
-#   ./run.sh test [pytest arguments]   python -m pytest -q ...
+#   ./run.sh test [--fast] [pytest arguments]
+#                                      python -m pytest -q -n 2 --dist loadfile ... (two
+#                                      workers, a test file each; --fast: -m 'not slow')
 #   ./run.sh setup                     the set-up alone
 # Each set-up step runs only where needed, so a rerun goes straight to the command:
 #   - Debian's dataset-fashion-mnist (the offline data), with root or password-less sudo;
@@ -96,6 +98,14 @@ fi
 
 case $COMMAND in
   train) exec "$VENV/bin/python" launch.py --config configs/denoise.py "$@" ;;
-  test) exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  test)
+    args=()
+    for arg in "$@"; do  # --fast: the edit loop's tier, without the runs (tests/conftest.py)
+      if [ "$arg" = --fast ]; then args+=(-m "not slow"); else args+=("$arg"); fi
+    done
+    # Two workers pay on 2 cores (compiles and tfds are largely single-threaded); a file
+    # stays on one worker so its module fixtures (trained runs) are made once.
+    exec "$VENV/bin/python" -m pytest -q -n "${AE_JAX_TEST_WORKERS:-2}" --dist loadfile \
+      ${args[@]+"${args[@]}"} ;;
   setup) echo "Set up: run '$VENV/bin/python launch.py ...', or 'source $VENV/bin/activate'." >&2 ;;
 esac

@@ -133,6 +133,30 @@ def tiny_config(tiny_data):
   return config
 
 
+# The fast tier (`./run.sh test --fast`, or `pytest -m "not slow"`) for the edit loop leaves
+# out the modules that train runs or run the tools end to end (the full suite, which CI
+# runs, keeps them all), and the few slow tests of otherwise quick modules.
+SLOW_MODULES = {
+    "test_benchmarks", "test_checkpoint", "test_codec", "test_compile_cache", "test_compress",
+    "test_errors", "test_evaluation", "test_families", "test_full_disk", "test_invariants",
+    "test_launch", "test_legacy", "test_notebook", "test_parallel", "test_progress",
+    "test_rd_compare", "test_readme_example", "test_real_data", "test_resume", "test_setup",
+    "test_train", "test_vae", "test_vq",
+}
+SLOW_TESTS = {
+    "test_the_general_conv_net_trains_on_cifar_shaped_images",
+    "test_the_general_conv_net_takes_any_image_size",
+    "test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters",
+}
+
+
+def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
+  for item in items:
+    module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+    if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
+      item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):  # pylint: disable=unused-argument
   """Removes the suite's own compilation cache (a user's JAX_COMPILATION_CACHE_DIR stays)."""
   if _OWN_CACHE:
