@@ -378,9 +378,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Data order and noise are functions of (seed, epoch, step) and the checkpoint holds the
   optimizer state, so a run killed at any moment and resumed ends bit-identical (on CPU)
   to an unbroken one. SIGTERM/SIGINT save a checkpoint of the current step, then raise
-  `Interrupted` (ae_jax/training/signals.py). Batches are sharded over all devices (of all
-  processes, when the environment starts several: see ae_jax/training/parallel.py);
-  process 0 alone writes files.
+  `Interrupted`; a second one ends the process at once (ae_jax/training/signals.py).
+  Batches are sharded over all devices (of all processes, when the environment starts
+  several: see ae_jax/training/parallel.py); process 0 alone writes files.
 
   Args:
     config: an experiment config (see configs/default.py for its fields).
