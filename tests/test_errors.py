@@ -198,9 +198,19 @@ CASES = [
     ("workdir with a broken config.json", [], "broken_json", "cannot read"),
     ("every checkpoint damaged", [], "damaged", "no checkpoint"),
     ("loss diverges (NaN)", ["--config", "configs/conv.py", "--config.learning_rate=1e12",
-                             "--config.loss=mse"], None, "the loss became nan"),
+                             "--config.loss=mse"], None,
+     "the loss became nan in epoch 1 at step 2: lower --config.learning_rate and rerun"),
+    ("a loss weight whose product with its term overflows float32",
+     ["--config", "configs/vae.py", "--config.loss_weights.kl=3e38"], None,
+     "the loss became inf in epoch 1 at step 1: loss_weights.kl=3e+38 times its term"),
+    ("a loss weight whose gradients overflow Adam's moments",
+     ["--config", "configs/vae.py", "--config.loss_weights.kl=1e20"], None,
+     "Adam's second moments overflowed float32"),
     ("half a multi-process environment", [], "half_env", "also set JAX_NUM_PROCESSES"),
 ]
+
+DIVERGES = ("loss diverges (NaN)", "a loss weight whose product with its term overflows float32",
+            "a loss weight whose gradients overflow Adam's moments")
 
 
 @pytest.fixture(scope="module")
@@ -345,10 +355,11 @@ def test_bad_input_gives_one_clear_line(case, tiny_data, trained_run, tmp_path, 
   assert code == 2, err[-2000:]
   assert len(lines) == 1 and case[3] in lines[0], err[-2000:]
   assert "Traceback" not in err
-  if case[0] != "loss diverges (NaN)":  # that one trains, and keeps its good checkpoint
+  if case[0] not in DIVERGES:
     assert not changed, f"files changed: {sorted(changed)}"
-  else:
+  else:  # these train, and diverge before their first checkpoint
     assert not os.listdir(os.path.join(workdir, "checkpoints"))  # the bad state not saved
+    assert "checkpoint" not in lines[0]  # none is kept, so none is promised
   _check_documented(_doc_row(case[0], lines[0], tiny_data, tmp_path))
 
 

@@ -275,14 +275,44 @@ class _Epoch:
     return seconds
 
 
-def _diverged(manager, workdir: str, epoch: int, step: int, at_step: dict) -> NoReturn:
-  """Stops the run at a non-finite loss at `step`."""
+def _diverged(config, manager, workdir: str, epoch: int, step: int, at_step: dict) -> NoReturn:
+  """Stops the run at a non-finite loss at `step`, naming its cause and fix."""
   # That loss came from the parameters of step - 1: no checkpoint of them (or later) may be
   # the one a rerun resumes from.
   checkpoint.set_aside_diverged(manager, workdir, step - 1)
   raise UserError(f"the loss became {at_step['loss']} in epoch {epoch + 1} at step {step}: "
-                  "lower --config.learning_rate and rerun (the last good checkpoint is kept "
-                  "and resumes)")
+                  + _divergence_fix(config, step, at_step, manager.latest_step()))
+
+
+def _divergence_fix(config, step: int, at_step: dict, last_checkpoint: int | None) -> str:
+  """What to do about a non-finite loss at `step`, given that step's reported values.
+
+  Every reported value finite but their weighted sum not: a loss weight times its term
+  overflowed float32 (config_lib checks each weight is a float32 number, not its products;
+  configs/vae.py with loss_weights.kl=1e38: inf at step 1, its KL term 1.9 nats on average).
+  At step 1 the loss comes from the initial parameters, before any update: the learning rate
+  cannot be the cause. Either fix changes the config, so the rerun needs --restart. Otherwise
+  the updates diverged, and a lower learning rate resumes from the last good checkpoint.
+  """
+  parts = {k: v for k, v in at_step.items() if k != "loss"}
+  weighted = [(abs(w * parts[k]), k, w) for k, w in objectives.weights_of(config) if k in parts]
+  if weighted and all(np.isfinite(v) for v in parts.values()):
+    _, name, weight = max(weighted)
+    return (f"loss_weights.{name}={weight:g} times its term (on average {parts[name]:.4g} per "
+            f"image) overflows float32: lower --config.loss_weights.{name} and rerun with "
+            "--restart")
+  if step == 1:
+    return ("the initial parameters already give it (no update yet: not the learning rate): "
+            "check the model's fields and --config.loss_weights, and rerun with --restart")
+  return _lower_learning_rate(last_checkpoint)
+
+
+def _lower_learning_rate(last_checkpoint: int | None) -> str:
+  """The fix of updates that diverged; the checkpoint it resumes from, where there is one."""
+  if last_checkpoint is None:
+    return "lower --config.learning_rate and rerun"
+  return ("lower --config.learning_rate and rerun: it resumes from the last good checkpoint, "
+          f"step {last_checkpoint}")
 
 
 @jax.jit
@@ -290,14 +320,30 @@ def _all_finite(tree) -> jax.Array:
   return jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]).all()
 
 
-def _check_finite(state, epoch: int) -> None:
+def _check_finite(state, epoch: int, config, manager) -> None:
   """Refuses to save or evaluate a state that is no longer finite (parameters or Adam's
   moments). The loss checked in `_Epoch.settle` comes before each step's update: the last
-  update of a call can still overflow."""
-  if not bool(_all_finite((state.params, state.opt_state))):
-    raise UserError(f"the parameters became non-finite (NaN or Inf) in epoch {epoch + 1} by "
-                    f"step {int(state.step)}: lower --config.learning_rate and rerun (the last "
-                    "good checkpoint is kept and resumes)")
+  update of a call can still overflow.
+
+  Finite parameters with non-finite moments are gradients whose squares overflow float32
+  (beyond ~1.8e19): Adam keeps them whatever the learning rate. A loss weight above 1 is
+  then the likely cause (configs/vae.py, loss_weights.kl=1e20: the loss finite, Adam's second
+  moments inf by step 4, the parameters finite: its update is 0).
+  """
+  if bool(_all_finite((state.params, state.opt_state))):
+    return
+  where = f"in epoch {epoch + 1} by step {int(state.step)}"
+  last = manager.latest_step()
+  if not bool(_all_finite(state.params)):
+    raise UserError(f"the parameters became non-finite (NaN or Inf) {where}: "
+                    + _lower_learning_rate(last))
+  name, weight = max(objectives.weights_of(config), key=lambda nw: nw[1], default=("", 0.0))
+  if weight > 1:
+    raise UserError(f"Adam's second moments overflowed float32 {where} (gradients beyond "
+                    "~1.8e19, squared; a lower learning rate does not shrink them): lower "
+                    f"--config.loss_weights.{name} (now {weight:g}) and rerun with --restart")
+  raise UserError(f"Adam's moments became non-finite (NaN or Inf) {where}: "
+                  + _lower_learning_rate(last))
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -308,9 +354,9 @@ def _writing_checkpoints(workdir: str):
   return writing("a checkpoint", workdir_lib.checkpoint_dir(workdir))
 
 
-def _save_mid_epoch(manager, workdir: str, state, epoch: int, sums: EpochSums) -> None:
+def _save_mid_epoch(manager, workdir: str, state, epoch: int, config, sums: EpochSums) -> None:
   """A checkpoint inside an epoch, with the epoch's sums so far (not waited for)."""
-  _check_finite(state, epoch)
+  _check_finite(state, epoch, config, manager)
   with _writing_checkpoints(workdir):
     checkpoint.save(manager, state, sums.progress())
 
@@ -499,7 +545,7 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
   for epoch in range(int(state.step) // steps_per_epoch, config.num_epochs):
     # -------------------------------------------------------------------- train
     run = _Epoch.begin(config, epoch, steps_per_epoch, int(state.step), progress, main,
-                       functools.partial(_diverged, manager, workdir, epoch))
+                       functools.partial(_diverged, config, manager, workdir, epoch))
     for end, call in calls.epoch(epoch, run.start):
       state, outputs = call(state)
       step = run.first_step + end
@@ -508,7 +554,7 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
       # that skipped them would lose the epoch's metrics row (the resume starts the next).
       if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
         run.settle()
-        _save_mid_epoch(manager, workdir, state, epoch, run.sums)
+        _save_mid_epoch(manager, workdir, state, epoch, config, run.sums)
         if stop.signum:
           run.close()
           _stop(manager, workdir, stop.signum, step)
@@ -516,7 +562,7 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
     seconds = run.close()
 
     # -------------------------------------------------------------------- evaluate and log
-    _check_finite(state, epoch)  # before its metrics are logged and it is saved
+    _check_finite(state, epoch, config, manager)  # before its metrics are logged and it is saved
     val, shown = evaluate(state, eval_images, config, mesh)
     row = _epoch_row(run, state, val, seconds, config, steps_per_epoch)
     history.append(row)
