@@ -121,8 +121,19 @@ CASES = [
      ["--config", "{tmp}/weighs_kl.py"], "weighs_kl", "config.loss_weights names ['kl']"),
     ("negative KL weight (beta)", ["--config", "configs/vae.py", "--config.loss_weights.kl=-4"],
      None, "loss_weights.kl=-4.0: it must be a number >= 0"),
+    ("a loss weight beyond float32", ["--config", "configs/vae.py",
+                                      "--config.loss_weights.kl=1e300"], None,
+     "loss_weights.kl=1e+300: it must be a number >= 0 that float32 holds"),
+    ("an infinite loss weight", ["--config", "configs/vae.py", "--config.loss_weights.kl=inf"],
+     None, "loss_weights.kl=inf: it must be a number >= 0 that float32 holds"),
+    ("a loss weight float32 makes 0", ["--config", "configs/sparse.py",
+                                       "--config.loss_weights.l1=1e-40"], None,
+     "loss_weights.l1=1e-40: it must be a number >= 0 that float32 holds: 0, or from 1.2e-38"),
     ("negative loss warm-up", ["--config", "configs/vae.py", "--config.loss_warmup_steps=-1"],
-     None, "loss_warmup_steps=-1: it must be an integer >= 0 (0 = no warm-up)"),
+     None, "loss_warmup_steps=-1: it must be an integer in [0, 2**31) (0 = no warm-up"),
+    ("loss warm-up beyond int32", ["--config", "configs/vae.py",
+                                   "--config.loss_warmup_steps=99999999999"], None,
+     "loss_warmup_steps=99999999999: it must be an integer in [0, 2**31)"),
     ("VAE: latent_dim 0", ["--config", "configs/vae.py", "--config.encoder.latent_dim=0"], None,
      "encoder.latent_dim=0: it must be a positive integer"),
     ("VAE: a hidden layer of width 0", ["--config", "configs/vae.py",
@@ -136,6 +147,9 @@ CASES = [
     ("codec: negative rate weight", ["--config", "configs/codec.py",
                                      "--config.loss_weights.rate=-1"], None,
      "loss_weights.rate=-1.0: it must be a number >= 0"),
+    ("codec: a rate weight beyond float32", ["--config", "configs/codec.py",
+                                              "--config.loss_weights.rate=1e39"], None,
+     "loss_weights.rate=1e+39: it must be a number >= 0 that float32 holds"),
     ("codec: unknown analysis transform", ["--config", "configs/codec.py",
                                            "--config.encoder.analysis.name=mpl"], None,
      "unknown encoder 'mpl' (config field encoder.analysis.name)"),
@@ -205,9 +219,19 @@ CASES = [
     ("workdir with a broken config.json", [], "broken_json", "cannot read"),
     ("every checkpoint damaged", [], "damaged", "no checkpoint"),
     ("loss diverges (NaN)", ["--config", "configs/conv.py", "--config.learning_rate=1e12",
-                             "--config.loss=mse"], None, "the loss became nan"),
+                             "--config.loss=mse"], None,
+     "the loss became nan in epoch 1 at step 2: lower --config.learning_rate and rerun"),
+    ("a loss weight whose product with its term overflows float32",
+     ["--config", "configs/vae.py", "--config.loss_weights.kl=3e38"], None,
+     "the loss became inf in epoch 1 at step 1: loss_weights.kl=3e+38 times its term"),
+    ("a loss weight whose gradients overflow Adam's moments",
+     ["--config", "configs/vae.py", "--config.loss_weights.kl=1e20"], None,
+     "Adam's second moments overflowed float32"),
     ("half a multi-process environment", [], "half_env", "also set JAX_NUM_PROCESSES"),
 ]
+
+DIVERGES = ("loss diverges (NaN)", "a loss weight whose product with its term overflows float32",
+            "a loss weight whose gradients overflow Adam's moments")
 
 
 @pytest.fixture(scope="module")
@@ -355,10 +379,11 @@ def test_bad_input_gives_one_clear_line(case, tiny_data, trained_run, tmp_path, 
   assert code == 2, err[-2000:]
   assert len(lines) == 1 and case[3] in lines[0], err[-2000:]
   assert "Traceback" not in err
-  if case[0] != "loss diverges (NaN)":  # that one trains, and keeps its good checkpoint
+  if case[0] not in DIVERGES:
     assert not changed, f"files changed: {sorted(changed)}"
-  else:
+  else:  # these train, and diverge before their first checkpoint
     assert not os.listdir(os.path.join(workdir, "checkpoints"))  # the bad state not saved
+    assert "checkpoint" not in lines[0]  # none is kept, so none is promised
   _check_documented(_doc_row(case[0], lines[0], tiny_data, tmp_path))
 
 

@@ -47,6 +47,24 @@ def test_validate_names_the_bad_field(field, value, match):
     config_lib.validate(config)
 
 
+def test_validate_keeps_weights_within_float32_and_the_warm_up_within_int32():
+  from configs import vae  # pylint: disable=import-outside-toplevel
+  config = vae.get_config()
+  for ok in (0, 0.0, config_lib.FLOAT32_MIN_NORMAL, 1.0, config_lib.FLOAT32_MAX):
+    config.loss_weights.kl = ok
+    config_lib.validate(config)
+  for bad in (-1.0, 1e-40, 3.5e38, 1e300, float("inf"), float("nan")):
+    config.loss_weights.kl = bad
+    with pytest.raises(UserError, match="loss_weights.kl=.*float32 holds"):
+      config_lib.validate(config)
+  config = vae.get_config()
+  config.loss_warmup_steps = 2**31 - 1
+  config_lib.validate(config)
+  config.loss_warmup_steps = 2**31
+  with pytest.raises(UserError, match=r"loss_warmup_steps=2147483648: .* \[0, 2\*\*31\)"):
+    config_lib.validate(config)
+
+
 def test_validate_refuses_unknown_fields_and_negative_noise():
   config = default.get_config()
   config.noise.scale = -0.1

@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
 import numpy as np
 import pytest
 
-from ae_jax.training import checkpoint, train
+from ae_jax.training import checkpoint, signals, train
 from ae_jax.core.errors import UserError
 from conftest import REPO, read_tensorboard
 
@@ -369,11 +370,73 @@ def test_a_metrics_line_cut_short_is_left_out_and_a_broken_one_refused(tmp_path,
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_become_a_stop_request_and_handlers_are_restored(signum):
   before = signal.getsignal(signum)
+  threads = threading.active_count()
   with train._StopRequests() as stop:  # pylint: disable=protected-access
     os.kill(os.getpid(), signum)  # Ctrl-C is SIGINT: no KeyboardInterrupt mid-step
     time.sleep(0.01)
-    assert stop.signum == signum
+    assert stop.signum == signum  # one signal: a stop request, the process lives on
   assert signal.getsignal(signum) is before
+  assert threading.active_count() == threads  # the watcher of second signals has ended
+  assert signal.set_wakeup_fd(-1) == -1  # and the wakeup fd is Python's default again
+
+
+# Runs launch.py with every train call followed by a jitted call that never returns (its
+# host callback sleeps an hour): the main thread blocks inside XLA, where Python runs no
+# signal handler, as in the hang of issue #28 (0% CPU in `int(state.step)`).
+_STUCK_LAUNCH = """
+import runpy, signal, sys, time
+import jax
+from ae_jax.training import steps
+
+# As on a terminal, even where this test's runner ignores SIGINT (a shell's background job).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+real = steps.device_train_steps
+
+@jax.jit
+def never_done(x):
+  return jax.pure_callback(lambda v: (time.sleep(3600), v)[1],
+                           jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+
+def stuck(state, *args, **kwargs):
+  state, out = real(state, *args, **kwargs)
+  print("stuck in a jitted call", file=sys.stderr, flush=True)
+  return state, {**out, "loss": never_done(out["loss"])}
+
+steps.device_train_steps = stuck
+sys.argv = ["launch.py", *sys.argv[1:]]
+runpy.run_path("launch.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("first, second", [(signal.SIGTERM, signal.SIGTERM),
+                                           (signal.SIGINT, signal.SIGINT)],
+                         ids=["SIGTERM twice", "Ctrl-C twice"])
+def test_a_second_signal_ends_a_run_stuck_in_a_jitted_call_at_once(tiny_data, tmp_path, first,
+                                                                    second):
+  args = _launch_args(tiny_data, str(tmp_path / "run"))[2:]  # after python launch.py
+  proc = _start([sys.executable, "-c", _STUCK_LAUNCH, *args])
+  try:
+    err = ""
+    while "stuck in a jitted call" not in err:
+      line = proc.stderr.readline()
+      assert line, "the run ended before it got stuck: " + err
+      err += line
+    time.sleep(1.0)
+    proc.send_signal(first)  # asks for a clean stop, which a stuck call never reaches
+    time.sleep(1.0)
+    assert proc.poll() is None, "the first signal must not end the run: " + proc.stderr.read()
+    t0 = time.monotonic()
+    proc.send_signal(second)
+    rest = proc.communicate(timeout=30)[1]
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert time.monotonic() - t0 < 10
+  assert proc.returncode == 128 + second
+  # The one line (the host may have dispatched one more call before it blocked).
+  lines = [l for l in rest.strip().splitlines() if l != "stuck in a jitted call"]
+  assert lines == [signals.AT_ONCE.format(name=second.name)], rest
+  assert "Traceback" not in err + rest
 
 
 def test_a_signal_the_parent_ignores_stays_ignored():

@@ -123,7 +123,8 @@ def test_diverging_loss_stops_keeps_the_good_checkpoint_and_resumes(tiny_config,
   good = checkpoint.restore_encoder(workdir)[1]
   tiny_config.num_epochs, tiny_config.learning_rate = 2, 1e9
   with pytest.raises(UserError, match=r"loss became nan in epoch 2 at step [5-8]: lower "
-                                      r"--config.learning_rate"):
+                                      r"--config.learning_rate and rerun: it resumes from "
+                                      r"the last good checkpoint, step 4$"):
     train.train_and_evaluate(tiny_config, workdir)
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4"]
   jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_encoder(workdir)[1], good)
@@ -142,8 +143,10 @@ def test_parameters_that_overflow_are_never_saved(tiny_config, tmp_path):
   tiny_config.loss, tiny_config.num_epochs = "mse", 1
   tiny_config.checkpoint_every_steps, tiny_config.learning_rate = 1, 1e12
   workdir = str(tmp_path / "run")
-  with pytest.raises(UserError, match="(loss|parameters) became (nan|non-finite)"):
+  with pytest.raises(UserError, match="(loss|parameters) became (nan|non-finite)") as error:
     train.train_and_evaluate(tiny_config, workdir)
+  # None is kept, so none is promised (the rerun starts over).
+  assert str(error.value).endswith("lower --config.learning_rate and rerun")
   # Moved, not deleted: here the step before the NaN loss, whose parameters gave it.
   assert os.listdir(os.path.join(workdir, "damaged_checkpoints"))
   assert not checkpoint.checkpoint_steps(workdir)
@@ -152,6 +155,24 @@ def test_parameters_that_overflow_are_never_saved(tiny_config, tmp_path):
   assert int(state.step) == 4
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert len(rows) == 1 and np.isfinite(rows[0]["val_loss"])
+
+
+def test_a_non_finite_loss_names_its_cause_and_a_checkpoint_only_where_one_is_kept():
+  from configs import vae  # pylint: disable=import-outside-toplevel
+  config = vae.get_config()
+  config.loss_weights.kl = 1e38
+  fix = train._divergence_fix  # pylint: disable=protected-access
+  # Every term finite, the weighted sum not: the weight, whatever the step.
+  at = {"loss": np.inf, "kl": 2.5, "reconstruction": 540.0}
+  assert fix(config, 7, at, 4) == ("loss_weights.kl=1e+38 times its term (on average 2.5 per "
+                                   "image) overflows float32: lower --config.loss_weights.kl "
+                                   "and rerun with --restart")
+  # A term itself non-finite: at step 1 the initial parameters, before any update.
+  at = {"loss": np.nan, "kl": np.nan, "reconstruction": 540.0}
+  assert fix(config, 1, at, None).startswith("the initial parameters already give it")
+  # Later, diverged updates: the learning rate, and the checkpoint only where there is one.
+  assert fix(config, 7, at, None) == "lower --config.learning_rate and rerun"
+  assert fix(config, 7, at, 4).endswith("it resumes from the last good checkpoint, step 4")
 
 
 def test_steps_per_call_follows_the_measured_choice_per_backend():

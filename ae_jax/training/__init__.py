@@ -1,6 +1,7 @@
 """Training: the loop, its pure steps and objective, and everything a run leaves on disk.
 
-    train.py          train_and_evaluate(config, workdir): the epoch loop, resume, signals
+    train.py          train_and_evaluate(config, workdir): the epoch loop, resume
+    signals.py        SIGTERM / Ctrl-C: a clean stop (a checkpoint); a second: at once
     steps.py          TrainState, the pure jitted train and eval steps
     objectives.py     reconstruction loss + the terms the model reports, weighted
     config_lib.py     config checks (one UserError line per mistake), config records

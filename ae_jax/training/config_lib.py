@@ -26,6 +26,14 @@ MODEL_GROUPS = ("encoder", "decoder")
 RESUMABLE_CHANGES = ("num_epochs", "progress_bar", "checkpoint_every_steps",
                      "checkpoints_to_keep", "learning_rate", "num_images", "steps_per_call",
                      "data_dir", "idx_dir")
+# The numbers the jitted steps take: loss weights are float32 constants there, so a weight
+# above float32's largest number is inf (`loss_weights.kl=1e300` trained to an inf loss, and
+# blamed the learning rate), and a positive one below its smallest normal number is 0
+# (XLA:CPU flushes subnormals: 2 * 1e-39 is 0 in a jitted step). Step counts are int32:
+# `loss_warmup_steps=99999999999` ended in an OverflowError traceback inside jit.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_MIN_NORMAL = 1.1754943508222875e-38
+INT32_LIMIT = 2**31
 
 
 def _unknown_fields(config, reference, prefix: str = "") -> list[str]:
@@ -83,11 +91,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "a group of term name -> weight")
   for term, weight in config.loss_weights.items():
     need(isinstance(weight, (int, float)) and not isinstance(weight, bool)
-         and math.isfinite(weight) and weight >= 0, f"loss_weights.{term}",
-         "a number >= 0")
+         and (weight == 0 or FLOAT32_MIN_NORMAL <= weight <= FLOAT32_MAX),
+         f"loss_weights.{term}", "a number >= 0 that float32 holds: 0, or from 1.2e-38 to "
+         "3.4e+38 (the steps weigh in float32)")
   warmup = config.loss_warmup_steps
-  need(isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0,
-       "loss_warmup_steps", "an integer >= 0 (0 = no warm-up)")
+  need(isinstance(warmup, int) and not isinstance(warmup, bool) and 0 <= warmup < INT32_LIMIT,
+       "loss_warmup_steps", "an integer in [0, 2**31) (0 = no warm-up; the steps count in "
+       "int32)")
   need(config.dtype in DTYPES, "dtype", f"one of {DTYPES}")
   need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")

@@ -1,17 +1,22 @@
-"""Training and evaluation: TrainState, pure jitted steps, and `train_and_evaluate`."""
+"""Training and evaluation: `train_and_evaluate`, its epoch loop, and the named pieces the loop
+reads as one screen (`_train`): how the steps are called, how their losses are settled, the
+checkpoints, the evaluation and the logging, each in its banner-commented section below.
+"""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-import signal
 import sys
-import threading
 import time
+from typing import Callable, Iterator, NoReturn
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
+from jax.sharding import Mesh, NamedSharding
 
 from ae_jax.training import checkpoint, config_lib, objectives, parallel, steps
 from ae_jax import models
@@ -19,8 +24,14 @@ from ae_jax.data import pipeline as data
 from ae_jax.core import plots
 from ae_jax.training import workdir as workdir_lib
 from ae_jax.core.errors import UserError, writing
+from ae_jax.training.signals import Interrupted, StopRequests  # noqa: F401 (re-exported)
 from ae_jax.training.steps import TrainState, create_train_state, train_step_jit  # noqa: F401 (re-exported)
 
+# The loop's stop requests (a name tests replace with a scripted stop: tests/test_resume.py).
+_StopRequests = StopRequests
+
+
+# ------------------------------------------------------------------------ evaluation
 
 def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[dict, dict]:
   """Metrics over the whole eval split, and (original, noisy, restored) of its first images."""
@@ -43,39 +54,7 @@ def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[
   return val, {k: v[:min(config.num_images, n)] for k, v in jax.device_get(shown).items()}
 
 
-# ------------------------------------------------------------------------ the loop
-
-class Interrupted(Exception):
-  """SIGTERM/SIGINT arrived: a checkpoint of the current step was saved and waited for."""
-
-  def __init__(self, signum: int, step: int):
-    super().__init__(f"stopped by signal {signum} at step {step}; the checkpoint is saved: "
-                     "rerun the same command to resume")
-    self.signum, self.step = signum, step
-
-
-class _StopRequests:
-  """Turns SIGTERM and SIGINT into a flag the loop checks between jit calls."""
-
-  def __init__(self):
-    self.signum = None
-    self._old = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        # A signal the parent set to be ignored (a shell's background job: SIGINT) stays so.
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-          self._old[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    self.signum = signum
-
-  def __exit__(self, *exc):
-    for sig, handler in self._old.items():
-      signal.signal(sig, handler)
-
+# ------------------------------------------------------------------------ the steps, as jit calls
 
 def _choose_pipeline(config, n_train: int, image_shape) -> str:
   """The pipeline a config (or a config.json record) runs: 'auto' is 'device' when the
@@ -84,21 +63,6 @@ def _choose_pipeline(config, n_train: int, image_shape) -> str:
     return config["input_pipeline"]
   size_mb = n_train * int(np.prod(image_shape)) / 2**20
   return "device" if size_mb <= config["device_data_mb"] else "stream"
-
-
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  return jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]).all()
-
-
-def _check_finite(state, epoch: int) -> None:
-  """Refuses to save or evaluate a state that is no longer finite (parameters or Adam's
-  moments). The loss checked in `settle` comes before each step's update: the last update
-  of a call can still overflow."""
-  if not bool(_all_finite((state.params, state.opt_state))):
-    raise UserError(f"the parameters became non-finite (NaN or Inf) in epoch {epoch + 1} by "
-                    f"step {int(state.step)}: lower --config.learning_rate and rerun (the last "
-                    "good checkpoint is kept and resumes)")
 
 
 def _steps_per_epoch(config, n_train: int) -> int:
@@ -150,12 +114,308 @@ def _call_bounds(start: int, steps_per_epoch: int, first_step: int, per_call: in
   return bounds
 
 
+@dataclasses.dataclass(frozen=True)
+class _Calls:
+  """How a run's train steps are called: on the device pipeline, several steps per jit call
+  on the resident split (`train_images`); on the stream pipeline, one step per tf.data batch.
+  Everything here is fixed for the run."""
+  config: ml_collections.ConfigDict
+  mesh: Mesh
+  source: data.Source
+  n_train: int
+  steps_per_epoch: int
+  train_images: jax.Array | None  # None: the split is streamed
+  per_call: int
+  unroll: int
+  weights: tuple
+  shard: NamedSharding | None
+
+  @classmethod
+  def of(cls, config, mesh: Mesh, source: data.Source, n_train: int, image_shape,
+         steps_per_epoch: int) -> _Calls:
+    train_images = None
+    if _choose_pipeline(config, n_train, image_shape) == "device":
+      train_images = parallel.global_array(source.load_images(config.train_split),
+                                           parallel.replicated(mesh))
+    backend = jax.default_backend()
+    # On one device the constraint is a no-op: leave it out so the step compiles as before.
+    shard = parallel.batch_sharding(mesh) if jax.device_count() > 1 else None
+    return cls(config, mesh, source, n_train, steps_per_epoch, train_images,
+               _steps_per_call(config, steps_per_epoch, backend), _scan_unroll(backend),
+               objectives.weights_of(config), shard)
+
+  def epoch(self, epoch: int, start: int) -> Iterator[tuple[int, Callable]]:
+    """(end, call) for each jit call of `epoch` from index `start` on: `call(state)` runs the
+    steps up to index `end` (within the epoch) and returns (state, per-step outputs)."""
+    config, first_step = self.config, epoch * self.steps_per_epoch
+    if self.train_images is not None:
+      perm = parallel.global_array(data.epoch_permutation(config.seed, epoch, self.n_train),
+                                   parallel.replicated(self.mesh))
+      for begin, end in _call_bounds(start, self.steps_per_epoch, first_step, self.per_call,
+                                     config.checkpoint_every_steps):
+        yield end, functools.partial(self._on_device, perm=perm, begin=begin, end=end)
+      return
+    batches = data.stream_epoch(
+        self.source.builder, config.train_split, batch_size=config.batch_size,
+        steps=self.steps_per_epoch, epoch=epoch, seed=config.seed, loc=config.noise.loc,
+        scale=config.noise.scale, first_step=first_step, start=start,
+        num_shards=jax.process_count(), shard=jax.process_index())
+    for i, batch in zip(range(start, self.steps_per_epoch), batches):
+      yield i + 1, functools.partial(self._streamed, batch=batch)
+
+  def _on_device(self, state, *, perm, begin: int, end: int):
+    config = self.config
+    return steps.device_train_steps(
+        state, self.train_images, perm, jnp.int32(begin), num_steps=end - begin,
+        batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
+        scale=config.noise.scale, loss_kind=config.loss, sharding=self.shard,
+        unroll=self.unroll, weights=self.weights, warmup_steps=config.loss_warmup_steps)
+
+  def _streamed(self, state, *, batch):
+    noisy, clean = (parallel.from_local_batch(x, self.mesh) for x in batch)
+    state, out = train_step_jit(state, noisy, clean, self.config.loss, self.config.seed,
+                                self.weights, self.config.loss_warmup_steps)
+    return state, jax.tree.map(lambda v: v[None], out)
+
+
+# ------------------------------------------------------------------------ settling losses
+
+@dataclasses.dataclass
+class EpochSums:
+  """An epoch's train loss and each reported term, summed over its steps in step order in
+  float64. Checkpointed with the state (`progress`), so an epoch resumed half-way logs the
+  same train_loss as an unbroken one, to the last digit."""
+  loss: float = 0.0
+  terms: dict[str, float] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def resumed(cls, progress: dict) -> EpochSums:
+    return cls(float(progress.get("epoch_loss_sum", 0.0)),
+               {k: float(v) for k, v in progress.get("epoch_term_sums", {}).items()})
+
+  def add(self, outputs: dict) -> None:
+    """Adds one call's per-step outputs ('loss' and each reported name), step by step."""
+    for v in np.asarray(outputs["loss"], np.float64):
+      self.loss += float(v)
+    for name, per_step in outputs.items():
+      if name != "loss":
+        for v in np.asarray(per_step, np.float64):
+          self.terms[name] = self.terms.get(name, 0.0) + float(v)
+
+  def progress(self) -> dict:
+    """What a mid-epoch checkpoint keeps (a model reporting no terms has no term sums)."""
+    return {"epoch_loss_sum": self.loss,
+            **({"epoch_term_sums": self.terms} if self.terms else {})}
+
+  def means(self, steps_per_epoch: int, loss_kind: str) -> dict:
+    """train_loss and train_<name> per step, and train_elbo where the loss is a likelihood."""
+    row = {"train_loss": self.loss / steps_per_epoch,
+           **{f"train_{k}": v / steps_per_epoch for k, v in sorted(self.terms.items())}}
+    objectives.add_elbo(row, "train_", loss_kind)
+    return row
+
+
+@dataclasses.dataclass
+class _Epoch:
+  """One epoch in progress: where it (re)started, its sums, the dispatched jit call whose
+  losses are not fetched yet, its progress bar and clock.
+
+  The host stays one call ahead of the device: a call's losses are fetched (`settle`) only
+  after the next call is dispatched, so the device never waits for the host's checks.
+  `diverged(step, outputs_at_step)` is called, and raises, when a loss is not finite.
+  """
+  index: int
+  first_step: int
+  start: int
+  sums: EpochSums
+  bar: tqdm.tqdm
+  batch_size: int
+  diverged: Callable[[int, dict], NoReturn]
+  t0: float = dataclasses.field(default_factory=time.perf_counter)
+  pending: tuple[dict, int] | None = None  # (outputs, the step its call ended at)
+
+  @classmethod
+  def begin(cls, config, epoch: int, steps_per_epoch: int, step: int, progress: dict,
+            show: bool, diverged: Callable[[int, dict], NoReturn]) -> _Epoch:
+    first_step = epoch * steps_per_epoch
+    start = step - first_step
+    bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
+                    desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
+                    # None: tqdm draws only on a terminal (logs get the epoch lines)
+                    disable=None if config.progress_bar and show else True)
+    return cls(epoch, first_step, start, EpochSums.resumed(progress) if start else EpochSums(),
+               bar, config.batch_size, diverged)
+
+  def push(self, outputs: dict, end: int) -> None:
+    """Holds a call just dispatched (ending at global step `end`), settling the one before."""
+    self.settle()
+    self.pending = (outputs, end)
+
+  def settle(self) -> None:
+    """Waits for the pending call, checks its losses and adds them up."""
+    if self.pending is None:
+      return
+    outputs, end = self.pending
+    self.pending = None
+    outputs = jax.device_get(outputs)
+    values = np.asarray(outputs["loss"], np.float64)
+    if not np.isfinite(values).all():
+      i = int(np.argmin(np.isfinite(values)))
+      self.diverged(end - len(values) + i + 1,
+                    {k: float(np.asarray(v)[i]) for k, v in outputs.items()})
+    self.sums.add(outputs)
+    self.bar.update(len(values))
+    rate = (self.bar.n - self.start) * self.batch_size / (time.perf_counter() - self.t0)
+    self.bar.set_postfix(img_s=f"{rate:.0f}", refresh=False)
+
+  def close(self) -> float:
+    """Ends the bar; the seconds since the epoch (re)started."""
+    seconds = time.perf_counter() - self.t0
+    self.bar.close()
+    return seconds
+
+
+def _diverged(config, manager, workdir: str, epoch: int, step: int, at_step: dict) -> NoReturn:
+  """Stops the run at a non-finite loss at `step`, naming its cause and fix."""
+  # That loss came from the parameters of step - 1: no checkpoint of them (or later) may be
+  # the one a rerun resumes from.
+  checkpoint.set_aside_diverged(manager, workdir, step - 1)
+  raise UserError(f"the loss became {at_step['loss']} in epoch {epoch + 1} at step {step}: "
+                  + _divergence_fix(config, step, at_step, manager.latest_step()))
+
+
+def _divergence_fix(config, step: int, at_step: dict, last_checkpoint: int | None) -> str:
+  """What to do about a non-finite loss at `step`, given that step's reported values.
+
+  Every reported value finite but their weighted sum not: a loss weight times its term
+  overflowed float32 (config_lib checks each weight is a float32 number, not its products;
+  configs/vae.py with loss_weights.kl=1e38: inf at step 1, its KL term 1.9 nats on average).
+  At step 1 the loss comes from the initial parameters, before any update: the learning rate
+  cannot be the cause. Either fix changes the config, so the rerun needs --restart. Otherwise
+  the updates diverged, and a lower learning rate resumes from the last good checkpoint.
+  """
+  parts = {k: v for k, v in at_step.items() if k != "loss"}
+  weighted = [(abs(w * parts[k]), k, w) for k, w in objectives.weights_of(config) if k in parts]
+  if weighted and all(np.isfinite(v) for v in parts.values()):
+    _, name, weight = max(weighted)
+    return (f"loss_weights.{name}={weight:g} times its term (on average {parts[name]:.4g} per "
+            f"image) overflows float32: lower --config.loss_weights.{name} and rerun with "
+            "--restart")
+  if step == 1:
+    return ("the initial parameters already give it (no update yet: not the learning rate): "
+            "check the model's fields and --config.loss_weights, and rerun with --restart")
+  return _lower_learning_rate(last_checkpoint)
+
+
+def _lower_learning_rate(last_checkpoint: int | None) -> str:
+  """The fix of updates that diverged; the checkpoint it resumes from, where there is one."""
+  if last_checkpoint is None:
+    return "lower --config.learning_rate and rerun"
+  return ("lower --config.learning_rate and rerun: it resumes from the last good checkpoint, "
+          f"step {last_checkpoint}")
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]).all()
+
+
+def _check_finite(state, epoch: int, config, manager) -> None:
+  """Refuses to save or evaluate a state that is no longer finite (parameters or Adam's
+  moments). The loss checked in `_Epoch.settle` comes before each step's update: the last
+  update of a call can still overflow.
+
+  Finite parameters with non-finite moments are gradients whose squares overflow float32
+  (beyond ~1.8e19): Adam keeps them whatever the learning rate. A loss weight above 1 is
+  then the likely cause (configs/vae.py, loss_weights.kl=1e20: the loss finite, Adam's second
+  moments inf by step 4, the parameters finite: its update is 0).
+  """
+  if bool(_all_finite((state.params, state.opt_state))):
+    return
+  where = f"in epoch {epoch + 1} by step {int(state.step)}"
+  last = manager.latest_step()
+  if not bool(_all_finite(state.params)):
+    raise UserError(f"the parameters became non-finite (NaN or Inf) {where}: "
+                    + _lower_learning_rate(last))
+  name, weight = max(objectives.weights_of(config), key=lambda nw: nw[1], default=("", 0.0))
+  if weight > 1:
+    raise UserError(f"Adam's second moments overflowed float32 {where} (gradients beyond "
+                    "~1.8e19, squared; a lower learning rate does not shrink them): lower "
+                    f"--config.loss_weights.{name} (now {weight:g}) and rerun with --restart")
+  raise UserError(f"Adam's moments became non-finite (NaN or Inf) {where}: "
+                  + _lower_learning_rate(last))
+
+
+# ------------------------------------------------------------------------ checkpoints
+
+def _writing_checkpoints(workdir: str):
+  """`errors.writing` for orbax's saves: their errors surface at the next save or wait,
+  not always that of the step that failed, so the message names the folder."""
+  return writing("a checkpoint", workdir_lib.checkpoint_dir(workdir))
+
+
+def _save_mid_epoch(manager, workdir: str, state, epoch: int, config, sums: EpochSums) -> None:
+  """A checkpoint inside an epoch, with the epoch's sums so far (not waited for)."""
+  _check_finite(state, epoch, config, manager)
+  with _writing_checkpoints(workdir):
+    checkpoint.save(manager, state, sums.progress())
+
+
+def _save_epoch_end(manager, workdir: str, state) -> None:
+  with _writing_checkpoints(workdir):
+    checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
+    if jax.default_backend() == "cpu":
+      # The CPU runs the steps too: a write left running in the background competes with
+      # the next epoch (dense median epoch 0.47 -> 0.43 s, six alternating runs); an
+      # accelerator's steps overlap it for free.
+      checkpoint.wait(manager)
+
+
+def _stop(manager, workdir: str, signum: int, step: int) -> NoReturn:
+  """Waits for the checkpoint of `step`, then ends the run as a stop signal asked."""
+  with _writing_checkpoints(workdir):
+    checkpoint.wait(manager)
+  raise Interrupted(signum, step)
+
+
+# ------------------------------------------------------------------------ logging
+
 def _grid_rows(shown: dict, noisy: bool) -> list[tuple[str, np.ndarray]]:
   rows = [("original", shown["original"])]
   if noisy:
     rows.append(("noisy", shown["noisy"]))
   return rows + [("restored", shown["restored"])]
 
+
+def _epoch_row(run: _Epoch, state, val: dict, seconds: float, config,
+               steps_per_epoch: int) -> dict:
+  """The epoch's metrics.jsonl row; images/s counts the steps this process ran."""
+  return {"epoch": run.index + 1, "step": int(state.step),
+          **run.sums.means(steps_per_epoch, config.loss), **val,
+          "images_per_sec": (steps_per_epoch - run.start) * config.batch_size / seconds,
+          "seconds": seconds}
+
+
+def _log_epoch(log: workdir_lib.MetricsLog, workdir: str, config, row: dict, shown: dict,
+               history: list[dict]) -> None:
+  """The row in metrics.jsonl and TensorBoard (with the picture grid), the grid and the loss
+  curve as PNGs (process 0 only)."""
+  rows = _grid_rows(shown, config.noise.scale > 0)
+  with writing("images/reconstructions.png", workdir):
+    plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
+  log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], 0))
+  with writing("images/loss.png", workdir):
+    plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history, config.loss)
+
+
+def _epoch_line(config, row: dict) -> str:
+  elbo = f"val_elbo {row['val_elbo']:.2f} nats " if "val_elbo" in row else ""
+  return (f"epoch {row['epoch']}/{config.num_epochs}: train_loss {row['train_loss']:.4f} "
+          f"val_loss {row['val_loss']:.4f} {elbo}val_psnr {row['val_psnr']:.2f} dB "
+          f"{row['images_per_sec']:.0f} img/s {row['seconds']:.1f}s")
+
+
+# ------------------------------------------------------------------------ the run
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        restart: bool = False) -> TrainState:
@@ -164,8 +424,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   Data order and noise are functions of (seed, epoch, step) and the checkpoint holds the
   optimizer state, so a run killed at any moment and resumed ends bit-identical (on CPU)
   to an unbroken one. SIGTERM/SIGINT save a checkpoint of the current step, then raise
-  `Interrupted`. Batches are sharded over all devices (of all processes, when the
-  environment starts several: see ae_jax/training/parallel.py); process 0 alone writes files.
+  `Interrupted`; a second one ends the process at once (ae_jax/training/signals.py).
+  Batches are sharded over all devices (of all processes, when the environment starts
+  several: see ae_jax/training/parallel.py); process 0 alone writes files.
 
   Args:
     config: an experiment config (see configs/default.py for its fields).
@@ -237,12 +498,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     lock.release()
 
 
-def _writing_checkpoints(workdir: str):
-  """`errors.writing` for orbax's saves: their errors surface at the next save or wait,
-  not always that of the step that failed, so the message names the folder."""
-  return writing("a checkpoint", workdir_lib.checkpoint_dir(workdir))
-
-
 def _checked_model(config, image_shape) -> models.Autoencoder:
   """The config's autoencoder, refused in one line when its halves do not fit together or
   the images, or when a loss weight names a term the model does not report."""
@@ -259,154 +514,66 @@ def _checked_model(config, image_shape) -> models.Autoencoder:
   return model
 
 
-def _train(config, model, workdir, source, image_shape, n_train, eval_images, log, manager,
-           stop) -> TrainState:
-  main = parallel.is_main_process()
-  say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
-  mesh = parallel.make_mesh()
-  rep, batch_sharding = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  state = steps.initial_state(model, config, image_shape, out_shardings=rep)
+def _start_or_resume(config, model, workdir: str, image_shape, mesh, manager,
+                     log: workdir_lib.MetricsLog, steps_per_epoch: int, say):
+  """(state, progress, history): the initial state or the newest good checkpoint's, its
+  progress record (the epoch's sums so far) and the metrics rows up to its step."""
+  state = steps.initial_state(model, config, image_shape, out_shardings=parallel.replicated(mesh))
   progress = {}
   restored = checkpoint.restore_latest_good(manager, workdir, state)
   if restored is not None:
     state, progress = restored
     say(f"Resuming {workdir} from step {int(state.step)}.")
   history = log.truncate_after(int(state.step))
-  steps_per_epoch = _steps_per_epoch(config, n_train)
-  if main:  # fields a resume changed, now that its step is known
+  if parallel.is_main_process():  # fields a resume changed, now that its step is known
     workdir_lib.apply_resumed_changes(workdir, workdir_lib.config_record(config, image_shape),
                                       int(state.step), steps_per_epoch)
+  return state, progress, history
 
-  pipeline = _choose_pipeline(config, n_train, image_shape)
-  if pipeline == "device":
-    train_images = parallel.global_array(source.load_images(config.train_split), rep)
-  per_call = _steps_per_call(config, steps_per_epoch, jax.default_backend())
-  weights = objectives.weights_of(config)
-  unroll = _scan_unroll(jax.default_backend())
+
+def _train(config, model, workdir, source, image_shape, n_train, eval_images, log, manager,
+           stop) -> TrainState:
+  main = parallel.is_main_process()
+  say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
+  mesh = parallel.make_mesh()
+  steps_per_epoch = _steps_per_epoch(config, n_train)
+  state, progress, history = _start_or_resume(config, model, workdir, image_shape, mesh,
+                                              manager, log, steps_per_epoch, say)
+  calls = _Calls.of(config, mesh, source, n_train, image_shape, steps_per_epoch)
   every = config.checkpoint_every_steps
-  # On one device the constraint is a no-op: leave it out so the step compiles as before.
-  shard = batch_sharding if jax.device_count() > 1 else None
 
   for epoch in range(int(state.step) // steps_per_epoch, config.num_epochs):
-    first_step = epoch * steps_per_epoch
-    start = int(state.step) - first_step
-    # The epoch's loss is summed in step order in float64 and checkpointed with the
-    # state, so an epoch resumed half-way logs the same train_loss as an unbroken one.
-    loss_sum = float(progress.get("epoch_loss_sum", 0.0)) if start else 0.0
-    # Each reported term's sum, the same way (a model reporting none has none).
-    term_sums = {k: float(v) for k, v in progress.get("epoch_term_sums", {}).items()} \
-        if start else {}
-    bar = tqdm.tqdm(total=steps_per_epoch, initial=start, unit="step", leave=False,
-                    desc=f"epoch {epoch + 1}/{config.num_epochs}", file=sys.stderr,
-                    # None: tqdm draws only on a terminal (logs get the epoch lines)
-                    disable=None if config.progress_bar and main else True)
-    t0 = time.perf_counter()
-    pending = None
-
-    def settle():
-      """Waits for the oldest dispatched call, checks and adds up its losses."""
-      nonlocal pending, loss_sum
-      if pending is None:
-        return
-      outputs, end = pending
-      pending = None
-      outputs = jax.device_get(outputs)
-      values = np.asarray(outputs["loss"], np.float64)
-      if not np.isfinite(values).all():
-        bad = end - len(values) + int(np.argmin(np.isfinite(values))) + 1
-        # That loss came from the parameters of step bad - 1: no checkpoint of them (or
-        # later) may be the one a rerun resumes from.
-        checkpoint.set_aside_diverged(manager, workdir, bad - 1)
-        raise UserError(f"the loss became {values[~np.isfinite(values)][0]} in epoch "
-                        f"{epoch + 1} at step {bad}: lower --config.learning_rate and rerun "
-                        "(the last good checkpoint is kept and resumes)")
-      for v in values:
-        loss_sum += float(v)
-      for name, per_step in outputs.items():
-        if name != "loss":
-          for v in np.asarray(per_step, np.float64):
-            term_sums[name] = term_sums.get(name, 0.0) + float(v)
-      bar.update(len(values))
-      rate = (bar.n - start) * config.batch_size / (time.perf_counter() - t0)
-      bar.set_postfix(img_s=f"{rate:.0f}", refresh=False)
-
-    if pipeline == "device":
-      perm = parallel.global_array(data.epoch_permutation(config.seed, epoch, n_train), rep)
-      calls = ((b, e, None) for b, e in _call_bounds(start, steps_per_epoch, first_step,
-                                                     per_call, every))
-    else:
-      batches = data.stream_epoch(
-          source.builder, config.train_split, batch_size=config.batch_size, steps=steps_per_epoch,
-          epoch=epoch, seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
-          first_step=first_step, start=start, num_shards=jax.process_count(),
-          shard=jax.process_index())
-      calls = ((i, i + 1, batch) for i, batch in zip(range(start, steps_per_epoch), batches))
-
-    for begin, end, batch in calls:
-      if batch is None:
-        state, outputs = steps.device_train_steps(
-            state, train_images, perm, jnp.int32(begin), num_steps=end - begin,
-            batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
-            scale=config.noise.scale, loss_kind=config.loss, sharding=shard, unroll=unroll,
-            weights=weights, warmup_steps=config.loss_warmup_steps)
-      else:
-        noisy, clean = (parallel.from_local_batch(x, mesh) for x in batch)
-        state, out = train_step_jit(state, noisy, clean, config.loss, config.seed, weights,
-                                    config.loss_warmup_steps)
-        outputs = jax.tree.map(lambda v: v[None], out)
-      settle()  # the previous call: the host stays one call ahead of the device
-      pending = (outputs, first_step + end)
-      step = first_step + end
+    # -------------------------------------------------------------------- train
+    run = _Epoch.begin(config, epoch, steps_per_epoch, int(state.step), progress, main,
+                       functools.partial(_diverged, config, manager, workdir, epoch))
+    for end, call in calls.epoch(epoch, run.start):
+      state, outputs = call(state)
+      step = run.first_step + end
+      run.push(outputs, step)  # and settles the call before
       # At the epoch's end, the evaluation and its checkpoint below come first: a stop
       # that skipped them would lose the epoch's metrics row (the resume starts the next).
       if ((every and step % every == 0) or stop.signum) and end < steps_per_epoch:
-        settle()
-        _check_finite(state, epoch)
-        with _writing_checkpoints(workdir):
-          checkpoint.save(manager, state, {
-              "epoch_loss_sum": loss_sum,
-              **({"epoch_term_sums": term_sums} if term_sums else {})})
+        run.settle()
+        _save_mid_epoch(manager, workdir, state, epoch, config, run.sums)
         if stop.signum:
-          with _writing_checkpoints(workdir):
-            checkpoint.wait(manager)
-          bar.close()
-          raise Interrupted(stop.signum, step)
-    settle()
-    seconds = time.perf_counter() - t0
-    bar.close()
-    train_loss = loss_sum / steps_per_epoch
+          run.close()
+          _stop(manager, workdir, stop.signum, step)
+    run.settle()
+    seconds = run.close()
 
-    _check_finite(state, epoch)  # before its metrics are logged and it is saved
+    # -------------------------------------------------------------------- evaluate and log
+    _check_finite(state, epoch, config, manager)  # before its metrics are logged and it is saved
     val, shown = evaluate(state, eval_images, config, mesh)
-    terms = {f"train_{k}": v / steps_per_epoch for k, v in sorted(term_sums.items())}
-    objectives.add_elbo(terms, "train_", config.loss)
-    row = {"epoch": epoch + 1, "step": int(state.step), "train_loss": train_loss, **terms,
-           **val, "images_per_sec": (steps_per_epoch - start) * config.batch_size / seconds,
-           "seconds": seconds}
+    row = _epoch_row(run, state, val, seconds, config, steps_per_epoch)
     history.append(row)
     # A full disk stops the run before this epoch's checkpoint: the rerun resumes from the
     # last one, and logs this epoch again (metrics.jsonl is truncated to that step).
     if main:
-      rows = _grid_rows(shown, config.noise.scale > 0)
-      with writing("images/reconstructions.png", workdir):
-        plots.save_grid(os.path.join(workdir, "images", "reconstructions.png"), rows)
-      log.write(row, np.concatenate([np.concatenate(list(im), axis=1) for _, im in rows], 0))
-      with writing("images/loss.png", workdir):
-        plots.save_loss_curve(os.path.join(workdir, "images", "loss.png"), history,
-                              config.loss)
-    with _writing_checkpoints(workdir):
-      checkpoint.save(manager, state, {"epoch_loss_sum": 0.0})
-      if jax.default_backend() == "cpu":
-        # The CPU runs the steps too: a write left running in the background competes with
-        # the next epoch (dense median epoch 0.47 -> 0.43 s, six alternating runs); an
-        # accelerator's steps overlap it for free.
-        checkpoint.wait(manager)
-    elbo = f"val_elbo {val['val_elbo']:.2f} nats " if "val_elbo" in val else ""
-    say(f"epoch {epoch + 1}/{config.num_epochs}: train_loss {train_loss:.4f} "
-        f"val_loss {val['val_loss']:.4f} {elbo}val_psnr {val['val_psnr']:.2f} dB "
-        f"{row['images_per_sec']:.0f} img/s {seconds:.1f}s")
+      _log_epoch(log, workdir, config, row, shown, history)
+
+    # -------------------------------------------------------------------- checkpoint
+    _save_epoch_end(manager, workdir, state)
+    say(_epoch_line(config, row))
     if stop.signum and epoch + 1 < config.num_epochs:  # after the last epoch: done anyway
-      with _writing_checkpoints(workdir):
-        checkpoint.wait(manager)
-      raise Interrupted(stop.signum, int(state.step))
+      _stop(manager, workdir, stop.signum, int(state.step))
   return state
