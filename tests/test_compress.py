@@ -16,7 +16,7 @@ from ae_jax.training import checkpoint
 from ae_jax.compression import compress, compress_cli
 from ae_jax.compression import codes as codes_file
 from ae_jax.core.errors import UserError
-from ae_jax.training import runs
+from ae_jax.training import runs as run_lib
 from conftest import REPO
 from saved_runs import saved_run
 
@@ -451,13 +451,13 @@ def test_dataset_errors_name_the_tools_own_options(runs, tiny_data, tmp_path, mo
 
 def test_codes_hashed_before_more_fields_became_resumable_still_decode(runs):
   codes = compress.encode(runs["dense"], _images(2))
-  cfg = runs.read_run_config(runs["dense"])
-  earlier = runs.config_hash(cfg, runs.EARLIER_RESUMABLE)  # pylint: disable=protected-access
-  assert earlier != codes.run["config_hash"] == runs.config_hash(cfg)
+  cfg = run_lib.read_run_config(runs["dense"])
+  earlier = run_lib.config_hash(cfg, run_lib.EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  assert earlier != codes.run["config_hash"] == run_lib.config_hash(cfg)
   codes.run["config_hash"] = earlier  # as a codes file of the earlier version holds it
   assert compress.decode(codes, runs["dense"]).shape == (2, 28, 28, 1)
   cfg["num_images"] = 3  # a resume may change it: the same weights, the same hash
-  assert runs.config_hash(cfg) == runs.config_hash(runs.read_run_config(runs["dense"]))
+  assert run_lib.config_hash(cfg) == run_lib.config_hash(run_lib.read_run_config(runs["dense"]))
 
 
 def test_codes_decode_with_their_checkpoint_after_resumable_fields_changed(runs, tmp_path):
@@ -466,8 +466,8 @@ def test_codes_decode_with_their_checkpoint_after_resumable_fields_changed(runs,
   run = tmp_path / "run"
   shutil.copytree(runs["dense"], run)
   codes = compress.encode(str(run), _images(2))
-  cfg = runs.read_run_config(str(run))
-  codes.run["config_hash"] = runs.config_hash(cfg, runs.EARLIER_RESUMABLE)  # pylint: disable=protected-access
+  cfg = run_lib.read_run_config(str(run))
+  codes.run["config_hash"] = run_lib.config_hash(cfg, run_lib.EARLIER_RESUMABLE)  # pylint: disable=protected-access
   cfg["num_images"] = 3
   (run / "config.json").write_text(json.dumps(cfg))
   assert compress.decode(codes, str(run)).shape == (2, 28, 28, 1)
