@@ -1,7 +1,8 @@
 """Matplotlib pictures of a run: image grids (originals / noisy / restored) and loss curves.
 
 Figures are made with `matplotlib.figure.Figure` (no pyplot: no global state, nothing to
-close).
+close). Each picture is written whole or not at all (`files.atomic_path`): a full disk or
+a stop signal leaves the one before.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Sequence
 
 import matplotlib
 import numpy as np
+
+from ae_jax.core.files import atomic_path
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
@@ -50,7 +53,8 @@ def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
   ax.tick_params(length=0)
   for spine in ax.spines.values():
     spine.set_visible(False)
-  fig.savefig(path, dpi=80, bbox_inches="tight", pad_inches=0.05)
+  with atomic_path(path) as tmp:  # a full disk or a stop leaves the picture before
+    fig.savefig(tmp, dpi=80, bbox_inches="tight", pad_inches=0.05)
 
 
 def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
@@ -65,7 +69,8 @@ def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=100)
 
 
 def save_image_grid(path: str, images: np.ndarray, columns: int, pad: int = 2) -> None:
@@ -75,4 +80,5 @@ def save_image_grid(path: str, images: np.ndarray, columns: int, pad: int = 2) -
   images = np.asarray(images, np.float32)
   rows = [("", images[i:i + columns]) for i in range(0, len(images), columns)]
   mosaic = _mosaic(rows, pad)
-  Image.fromarray(np.round(mosaic * 255).astype(np.uint8)).save(path)
+  with atomic_path(path) as tmp:
+    Image.fromarray(np.round(mosaic * 255).astype(np.uint8)).save(tmp)
