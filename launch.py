@@ -103,8 +103,8 @@ def main(argv):
     _fail(f"unexpected arguments {argv[1:]}: flags look like --config.batch_size=64")
   logging.set_verbosity(logging.WARNING)
   from ae_jax.training import config_lib  # pylint: disable=import-outside-toplevel
-  from ae_jax.core.errors import (UserError,  # pylint: disable=import-outside-toplevel
-                             unnamed_disk_error)
+  from ae_jax.core import errors  # pylint: disable=import-outside-toplevel
+  from ae_jax.core.errors import UserError  # pylint: disable=import-outside-toplevel
   try:
     config_lib.validate(FLAGS.config)  # before importing TensorFlow: bad values fail fast
   except UserError as e:
@@ -123,17 +123,29 @@ def main(argv):
     workdir = os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0])
   try:
-    train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
+    # SIGTERM outside the training loop (data preparation, compiling) raises, as Ctrl-C
+    # does: what was being written (tfds' folder, a cache) is removed on the way out.
+    with errors.stops_raise():
+      train.train_and_evaluate(FLAGS.config, workdir, restart=FLAGS.restart)
   except UserError as e:
     _fail(str(e))
   except OSError as e:  # a write no `errors.writing` named: still one line, where it went
-    error = unnamed_disk_error(e, "--workdir", workdir)
+    error = errors.unnamed_disk_error(e, "--workdir", workdir)
     if error is None:
       raise
     _fail(str(error))
   except train.Interrupted as e:
     print(f"interrupted: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)  # the shell's convention for "ended by a signal"
+  except errors.Stopped as e:
+    print(_INTERRUPTED, file=sys.stderr)
+    sys.exit(errors.stop_status(e))
+  except Exception as e:  # pylint: disable=broad-except  (XLA's errors have no own type)
+    size = errors.out_of_memory(e)  # the last resort: footprint checks come first
+    if size is None:
+      raise
+    _fail(str(errors.OutOfMemory(size, "lower --config.batch_size (and eval_batch_size) or "
+                                       "the model's size")))
   print(f"done: outputs in {workdir}", file=sys.stderr)
 
 

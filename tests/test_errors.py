@@ -178,6 +178,31 @@ CASES = [
     ("VQ-VAE: negative dead_code_after", ["--config", "configs/vqvae.py",
                                           "--config.encoder.dead_code_after=-1"], None,
      "encoder.dead_code_after=-1: it must be an integer >= 0"),
+    ("VQ-VAE: dead_code_after beyond int32 (an OverflowError inside jit)",
+     ["--config", "configs/vqvae.py", "--config.encoder.dead_code_after=99999999999"], None,
+     "encoder.dead_code_after=99999999999: it must be an integer >= 0 (train steps; 0 = never "
+     "reset), at most 2147483647"),
+    ("general conv net: kernel_size beyond int32", ["--config", "configs/conv_wide.py",
+                                                    "--config.encoder.kernel_size=99999999999"],
+     None, "encoder.kernel_size=99999999999: it must be a positive integer, at most 2147483647"),
+    ("a hidden layer wider than int32", ["--config", "configs/deep.py",
+                                         "--config.encoder.hidden=(64,4294967296)"], None,
+     "it must be a tuple of positive integers, each at most 2147483647"),
+    ("codec: init_scale beyond float32", ["--config", "configs/codec.py",
+                                          "--config.encoder.init_scale=1e39"], None,
+     "encoder.init_scale=1e+39: it must be a positive number, at most 3.403e+38"),
+    ("eval_batch_size beyond int32", ["--config.eval_batch_size=99999999999"], None,
+     "eval_batch_size=99999999999: it must be a positive integer at most 2**31 - 1"),
+    # Memory: the machine's is fixed at 8 GB here, so the lines read the same everywhere.
+    ("general conv net: kernels too large for memory (kernel_size=1000: 37 GB)",
+     ["--config", "configs/conv_wide.py", "--config.encoder.kernel_size=1000"], "8gb",
+     "needs at least 37.1 GB of memory to train (37.1 GB of parameters with Adam's state"),
+    ("VAE: a code too large for memory (it hung 14 minutes in the first step)",
+     ["--config", "configs/vae.py", "--config.encoder.latent_dim=100000000"], "8gb",
+     "its largest parameter is decoder/hidden0/kernel, 100000000x500"),
+    ("an eval batch too large for memory", ["--config.eval_batch_size=200000000"], "8gb",
+     "lower --config.batch_size / --config.eval_batch_size (its largest array at 200000000 "
+     "images: 200000000x784)"),
     ("unknown input pipeline", ["--config.input_pipeline=gpu"], None, "input_pipeline='gpu'"),
     ("steps_per_epoch 0", ["--config.steps_per_epoch=0"], None, "steps_per_epoch=0"),
     ("eval_batch_size 0", ["--config.eval_batch_size=0"], None, "eval_batch_size=0"),
@@ -339,6 +364,10 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
   elif kind == "offline":
     # The network cannot be used in tests: where it is up, the probe is told it is not.
     monkeypatch.setattr(data, "network_reachable", lambda hosts, timeout=3.0: False)
+  elif kind == "8gb":
+    from ae_jax.models import footprint  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(footprint, "available_memory", lambda: (8 * 10**9,
+                                                                "are free on this machine"))
   elif kind == "half_env":
     monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
     monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
@@ -407,6 +436,22 @@ def _check_documented(row: str, written: list | None = None,
 
 
 _WRITTEN: list[str] = []
+
+
+def write_doc_section(heading: str, intro: str, rows: list[str]) -> None:
+  """Replaces the section `## heading` of docs/errors.md (up to the next `## ` or the end)
+  with `intro` and `rows`, or appends it: each test module rewrites its own section."""
+  with open(DOC) as f:
+    text = f.read()
+  section = f"## {heading}\n\n{intro}" + "\n".join(rows) + "\n"  # intro: up to the rows
+  start = text.find(f"\n## {heading}\n")
+  if start < 0:
+    text = text.rstrip("\n") + "\n\n" + section
+  else:
+    end = text.find("\n## ", start + 1)
+    text = text[:start + 1] + section + (text[end:] if end >= 0 else "")
+  with open(DOC, "w") as f:
+    f.write(text)
 
 
 @pytest.fixture(scope="module", autouse=True)

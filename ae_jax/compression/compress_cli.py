@@ -118,7 +118,8 @@ def make_parser() -> argparse.ArgumentParser:
   dec.add_argument("--workdir", required=True, help="the run that made the codes")
   dec.add_argument("--codes", required=True, help="codes file written by encode")
   _add_source_flags(dec, "optional: the originals, to report PSNR/SSIM of the round trip")
-  dec.add_argument("--out", required=True, help="folder for the PNGs (must not exist)")
+  dec.add_argument("--out", required=True, help="folder for the PNGs (must not exist, or "
+                   "be empty)")
   dec.add_argument("--overwrite", action="store_true", help="write into an existing --out")
   info = sub.add_parser("info", help="what a codes file holds")
   info.add_argument("--codes", required=True)

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ae_jax.core import cli, files, quality
 from ae_jax.compression import compress, rate_distortion
-from ae_jax.core.errors import Report, UserError, run_cli, writing
+from ae_jax.core.errors import Report, UserError, run_cli
 from ae_jax.training import runs
 
 FONT_GLOBS = ("/usr/share/fonts/truetype/dejavu/*.ttf", "/usr/share/fonts/truetype/*/*.ttf",
@@ -115,13 +115,13 @@ def run(workdir: str, out: str, num_digits: int = 500,
   step = runs.run_identity(workdir)["step"]
   test_images, _ = rate_distortion.load_eval_images(workdir, max_images=max_images,
                                                     data_dir=data_dir, idx_dir=idx_dir)
-  files.prepare_output_folder(out, OUTPUTS, overwrite)  # so does missing data
   digits, _ = render_digits(num_digits)
   rows, shown = compare(workdir, digits, test_images, quants, step)
-  with writing(", ".join(OUTPUTS), out, "--out"):
-    rate_distortion.write_table(out, "ood", rows, COLUMNS,
+  # The four files appear together (or, after a failure or a stop, none of them).
+  with files.output_set(out, OUTPUTS, overwrite) as staging:
+    rate_distortion.write_table(staging, "ood", rows, COLUMNS,
                                 source=f"autoencoder: {runs.run_summary(workdir, step)}")
-    save_picture(os.path.join(out, "ood.png"), shown)
+    save_picture(os.path.join(staging, "ood.png"), shown)
   return rows
 
 

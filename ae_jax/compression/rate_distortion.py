@@ -38,7 +38,7 @@ import numpy as np
 
 from ae_jax.compression import classic_codecs, compress, rd_compare
 from ae_jax.core import cli, files, progress, quality
-from ae_jax.core.errors import Report, UserError, run_cli, writing
+from ae_jax.core.errors import Report, UserError, run_cli
 from ae_jax.training import runs
 
 COLUMNS = ("method", "setting", "bytes_per_image", "ratio", "mse", "psnr", "ssim", "bce")
@@ -376,9 +376,9 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
   rd_compare.refuse_clashes(extra_rows, classic.methods())
   if not workdirs and not classic.codecs and not extra_rows:
     raise UserError("nothing to measure: --codecs none without --workdir or --extra")
-  # So does a bad split or missing data, before --out is made.
+  # So does a bad split or missing data; --out is made only when the report is written.
   builder, split, name = _sources(workdirs, dataset, split, data_dir, idx_dir)
-  files.prepare_output_folder(out, OUTPUTS, overwrite)
+  files.check_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
   rows = measure(images, lambda: _autoencoder_rows(workdirs, steps, images), classic=classic)
   raw = int(images[0].size)
@@ -388,15 +388,17 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
             + (f"autoencoder{'s' if len(workdirs) > 1 else ''}: {measured}" if workdirs
                else "classic codecs only")
             + "".join(f"; extra rows: {p}" for p in extra))
-  with writing(", ".join(OUTPUTS), out, "--out"):
-    write_table(out, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"), source=source)
+  # The six files appear together (or, after a failure or a stop, none of them).
+  with files.output_set(out, OUTPUTS, overwrite) as staging:
+    write_table(staging, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"),
+                source=source)
     anchors = rd_compare.ANCHORS + tuple(r["method"] for r in extra_rows)  # a peer's too
-    rd_compare.write_bd(out, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
+    rd_compare.write_bd(staging, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
                         rd_compare.bd_rows(rows, bd_range, bd_method, anchors), bd_range,
                         bd_method, source)
     runs_note = (f", {len(workdirs)} runs (named in rd.md)" if len(workdirs) > 1
                  else f", {workdirs[0]}" if workdirs else "")
-    plot(os.path.join(out, "rd.png"), rows, f"{name} {split}, {len(images)} images{runs_note}",
+    plot(os.path.join(staging, "rd.png"), rows, f"{name} {split}, {len(images)} images{runs_note}",
          raw)
   return rows
 

@@ -23,13 +23,15 @@ import ml_collections
 from ae_jax.core import cli, files, progress
 from ae_jax.compression import compress, rate_distortion
 from ae_jax.training import config_lib
-from ae_jax.core.errors import Report, UserError, run_cli, writing
+from ae_jax.core.errors import Report, UserError, run_cli
 
 KS = (2, 4, 8, 16, 32, 64, 128)
 # Fields the sweep sets itself (an override would be ignored or mislabel the tables).
 SWEPT = {"encoder.latent_dim": "give the code sizes with --ks", "num_epochs": "use --epochs",
          "encoder.name": "the sweep trains the dense model (K is its code size)",
          "decoder.name": "the sweep trains the dense model (K is its code size)"}
+OUTPUTS = ("sweep.md", "sweep.csv", "sweep.json", "sweep_rd.md", "sweep_rd.csv", "sweep_rd.json",
+           "sweep.png")
 COLUMNS = ("K", "bytes_float32", "bytes_float16", "bytes_uint8", "ratio_float32",
            "ratio_uint8", "val_bce", "psnr_float32", "psnr_uint8", "ssim_float32", "ssim_uint8")
 
@@ -147,10 +149,12 @@ def run(out: str, ks: Sequence[int] = KS, epochs: int = 5, overrides: dict | Non
     rd_rows += [rate_distortion.png_row(images)] + rate_distortion.jpeg_rows(images,
                                                                             jpeg_qualities)
     line.update()
-  with writing("the sweep's tables and sweep.png", out, "--out"):
-    rate_distortion.write_table(out, "sweep", rows, COLUMNS)
-    rate_distortion.write_table(out, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
-    rate_distortion.plot(os.path.join(out, "sweep.png"), rd_rows,
+  # Rewritten whole: the seven files appear together, never the last run's beside these.
+  with files.output_set(out, OUTPUTS, overwrite=True,
+                        what="the sweep's tables and sweep.png") as staging:
+    rate_distortion.write_table(staging, "sweep", rows, COLUMNS)
+    rate_distortion.write_table(staging, "sweep_rd", rd_rows, rate_distortion.COLUMNS)
+    rate_distortion.plot(os.path.join(staging, "sweep.png"), rd_rows,
                          f"dense autoencoder, K = {','.join(map(str, ks))} ({epochs} epochs) "
                          f"vs JPEG and PNG, {len(images)} test images", images[0].size)
   return rows

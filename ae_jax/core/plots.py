@@ -3,7 +3,8 @@ every plot a tool writes shares so that it reads at a glance with many runs on i
 title, text no smaller than MIN_FONT points, point labels that never overlap.
 
 Figures are made with `matplotlib.figure.Figure` (no pyplot: no global state, nothing to
-close).
+close). Each picture is written whole or not at all (`files.atomic_path`): a full disk or
+a stop signal leaves the one before.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Sequence
 
 import matplotlib
 import numpy as np
+
+from ae_jax.core.files import atomic_path
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
@@ -126,12 +129,15 @@ def save_grid(path: str, rows: Sequence[tuple[str, np.ndarray]]) -> None:
   ax.tick_params(length=0)
   for spine in ax.spines.values():
     spine.set_visible(False)
-  fig.savefig(path, dpi=80, bbox_inches="tight", pad_inches=0.05)
+  with atomic_path(path) as tmp:  # a full disk or a stop leaves the picture before
+    fig.savefig(tmp, dpi=80, bbox_inches="tight", pad_inches=0.05)
 
 
 def save_loss_curve(path: str, rows: Sequence[dict], loss_name: str) -> None:
   """Train and validation loss per epoch from metrics.jsonl rows."""
-  loss_figure(rows, loss_name).savefig(path, dpi=100)
+  fig = loss_figure(rows, loss_name)
+  with atomic_path(path) as tmp:  # a full disk or a stop leaves the picture before
+    fig.savefig(tmp, dpi=100)
 
 
 def loss_figure(rows: Sequence[dict], loss_name: str):
@@ -156,4 +162,5 @@ def save_image_grid(path: str, images: np.ndarray, columns: int, pad: int = 2) -
   images = np.asarray(images, np.float32)
   rows = [("", images[i:i + columns]) for i in range(0, len(images), columns)]
   mosaic = _mosaic(rows, pad)
-  Image.fromarray(np.round(mosaic * 255).astype(np.uint8)).save(path)
+  with atomic_path(path) as tmp:
+    Image.fromarray(np.round(mosaic * 255).astype(np.uint8)).save(tmp)

@@ -25,6 +25,7 @@ import numpy as np
 from ae_jax.data import idx
 from ae_jax.core import progress
 from ae_jax.core.errors import DiskError, UserError, describe, disk_errno
+from ae_jax.core.files import atomic_path
 
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 # IDX folders whose dataset is known (Debian's packages): their files never stand in for
@@ -184,10 +185,16 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
         with _preparing(ours, idx_dir, dataset):
           ours.download_and_prepare(
               download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
-      except (ValueError, OSError, EOFError) as e:
+      except Exception as e:  # pylint: disable=broad-except  (tfds wraps errors in RuntimeError)
+        # A full disk reaches here as an OSError, or, when tfds' writer fails to finish a
+        # split, as RuntimeError('ResourceExhaustedError: Failed to finalize writing of
+        # split ...: No space left on device'). Either way tfds has removed its
+        # incomplete folder: nothing half-prepared is left, and a rerun prepares anew.
         if disk_errno(e):
           raise DiskError(f"the prepared {dataset} dataset", ours.data_dir_root, disk_errno(e),
                           f"{options}data_dir") from None
+        if not isinstance(e, (ValueError, OSError, EOFError)):
+          raise
         where = getattr(e, "filename", None)  # a file it could not write, not an IDX file
         if where and not _inside(str(where), idx_dir):
           raise UserError(f"cannot prepare {dataset} in {ours.data_dir_root} "
@@ -271,7 +278,7 @@ def load_images(builder, split: str, max_examples: int | None = None) -> np.ndar
   if images is None:  # no cache, or a stale or foreign one
     ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
     images = _tfds().as_numpy(ds)["image"]
-    _write_atomically(cache, "wb", lambda f: np.save(f, images))
+    save_cache(cache, images)
   return images[:max_examples] if max_examples else images
 
 
@@ -288,18 +295,29 @@ def _read_cache(path: str, n: int) -> np.ndarray | None:
   return images if len(images) == n else None
 
 
+def save_cache(path: str, images: np.ndarray) -> None:
+  """Writes the decoded split `images` to the cache file `path` (`_write_atomically`)."""
+  _write_atomically(path, "wb", lambda f: np.save(_Stream(f), images))
+
+
+class _Stream:
+  """A file numpy writes with `write`: to a real file it writes with `ndarray.tofile`,
+  whose error on a full disk has no errno ('401408 requested and 0 written'), so the
+  cache was silently left out where a warning says why."""
+
+  def __init__(self, f):
+    self.write = f.write
+
+
 def _write_atomically(path: str, mode: str, write) -> None:
-  """`write(file)` to a temporary file renamed to `path`: concurrent readers see the whole
-  file or none. An unwritable folder (a read-only data_dir) just goes without it, and a
-  full disk with a warning: the file only saves time, so the command goes on."""
-  tmp = f"{path}.{os.getpid()}.tmp"
+  """`write(file)` to a temporary file renamed to `path` (`files.atomic_path`): concurrent
+  readers, and a run stopped half-way, see the whole file or none. An unwritable folder
+  (a read-only data_dir) just goes without it, and a full disk with a warning: the file
+  only saves time, so the command goes on."""
   try:
-    with open(tmp, mode) as f:
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
       write(f)
-    os.replace(tmp, path)
   except OSError as e:
-    if os.path.exists(tmp):
-      os.remove(tmp)
     if disk_errno(e) not in (None, errno.EROFS):
       print(f"warning: cannot write {os.path.basename(path)} to {os.path.dirname(path)}: "
             f"{os.strerror(disk_errno(e))}: going on without it (free space there to have "

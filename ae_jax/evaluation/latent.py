@@ -18,7 +18,7 @@ import numpy as np
 
 from ae_jax.core import cli, files, quality
 from ae_jax.compression import compress
-from ae_jax.core.errors import UserError, run_cli, writing
+from ae_jax.core.errors import UserError, run_cli
 from ae_jax.training import runs
 
 
@@ -103,15 +103,15 @@ def run(workdir: str, out: str, max_images: int = 2000,
   xy, var = pca_2d(codes.values)
   a, b = pair
   mixed = interpolate(codes, workdir, a, b, steps)  # reads the decoder before any writing
-  files.prepare_output_folder(out, OUTPUTS, overwrite)  # all read: now --out is made
   from ae_jax.core import plots  # pylint: disable=import-outside-toplevel
   t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None, None, None]
   pixels = (1 - t) * quality.to_unit(images[a])[None] + t * quality.to_unit(images[b])[None]
-  with writing(" and ".join(OUTPUTS), out, "--out"):
-    save_scatter(os.path.join(out, "latent_pca.png"), xy, labels, names, var,
+  # All read: the two pictures appear together (or, after a failure or a stop, neither).
+  with files.output_set(out, OUTPUTS, overwrite, what=" and ".join(OUTPUTS)) as staging:
+    save_scatter(os.path.join(staging, "latent_pca.png"), xy, labels, names, var,
                  f"codes of {len(images)} eval images ({codes.model}, code "
                  f"{codes.code_shape}), first two principal components")
-    plots.save_grid(os.path.join(out, "interpolation.png"),
+    plots.save_grid(os.path.join(staging, "interpolation.png"),
                     [("codes mixed", mixed), ("pixels mixed", np.asarray(pixels))])
   return {"explained_variance": var.tolist(), "num_images": len(images), "pair": pair,
           "run": runs.run_summary(workdir, codes.run["step"])}

@@ -29,23 +29,40 @@ class BadField(ValueError):
     self.field, self.requirement = field, requirement
 
 
+# The largest integer a field may hold: sizes and step counts reach jitted code as int32
+# (a larger one raised OverflowError from inside jit); a size that large does not fit in
+# memory anyway (ae_jax/models/footprint.py says so, with the bytes it would need).
+MAX_INT = 2**31 - 1
+TOO_LARGE = f"at most {MAX_INT} (2**31 - 1: the jitted code takes int32)"
+MAX_FLOAT32 = 3.4028234663852886e38  # a larger number is inf in float32
+
+
 def _is_int(v) -> bool:
   return isinstance(v, int) and not isinstance(v, bool)
 
 
-def positive_int(module: nn.Module, field: str) -> None:
+def int_at_most(module: nn.Module, field: str, lo: int, requirement: str) -> None:
+  """An integer field >= `lo` (else `requirement`) and at most MAX_INT."""
   v = getattr(module, field)
-  if not (_is_int(v) and v >= 1):
-    raise BadField(field, "a positive integer")
+  if not (_is_int(v) and v >= lo):
+    raise BadField(field, requirement)
+  if v > MAX_INT:
+    raise BadField(field, f"{requirement}, {TOO_LARGE}")
+
+
+def positive_int(module: nn.Module, field: str) -> None:
+  int_at_most(module, field, 1, "a positive integer")
 
 
 def positive_ints(module: nn.Module, field: str, allow_empty: bool = True) -> None:
   v = getattr(module, field)
+  requirement = "a tuple of positive integers" + ("" if allow_empty else ", at least one")
   ok = isinstance(v, Sequence) and not isinstance(v, str) and all(
       _is_int(x) and x >= 1 for x in v) and (allow_empty or len(v) > 0)
   if not ok:
-    raise BadField(field, "a tuple of positive integers" + ("" if allow_empty else
-                                                            ", at least one"))
+    raise BadField(field, requirement)
+  if any(x > MAX_INT for x in v):
+    raise BadField(field, f"{requirement}, each {TOO_LARGE}")
 
 
 def one_of(module: nn.Module, field: str, choices: Sequence[str]) -> None:

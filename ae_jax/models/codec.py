@@ -50,6 +50,9 @@ class FactorizedPriorEncoder(nn.Module):
     checks.positive_ints(self, "filters")
     if not (isinstance(self.init_scale, (int, float)) and self.init_scale > 0):
       raise checks.BadField("init_scale", "a positive number")
+    if not self.init_scale <= checks.MAX_FLOAT32:  # larger is inf in float32 (NaN tables)
+      raise checks.BadField("init_scale", f"a positive number, at most {checks.MAX_FLOAT32:.4g}"
+                            " (float32's largest)")
     checks.image_shape(self)
     self._build_analysis(detached=True)  # a bad analysis group is refused at start-up
     super().__post_init__()

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.core.errors import UserError, describe
-from ae_jax.models import checks
+from ae_jax.models import checks, footprint
 from ae_jax.models.autoencoder import Autoencoder
 
 ENCODERS = {
@@ -219,7 +219,9 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
                         ) -> tuple[Autoencoder, tuple[int, ...]]:
   """(autoencoder, code shape), after checking, by tracing shapes only (no compute), that
   the encoder takes `image_shape` images, the decoder takes the encoder's code and gives
-  back images of `image_shape`. Any mismatch is one `UserError` naming both sides."""
+  back images of `image_shape`. Any mismatch is one `UserError` naming both sides. A
+  training config (a `record` with batch sizes) is also refused when its model cannot fit
+  in memory at its largest batch (`footprint.check_fits`), before anything is allocated."""
   model = make_autoencoder(record, image_shape)
   enc, dec = record["encoder"]["name"], record["decoder"]["name"]
   image_shape = tuple(int(d) for d in image_shape)
@@ -242,6 +244,10 @@ def checked_autoencoder(record: Mapping, image_shape, images: str = "the images"
     got = tuple(y.shape[1:]) if hasattr(y, "shape") else type(y).__name__
     raise UserError(f"decoder {dec!r} turns the code {code} of encoder {enc!r} into {got}, "
                     f"not the shape of {images}, {image_shape}: change the decoder's fields")
+  batch = max(record.get("batch_size") or 0, record.get("eval_batch_size") or 0)
+  if batch:  # each device holds the parameters and its share of the batch
+    footprint.check_fits(model, image_shape, -(-batch // jax.device_count()),
+                         "--config.batch_size / --config.eval_batch_size")
   return model, code
 
 

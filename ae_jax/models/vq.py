@@ -94,9 +94,8 @@ class VQEncoder(nn.Module):
     if not (isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
             and 0.0 <= self.ema_decay < 1.0):
       raise checks.BadField("ema_decay", "a number in [0, 1)")
-    if not (isinstance(self.dead_code_after, int) and not isinstance(self.dead_code_after, bool)
-            and self.dead_code_after >= 0):
-      raise checks.BadField("dead_code_after", "an integer >= 0 (train steps; 0 = never reset)")
+    checks.int_at_most(self, "dead_code_after", 0,
+                       "an integer >= 0 (train steps; 0 = never reset)")
     super().__post_init__()
 
   def setup(self):

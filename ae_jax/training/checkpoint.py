@@ -181,6 +181,23 @@ def _is_failed_read_noise(unraisable) -> bool:
       unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed")
 
 
+class _FailedReadLogs(logging.Filter):
+  """Drops asyncio's 'Task exception was never retrieved' records during a restore and
+  once one failed: orbax's tasks reading the other arrays of a damaged checkpoint fail
+  too, and asyncio logs each (with its orbax and TensorStore traceback: 76 lines once)
+  when it is collected, inside the restore or after the one-line error. Anything else
+  asyncio logs passes."""
+
+  restoring = 0  # restores in progress (`_failed_reads_quiet`)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not ((self.restoring or _FAILED_READS)
+                and "exception was never retrieved" in record.getMessage())
+
+
+_FAILED_READ_LOGS = _FailedReadLogs()
+
+
 def _quiet_unraisable_hook(previous):
   def hook(unraisable):
     if not _is_failed_read_noise(unraisable):
@@ -192,22 +209,28 @@ def _quiet_unraisable_hook(previous):
 @contextlib.contextmanager
 def _failed_reads_quiet():
   """When one array of a damaged checkpoint fails to read, orbax leaves the reads of the
-  others running; as they end, Python reports each one's failure as 'unraisable' and
-  prints its traceback (dozens of lines that bury the one-line warning), some of them
-  after the restore has returned. From here on, those are not reported; anything else
-  unraisable is, as usual. After a failed read, the reads still running get a moment to
+  others running; as they end, Python reports each one's failure as 'unraisable', and
+  asyncio logs each failed task ('Task exception was never retrieved'), each with its
+  traceback (dozens of lines that bury the one-line error), some of them after the
+  restore has returned. From here on, those are not reported; anything else unraisable
+  or logged is, as usual. After a failed read, the reads still running get a moment to
   end here."""
   if not getattr(sys.unraisablehook, "ae_jax_quiet", False):
     sys.unraisablehook = _quiet_unraisable_hook(sys.unraisablehook)
+  logging.getLogger("asyncio").addFilter(_FAILED_READ_LOGS)  # once: filters are a set
   failed = len(_FAILED_READS)
+  _FAILED_READ_LOGS.restoring += 1
   try:
     yield
   finally:
-    if len(_FAILED_READS) > failed:
-      time.sleep(0.2)
-    with warnings.catch_warnings():  # the same reads' coroutines, collected unawaited
-      warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-      gc.collect()
+    try:
+      if len(_FAILED_READS) > failed:
+        time.sleep(0.2)
+      with warnings.catch_warnings():  # the same reads' coroutines, collected unawaited
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        gc.collect()
+    finally:
+      _FAILED_READ_LOGS.restoring -= 1
 
 
 def set_aside_diverged(manager: ocp.CheckpointManager, workdir: str, first_step: int) -> None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import jax
 
-from ae_jax.core.errors import UserError
+from ae_jax.core.errors import UserError, describe, disk_errno
 
 DEFAULT_DIR = os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "ae_jax", "jax")
 MIN_COMPILE_SECONDS = 0.2  # JAX's default (1 s) would leave out the init and eval steps
@@ -33,6 +34,7 @@ def enable(path: str | None = DEFAULT_DIR, *, explicit: bool = False) -> str | N
   current = jax.config.jax_compilation_cache_dir
   if not explicit and current:
     _cache_short_compiles()
+    _whole_entries(current)
     return current
   if not path:
     jax.config.update("jax_enable_compilation_cache", False)
@@ -50,7 +52,44 @@ def enable(path: str | None = DEFAULT_DIR, *, explicit: bool = False) -> str | N
     return None
   jax.config.update("jax_compilation_cache_dir", path)
   _cache_short_compiles()
+  _whole_entries(path)
   return path
+
+
+def _whole_entries(path: str) -> None:
+  """JAX writes an entry in place (`LRUCache.put`: `Path.write_bytes`), and never again
+  once it exists: an entry a full disk cut short made every later run warn that it cannot
+  read it ('incomplete or truncated stream', two lines per step) and compile anew. Here a
+  write that fails removes its entry, and JAX's two-line warning per entry becomes one
+  line per process. (JAX's private class: where it is not found, nothing changes.)"""
+  try:
+    from jax._src import lru_cache  # pylint: disable=import-outside-toplevel
+    put, suffixes = lru_cache.LRUCache.put, (lru_cache._CACHE_SUFFIX, lru_cache._ATIME_SUFFIX)  # pylint: disable=protected-access
+  except (ImportError, AttributeError):
+    return
+  if getattr(put, "ae_jax_whole", False):
+    return
+  warned = []
+
+  def whole_put(self, key: str, value: bytes) -> None:
+    try:
+      put(self, key, value)
+    except Exception as e:
+      for suffix in suffixes:
+        try:
+          os.remove(os.path.join(os.fspath(self.path), f"{key}{suffix}"))
+        except OSError:
+          pass
+      if not warned:
+        warned.append(e)
+        reason = os.strerror(disk_errno(e)) if disk_errno(e) else describe(e)
+        print(f"warning: cannot write the compilation cache to {path}: {reason}: going on "
+              "without it (free space there, or --compilation_cache_dir= turns it off)",
+              file=sys.stderr)
+      raise
+  whole_put.ae_jax_whole = True
+  lru_cache.LRUCache.put = whole_put
+  warnings.filterwarnings("ignore", "Error writing persistent compilation cache entry")
 
 
 def _cache_short_compiles() -> None:

@@ -81,6 +81,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
       return
     need(isinstance(v, int) and not isinstance(v, bool) and v >= 1, field,
          "a positive integer" + (" or None" if allow_none else ""))
+    # Sizes and counts reach the jitted steps as int32 (larger: OverflowError inside jit).
+    need(v < 2**31, field, "a positive integer at most 2**31 - 1 (the steps take int32)")
 
   for group in ("encoder", "decoder"):
     need(isinstance(config[group], (ml_collections.ConfigDict, dict)), group,
