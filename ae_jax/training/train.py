@@ -204,8 +204,9 @@ class EpochSums:
 
   def progress(self) -> dict:
     """What a mid-epoch checkpoint keeps (a model reporting no terms has no term sums)."""
+    # A copy: the checkpoint is written asynchronously, while later steps add to the sums.
     return {"epoch_loss_sum": self.loss,
-            **({"epoch_term_sums": self.terms} if self.terms else {})}
+            **({"epoch_term_sums": dict(self.terms)} if self.terms else {})}
 
   def means(self, steps_per_epoch: int, loss_kind: str) -> dict:
     """train_loss and train_<name> per step, and train_elbo where the loss is a likelihood."""
