@@ -32,6 +32,9 @@ DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 # Fashion-MNIST's images).
 _KNOWN_IDX_DIRS = {DEFAULT_IDX_DIR: "fashion_mnist"}
 _PROBE_SECONDS = 3.0
+# The versions of the project's own tfds builders, by builder name, known without tfds:
+# `Source` trusts a record of a prepared dataset only when it names today's version.
+_OUR_VERSIONS = {"idx_images": idx.VERSION}
 
 
 @functools.cache
@@ -312,10 +315,14 @@ class Source:
   """A prepared dataset as a training run needs it: image shape, split sizes, whole splits.
 
   The first run opens it through tfds (`get_builder`) and records what it found in
-  `<tfds data_dir>/ae_jax_prepared/<dataset>.json`; later runs that only need whole
+  `<tfds data_dir>/ae_jax_prepared/<dataset>.v2.json`; later runs that only need whole
   splits already decoded to `.npy` (the device pipeline) read that record and the arrays
   directly, without importing TensorFlow or tfds (~7 s and ~500 MB here). Anything the
   record cannot answer (another split, a missing cache, the tf.data stream) opens tfds.
+  The record names the builder and its version: one of an earlier version of the
+  project's own builders is not trusted. (Records without them, `<dataset>.json`, were
+  written before the splits kept their files' order; code of that time still reads them,
+  so they are left alone rather than overwritten.)
   """
 
   def __init__(self, dataset: str, data_dir: str | None = None,
@@ -323,7 +330,7 @@ class Source:
     self.name, self._args = dataset, (dataset, data_dir, idx_dir)
     root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
                               or "~/tensorflow_datasets")
-    self._record_path = os.path.join(root, "ae_jax_prepared", f"{dataset}.json")
+    self._record_path = os.path.join(root, "ae_jax_prepared", f"{dataset}.v2.json")
     self._builder = None
     self._record = self._read_record(splits)
     if self._record is None:
@@ -335,14 +342,18 @@ class Source:
         record = json.load(f)
       ok = all(s in record["splits"] and os.path.exists(_cache_path(record["data_dir"], s))
                for s in splits)
+      # A record of another version of our own builders is not today's dataset.
+      ours = _OUR_VERSIONS.get(record.get("builder"))
+      ok = ok and ours in (None, record["version"])
       return record if ok and splits else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
       return None
 
   def _write_record(self) -> dict:
     builder = self.builder
     record = {"data_dir": os.fspath(builder.data_dir), "image_shape": list(image_shape(builder)),
-              "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}
+              "splits": {k: v.num_examples for k, v in builder.info.splits.items()},
+              "builder": builder.name, "version": str(builder.version)}
     try:
       os.makedirs(os.path.dirname(self._record_path), exist_ok=True)
     except OSError:  # a read-only data_dir: every run opens tfds
