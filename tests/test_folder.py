@@ -198,6 +198,10 @@ def test_device_crops_are_windows_drawn_from_the_key():
                                                             left[b]:left[b] + 5])
   again = data.device_crops(pixels, offsets, sizes, perm, 1, 3, 5, 3, key)
   np.testing.assert_array_equal(crops, again)
+  # Images of one size (an array) lie end to end as they are.
+  same = np.stack([_rgb(i, 6, 7) for i in range(3)])
+  for a, b in zip(data.flat_images(same), data.flat_images(list(same))):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("pipeline", ["device", "stream"])
@@ -221,6 +225,7 @@ def test_crops_of_images_of_any_size_train_and_resume_exactly(tmp_path, pipeline
   assert a == b and [r["step"] for r in a] == [2, 4]
   cfg = json.load(open(tmp_path / "unbroken" / "config.json"))
   assert cfg["image_shape"] == [16, 16, 3] and cfg["crop_size"] == 16
+  assert cfg["dataset"] == f"folder:{root}"
 
 
 def test_whole_images_are_evaluated_padded_for_the_convnet(tmp_path):

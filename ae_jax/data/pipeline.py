@@ -542,8 +542,11 @@ def flat_images(images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   if sizes.sum() >= 2**31:  # int32 indices inside jit
     raise ValueError(f"{sizes.sum()} bytes of pixels: over the 2 GiB the device crops index")
   offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
-  pixels = (np.concatenate([np.asarray(im).reshape(-1) for im in images]) if len(images)
-            else np.zeros(0, np.uint8))
+  if isinstance(images, np.ndarray):  # one size: already end to end
+    pixels = images.reshape(-1)
+  else:
+    pixels = (np.concatenate([np.asarray(im).reshape(-1) for im in images]) if len(images)
+              else np.zeros(0, np.uint8))
   return pixels, offsets, shapes.astype(np.int32)
 
 

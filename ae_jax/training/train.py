@@ -159,9 +159,8 @@ def _check_crops(config, source, image_shape) -> None:
   for split in splits:
     small = source.smallest(split)
     if small and min(small[:2]) < image_shape[0]:
-      side = "crop_size" if config.crop_size else "image size"
       raise UserError(f"the image {small[2]} is {small[1]}x{small[0]}, smaller than the "
-                      f"{side} {image_shape[0]}: lower --config.crop_size to at most "
+                      f"crop_size {image_shape[0]}: lower --config.crop_size to at most "
                       f"{min(small[:2])}, or move it out of the dataset")
 
 
@@ -442,7 +441,7 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
             batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
             scale=config.noise.scale, loss_kind=config.loss, sharding=shard, unroll=unroll,
             weights=weights, warmup_steps=config.loss_warmup_steps, crop=crop,
-            channels=image_shape[2])
+            channels=image_shape[2] if crop else 1)
       else:
         noisy, clean = (parallel.from_local_batch(x, mesh) for x in batch)
         state, out = train_step_jit(state, noisy, clean, config.loss, config.seed, weights,
