@@ -347,10 +347,11 @@ def _cache_path(data_dir, split: str, ragged: bool = False) -> str:
 
 
 def _ragged_to_flat(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-  sizes = np.array([im.shape for im in images], np.int64).reshape(len(images), 3)
-  pixels = (np.concatenate([im.reshape(-1) for im in images]) if images
+  """(their pixels end to end, their shapes [N, 3]) of images of several sizes."""
+  shapes = np.array([np.shape(im) for im in images], np.int64).reshape(len(images), 3)
+  pixels = (np.concatenate([np.asarray(im).reshape(-1) for im in images]) if len(images)
             else np.zeros(0, np.uint8))
-  return pixels, sizes
+  return pixels, shapes
 
 
 def _read_cache(path: str, n: int) -> np.ndarray | list[np.ndarray] | None:
@@ -536,18 +537,15 @@ def flat_images(images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   [H_i, W_i, C]) for `device_crops`: their uint8 pixels end to end, where each starts
   (int32 [N]) and its (height, width) (int32 [N, 2]). No padding: a set of photographs
   takes the memory of its pixels, not N times the largest."""
-  shapes = np.array([im.shape[:2] for im in images], np.int64).reshape(len(images), 2)
-  channels = images[0].shape[2] if len(images) else 1
-  sizes = shapes.prod(axis=1) * channels
+  if isinstance(images, np.ndarray):  # one size: already end to end
+    pixels, shapes = images.reshape(-1), np.tile(images.shape[1:], (len(images), 1))
+  else:
+    pixels, shapes = _ragged_to_flat(images)
+  sizes = shapes.prod(axis=1)
   if sizes.sum() >= 2**31:  # int32 indices inside jit
     raise ValueError(f"{sizes.sum()} bytes of pixels: over the 2 GiB the device crops index")
   offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
-  if isinstance(images, np.ndarray):  # one size: already end to end
-    pixels = images.reshape(-1)
-  else:
-    pixels = (np.concatenate([np.asarray(im).reshape(-1) for im in images]) if len(images)
-              else np.zeros(0, np.uint8))
-  return pixels, offsets, shapes.astype(np.int32)
+  return pixels, offsets, shapes[:, :2].astype(np.int32)
 
 
 def device_crops(pixels_u8: jax.Array, offsets: jax.Array, sizes: jax.Array, perm: jax.Array,
