@@ -71,7 +71,7 @@ def test_splits_classes_and_formats_keep_the_files_order(tmp_path):
                                   np.stack([pixels[f"{split}/{n}"] for n in order]))
 
 
-def test_a_pool_is_split_by_a_stable_hash_of_the_paths(tmp_path):
+def test_a_pool_is_split_by_a_stable_hash_of_the_paths(tmp_path, monkeypatch):
   root = str(tmp_path / "pool")
   write_png_folder(root, make_images(60, seed=4)[0])
   files = folder.listing(root, test_fraction=0.25)
@@ -92,6 +92,10 @@ def test_a_pool_is_split_by_a_stable_hash_of_the_paths(tmp_path):
   assert again.config_name != files.config_name
   assert folder.listing(root, 0.25).config_name == again.config_name  # unchanged: the same
   assert folder.listing(root, 0.3).config_name != again.config_name
+  # Named relative to where a command runs, recorded absolute.
+  monkeypatch.chdir(tmp_path)
+  assert folder.normalized("folder:pool") == f"folder:{root}"
+  assert folder.normalized("fashion_mnist") == "fashion_mnist"
 
 
 def test_preparation_is_kept_until_the_folder_changes(tmp_path, monkeypatch):

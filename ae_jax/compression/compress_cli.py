@@ -23,9 +23,10 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   if args.images:
     images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
     return images, names, args.images
+  from ae_jax.data import folder  # pylint: disable=import-outside-toplevel
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
   # The run's own dataset is found where the run found it, unless told otherwise.
-  same = args.dataset == cfg.get("dataset")
+  same = folder.normalized(args.dataset) == cfg.get("dataset")
   data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
   idx_dir = args.idx_dir or (cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same
                              else data.DEFAULT_IDX_DIR)

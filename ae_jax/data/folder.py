@@ -30,7 +30,8 @@ PREFIX = "folder:"
 VERSION = "1.0.0"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 SPLITS = ("train", "test")
-# Pillow modes taken as they are (1: bilevel, read as 8-bit gray), and the channels of each.
+# Pillow modes taken, and the channels of each (1, bilevel: read as 8-bit gray; P, a
+# palette: read as RGB).
 CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3}
 MODE_NAMES = {1: "grayscale (L)", 3: "RGB"}
 
@@ -42,6 +43,11 @@ def is_folder(dataset: str) -> bool:
 def path_of(dataset: str) -> str:
   """The folder a `folder:DIR` dataset names, absolute, with ~ expanded."""
   return os.path.abspath(os.path.expanduser(dataset[len(PREFIX):]))
+
+
+def normalized(dataset: str) -> str:
+  """`dataset` as a run records it: a folder's by its absolute path, others unchanged."""
+  return PREFIX + path_of(dataset) if is_folder(dataset) else dataset
 
 
 @dataclasses.dataclass(frozen=True)

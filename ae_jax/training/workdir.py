@@ -57,8 +57,7 @@ def config_record(config: ml_collections.ConfigDict, image_shape) -> dict:
   """The JSON form of a run's config, plus the image shape its models were built for. A
   folder dataset is recorded by its absolute path: the tools find it from anywhere."""
   record = json.loads(config.to_json())
-  if folder.is_folder(record["dataset"]):
-    record["dataset"] = folder.PREFIX + folder.path_of(record["dataset"])
+  record["dataset"] = folder.normalized(record["dataset"])
   record["image_shape"] = list(image_shape)
   return record
 
