@@ -4,8 +4,9 @@ with Keras' kernel initializer (glorot_uniform) as the blog's models have.
 
 Run:   python launch.py --config configs/deep.py
 Measured on the 2-core Intel Xeon machine (README "Results"): after 100 epochs val BCE
-0.2734, val PSNR 21.04 dB, SSIM 0.708 (the lecture's dense 64: 0.2756, 21.10 dB with twice
-the code); 0.42 s per epoch (median), 1 min 17 s for the whole command, peak RSS 616 MiB.
+0.2738, val PSNR 21.01 dB, SSIM 0.708 (the lecture's dense 64: 0.2757, 21.08 dB with twice
+the code; 2026-12-07, the splits in their files' order); 0.42 s per epoch (median), 1 min
+17 s for the whole command (2026-12-02).
 """
 import ml_collections
 

@@ -22,9 +22,18 @@ def get_config() -> ml_collections.ConfigDict:
   # Compute dtype of every layer; parameters and optimizer state stay float32.
   config.dtype = "float32"  # 'float32' or 'bfloat16'
 
-  config.dataset = "fashion_mnist"  # any tfds dataset of fixed-size uint8 images
+  # A tfds dataset of uint8 images by name, or 'folder:DIR', your own images (PNG, JPEG,
+  # WebP; README "Your own images"); data.from_arrays(train, test) gives one for numpy arrays.
+  config.dataset = "fashion_mnist"
   config.data_dir = config_dict.placeholder(str)  # tfds data_dir; None = tfds' default
   config.idx_dir = "/usr/share/datasets/fashion-mnist"  # local IDX files for (fashion_)mnist
+  # A folder without train/ and test/ subfolders: the share of its images held out for
+  # the test split (chosen by a hash of each file's path: stable as files come and go).
+  config.test_fraction = 0.1
+  # Train on random crop_size x crop_size crops (drawn from (seed, step), like the noise):
+  # for images of several sizes, or larger than the model should see. None = whole images
+  # (they must all have one size). Evaluation: see README "Your own images".
+  config.crop_size = config_dict.placeholder(int)
   config.train_split = "train"
   config.eval_split = "test"
   # 'device': the split held in memory, batches gathered and noised inside jit;

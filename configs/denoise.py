@@ -1,9 +1,10 @@
 """Denoising convolutional autoencoder: input + N(0.5, 0.1^2) clipped to [0,1] -> clean image.
 
 Run:   python launch.py --config configs/denoise.py
-Measured on the 2-core AVX2 dev machine (README "Results"): after 30 epochs val BCE 0.2900,
-val PSNR 18.60 dB (noisy input 7.12 dB: +11.48 dB), SSIM 0.606; 12.8 s per epoch
-(median), 7 min 17 s for the whole command.
+Measured (README "Results"): after 30 epochs val BCE 0.2906, val PSNR 18.57 dB (noisy
+input 7.12 dB: +11.45 dB), SSIM 0.602 (2-core Intel Xeon, 2026-12-07, the splits in their
+files' order); 12.8 s per epoch (median), 7 min 17 s for the whole command (2-core AVX2
+dev machine).
 """
 import ml_collections
 

@@ -9,8 +9,9 @@ replica 4-7 of the 32 relu code units were dead with that init, 0-1 with Keras')
 
 Run:   python launch.py --config configs/sparse.py
 Measured on the 2-core Intel Xeon machine (README "Results"): after 100 epochs val BCE
-0.2842, PSNR 19.67 dB, SSIM 0.647, mean code activation 0.686 (without the penalty:
-0.2835, 19.79 dB, 4.055); 0.29 s per epoch (median), 1 min 3 s for the whole command.
+0.2838, PSNR 19.72 dB, SSIM 0.650, mean code activation 0.706 (without the penalty:
+0.2836, 19.76 dB, 4.157; 2026-12-07, the splits in their files' order); 0.29 s per epoch
+(median), 1 min 3 s for the whole command (2026-12-02).
 """
 import ml_collections
 

@@ -15,7 +15,9 @@ Expect (measured 2026-12-02 on the 2-core Intel Xeon KVM guest, lscpu model 167,
 no GPU, shared with other jobs, load average ~5; scripts/vqvae_results.sh): after 5 epochs
 val BCE 0.2618, PSNR 22.86 dB, SSIM 0.814, val perplexity 347 of 512 codes, usage 1.0
 (0.986 of a train batch's 128 images); the index codes' round trip gives the same 22.86 dB
-and SSIM 0.8141 at 56 B/image. An epoch took 102-112 s (epochs 2-3 of a 3-epoch run,
+and SSIM 0.8141 at 56 B/image. Since the splits keep their files' order (2026-12-07, the
+same machine at load 12-20): val BCE 0.2620, 22.78 dB, SSIM 0.817, perplexity 357, usage
+1.0 (0.986); the round trip 22.78 dB, SSIM 0.8171; 60-70 s an epoch. An epoch took 102-112 s (epochs 2-3 of a 3-epoch run,
 peak RSS 693 MiB; 6 min 49 s for that whole command), 218-274 s with tests beside it:
 about 10 minutes for the 5 epochs at the former pace.
 Results: README "Results" (the command there, the machine named beside the figures).

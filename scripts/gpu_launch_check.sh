@@ -17,7 +17,7 @@ set -u
 case "${1:-}" in
   prepare)
     src=$(python3 -c 'import json,os; print(json.load(open(os.path.expanduser(
-      "~/tensorflow_datasets/ae_jax_prepared/fashion_mnist.json")))["data_dir"])') || {
+      "~/tensorflow_datasets/ae_jax_prepared/fashion_mnist.v2.json")))["data_dir"])') || {
       echo "no prepared fashion_mnist: run launch.py once first"; exit 1; }
     mkdir -p .gpudata
     for s in train test; do gzip -1 -c "$src/$s.images.npy" > ".gpudata/$s.images.npy.gz"; done
@@ -26,11 +26,11 @@ case "${1:-}" in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit 1
     export PYTHONUNBUFFERED=1
-    D=/tmp/tfds/idx_images/fashion_mnist/1.0.0
+    D=/tmp/tfds/idx_images/fashion_mnist/1.1.0
     mkdir -p $D /tmp/tfds/ae_jax_prepared /tmp/runs
     for s in train test; do gunzip -c .gpudata/$s.images.npy.gz > $D/$s.images.npy; done
-    echo "{\"data_dir\": \"$D\", \"image_shape\": [28, 28, 1], \"splits\": {\"train\": 60000, \"test\": 10000}}" \
-      > /tmp/tfds/ae_jax_prepared/fashion_mnist.json
+    echo "{\"data_dir\": \"$D\", \"image_shape\": [28, 28, 1], \"splits\": {\"train\": 60000, \"test\": 10000}, \"builder\": \"idx_images\", \"version\": \"1.1.0\"}" \
+      > /tmp/tfds/ae_jax_prepared/fashion_mnist.v2.json
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
     TIMEFORMAT="whole command %R s"
     for c in dense denoise; do

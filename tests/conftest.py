@@ -2,6 +2,7 @@
 import gzip
 import os
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -23,6 +24,11 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # pylint: disable=wrong-import-position
+
+# Ctrl-C is Python's KeyboardInterrupt in every test however pytest was started: a shell's
+# background job (`./run.sh test &`) starts with SIGINT ignored, and the tests of Ctrl-C
+# would then see nothing arrive.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 jax.config.update("jax_disable_most_optimizations", True)
 
@@ -56,6 +62,52 @@ def write_idx_folder(folder: str, n_train: int = 512, n_test: int = 128) -> str:
     write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), images)
     write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), labels)
   return folder
+
+
+def write_png_folder(folder: str, images: np.ndarray, names=None) -> str:
+  """Writes uint8 images [N, H, W(, C)] as PNGs named 00000.png, ... (or `names`)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  os.makedirs(folder, exist_ok=True)
+  for i, im in enumerate(images):
+    im = np.asarray(im)
+    Image.fromarray(im[..., 0] if im.ndim == 3 and im.shape[2] == 1 else im).save(
+        os.path.join(folder, (names[i] if names else f"{i:05d}") + ".png"))
+  return folder
+
+
+def write_image_folder(root: str, kind: str = "ok") -> str:
+  """A small folder dataset (train/ and test/ of 28x28 grayscale PNGs), or one with the
+  fault `kind` names: 'empty', 'text_file', 'garbage' (a .png that is no image),
+  'truncated' (a PNG cut short), 'sizes' (several sizes), 'mixed' (an RGB image among
+  grayscale ones), 'alpha' (an RGBA image), 'few' (3 images, no splits)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  os.makedirs(root, exist_ok=True)
+  if kind == "empty":
+    return root
+  if kind == "few":
+    write_png_folder(root, make_images(3, seed=2)[0])
+    return root
+  write_png_folder(os.path.join(root, "train"), make_images(40, seed=0)[0])
+  write_png_folder(os.path.join(root, "test"), make_images(10, seed=1)[0])
+  bad = os.path.join(root, "train", "00003.png")
+  if kind == "text_file":
+    with open(os.path.join(root, "train", "notes.txt"), "w") as f:
+      f.write("my notes\n")
+  elif kind == "garbage":
+    with open(bad, "wb") as f:
+      f.write(b"this is no PNG at all")
+  elif kind == "truncated":
+    with open(bad, "rb") as f:
+      blob = f.read()
+    with open(bad, "wb") as f:
+      f.write(blob[:len(blob) // 2])
+  elif kind == "sizes":
+    Image.fromarray(np.zeros((30, 20), np.uint8)).save(bad)
+  elif kind == "mixed":
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(bad)
+  elif kind == "alpha":
+    Image.fromarray(np.zeros((28, 28, 4), np.uint8)).save(bad)
+  return root
 
 
 def set_model(config, kind: str, latent_dim: int | None = None) -> None:

@@ -1,4 +1,5 @@
 """Data sources (IDX builder, tfds, offline fast-fail), noise and both pipelines."""
+import json
 import os
 import shutil
 import subprocess
@@ -39,19 +40,37 @@ def test_builder_prepares_from_idx_files_and_reuses_them(tiny_data):
   assert data.image_shape(builder) == (28, 28, 1)
   assert data.num_examples(builder, "train") == 512
   train = data.load_images(builder, "train")
-  expected, _ = make_images(512, seed=0)
-  # The same images (tfds' writer stores them in its own fixed, shuffled order).
-  as_set = lambda a: sorted(x.tobytes() for x in a.reshape(len(a), -1))
-  assert as_set(train) == as_set(expected)
-  np.testing.assert_array_equal(data.load_images(builder, "train"), train)  # stable order
+  expected, expected_labels = make_images(512, seed=0)
+  # Image i of the split is image i of the IDX file (tfds' writer would shuffle them).
+  np.testing.assert_array_equal(train, expected[..., None])
+  np.testing.assert_array_equal(data.load_images(builder, "train"), train)  # the cache
   # Each image keeps its own label (latent.py colours its PCA map by them).
   pairs = tfds.as_numpy(builder.as_dataset(split="train", batch_size=-1))
-  got = sorted(zip((x.tobytes() for x in pairs["image"]), pairs["label"].tolist()))
-  expected_labels = make_images(512, seed=0)[1].tolist()
-  assert got == sorted(zip((x.tobytes() for x in expected[..., None]), expected_labels))
-  assert data.load_images(builder, "test", max_examples=7).shape == (7, 28, 28, 1)
+  np.testing.assert_array_equal(pairs["image"], expected[..., None])
+  np.testing.assert_array_equal(pairs["label"], expected_labels)
+  np.testing.assert_array_equal(data.load_images(builder, "test", max_examples=7),
+                                make_images(128, seed=1)[0][:7, ..., None])
   with pytest.raises(UserError, match="no split 'validation'"):
     data.num_examples(builder, "validation")
+
+
+def test_a_record_of_the_shuffled_idx_version_is_not_trusted(tiny_data, tmp_path):
+  """Version 1.0.0 of the IDX builder stored its splits shuffled. A record of it (or one of
+  the unversioned records of that time) must not feed a run its old-order caches."""
+  idx_dir, data_dir = tiny_data
+  data_dir = shutil.copytree(data_dir, tmp_path / "tfds")
+  source = data.Source("fashion_mnist", str(data_dir), idx_dir, splits=("train",))
+  record = json.load(open(data_dir / "ae_jax_prepared" / "fashion_mnist.v2.json"))
+  assert (record["builder"], record["version"]) == ("idx_images", idx.VERSION)
+  old_dir = data_dir / "idx_images" / "fashion_mnist" / "1.0.0"
+  old_dir.mkdir()
+  np.save(old_dir / "train.images.npy", source.load_images("train")[::-1])  # "shuffled"
+  record.update(data_dir=str(old_dir), version="1.0.0")
+  (data_dir / "ae_jax_prepared" / "fashion_mnist.v2.json").write_text(json.dumps(record))
+  again = data.Source("fashion_mnist", str(data_dir), idx_dir, splits=("train",))
+  np.testing.assert_array_equal(again.load_images("train"), make_images(512, 0)[0][..., None])
+  assert json.load(open(data_dir / "ae_jax_prepared" / "fashion_mnist.v2.json"))[
+      "version"] == idx.VERSION  # rewritten
 
 
 @pytest.mark.parametrize("damage,match", [

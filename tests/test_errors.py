@@ -217,6 +217,44 @@ CASES = [
      "cannot be downloaded (no network)"),
     ("damaged IDX files", ["--config.data_dir={tmp}/fresh_tfds", "--config.idx_dir={tmp}/bad_idx"],
      "bad_idx", "IDX files in"),
+    ("images folder that does not exist", ["--config.dataset=folder:{tmp}/no_images"], None,
+     "no_images does not exist: give a folder of images"),
+    ("images folder that is empty", ["--config.dataset=folder:{tmp}/images",
+                                     "--config.data_dir={tmp}/tfds"], "images:empty",
+     "holds no images: put PNG, JPEG or WebP files in it"),
+    ("a file that is not an image among the images",
+     ["--config.dataset=folder:{tmp}/images", "--config.data_dir={tmp}/tfds"],
+     "images:text_file", "notes.txt is not an image (PNG, JPEG or WebP by its name): move it"),
+    ("an image file that is no image", ["--config.dataset=folder:{tmp}/images",
+                                        "--config.data_dir={tmp}/tfds"], "images:garbage",
+     "00003.png (UnidentifiedImageError): it is damaged or not an image: replace it"),
+    ("an image cut short", ["--config.dataset=folder:{tmp}/images",
+                            "--config.data_dir={tmp}/tfds"], "images:truncated",
+     "00003.png (OSError: image file is truncated"),
+    ("images smaller than the crop", ["--config.dataset=folder:{tmp}/images",
+                                      "--config.data_dir={tmp}/tfds", "--config.crop_size=32"],
+     "images:ok", "is 28x28, smaller than the crop_size 32: lower --config.crop_size to at "
+     "most 28"),
+    ("images of several sizes without a crop", ["--config", "configs/conv_wide.py",
+                                                "--config.dataset=folder:{tmp}/images",
+                                                "--config.data_dir={tmp}/tfds"],
+     "images:sizes", "have several sizes: set --config.crop_size=N"),
+    ("grayscale and RGB images in one folder", ["--config.dataset=folder:{tmp}/images",
+                                                "--config.data_dir={tmp}/tfds"],
+     "images:mixed", "00003.png is RGB but"),
+    ("an image with an alpha channel", ["--config.dataset=folder:{tmp}/images",
+                                        "--config.data_dir={tmp}/tfds"], "images:alpha",
+     "00003.png has mode RGBA: the dataset takes 8-bit grayscale (L) or RGB images: drop "
+     "the alpha channel"),
+    ("a held-out fraction that leaves the test split empty",
+     ["--config.dataset=folder:{tmp}/images", "--config.data_dir={tmp}/tfds",
+      "--config.test_fraction=0.01"], "images:few",
+     "has no images (a held-out fraction 0.01 of 3 images)"),
+    ("folder: without a path", ["--config.dataset=folder:"], None,
+     "it must be folder:DIR with the folder's path after the colon"),
+    ("test_fraction 1", ["--config.test_fraction=1.0"], None,
+     "test_fraction=1.0: it must be a number between 0 and 1"),
+    ("crop_size 0", ["--config.crop_size=0"], None, "crop_size=0: it must be a positive"),
     ("split that does not exist", ["--config.eval_split=validation"], None,
      "no split 'validation'"),
     ("batch larger than the dataset", ["--config.batch_size=1024"], None,
@@ -368,6 +406,9 @@ def _setup(kind, tmp, workdir, trained, monkeypatch):
     from ae_jax.models import footprint  # pylint: disable=import-outside-toplevel
     monkeypatch.setattr(footprint, "available_memory", lambda: (8 * 10**9,
                                                                 "are free on this machine"))
+  elif kind and kind.startswith("images:"):  # a folder dataset, whole or with one fault
+    from conftest import write_image_folder  # pylint: disable=import-outside-toplevel
+    write_image_folder(str(tmp / "images"), kind.split(":")[1])
   elif kind == "half_env":
     monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
     monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)

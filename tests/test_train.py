@@ -189,12 +189,12 @@ def test_steps_per_call_follows_the_measured_choice_per_backend():
 
 
 def test_later_runs_of_a_prepared_dataset_need_no_tensorflow(tiny_config, tmp_path):
-  """The first run records the dataset (ae_jax_prepared/<name>.json) and caches its
+  """The first run records the dataset (ae_jax_prepared/<name>.v2.json) and caches its
   splits; a later run on the device pipeline then trains in a process where TensorFlow
   cannot even be imported, and gives exactly the same numbers."""
   tiny_config.input_pipeline = "device"
   train.train_and_evaluate(tiny_config, str(tmp_path / "first"))
-  record = os.path.join(tiny_config.data_dir, "ae_jax_prepared", "fashion_mnist.json")
+  record = os.path.join(tiny_config.data_dir, "ae_jax_prepared", "fashion_mnist.v2.json")
   assert json.load(open(record))["splits"] == {"train": 512, "test": 128}
   code = f"""
 import sys

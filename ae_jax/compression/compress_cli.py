@@ -23,16 +23,21 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   if args.images:
     images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
     return images, names, args.images
+  from ae_jax.data import folder  # pylint: disable=import-outside-toplevel
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
   # The run's own dataset is found where the run found it, unless told otherwise.
-  same = args.dataset == cfg.get("dataset")
+  same = folder.normalized(args.dataset) == cfg.get("dataset")
   data_dir = args.data_dir or (cfg.get("data_dir") if same else None)
   idx_dir = args.idx_dir or (cfg.get("idx_dir", data.DEFAULT_IDX_DIR) if same
                              else data.DEFAULT_IDX_DIR)
-  builder = data.get_builder(args.dataset, data_dir, idx_dir, options="--")
+  builder = data.get_builder(args.dataset, data_dir, idx_dir, options="--",
+                             test_fraction=cfg.get("test_fraction", 0.1) if same else 0.1)
   data.num_examples(builder, args.split, flag="--split")
-  images = data.load_images(builder, args.split, args.max_images)
-  return images, None, f"{args.dataset}:{args.split}"
+  source = f"{args.dataset}:{args.split}"
+  # The run's size: centre crops of larger images (a codes file holds one image shape).
+  images = runs.run_images(data.load_images(builder, args.split, args.max_images),
+                           tuple(cfg["image_shape"]), source)
+  return images, None, source
 
 
 def _summary(codes: Codes, file_bytes: int) -> str:
@@ -89,7 +94,8 @@ def cmd_info(args) -> None:
 
 def _add_source_flags(p: argparse.ArgumentParser, what: str) -> None:
   p.add_argument("--images", help=f"folder of PNG images ({what})")
-  p.add_argument("--dataset", help=f"tfds dataset name ({what}), e.g. fashion_mnist")
+  p.add_argument("--dataset", help=f"tfds dataset name or folder:DIR ({what}), e.g. "
+                 "fashion_mnist")
   p.add_argument("--split", default="test", help="tfds split (default: test)")
   p.add_argument("--data_dir", help="tfds data_dir (default: the run's for its dataset, "
                  "else tfds' own)")

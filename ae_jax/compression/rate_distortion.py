@@ -250,10 +250,13 @@ def eval_source(workdir: str, split: str | None = None, data_dir: str | None = N
 def load_eval_images(workdir: str, split: str | None = None, max_images: int | None = None,
                      data_dir: str | None = None,
                      idx_dir: str | None = None) -> tuple[np.ndarray, dict]:
-  """The uint8 images of the run's dataset (its eval split unless told), and the config."""
+  """The uint8 images of the run's dataset (its eval split unless told) as the run takes
+  them (`runs.run_images`: centre crops of the run's size from larger ones), and the
+  config."""
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   builder, split, cfg = eval_source(workdir, split, data_dir, idx_dir)
-  return data.load_images(builder, split, max_images), cfg
+  return runs.run_images(data.load_images(builder, split, max_images),
+                         tuple(cfg["image_shape"]), f"{cfg['dataset']} {split}"), cfg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,25 +313,31 @@ BD_RANGE = (21.0, 25.0)  # issue #23's range for the BD-rate against JPEG
 
 def _sources(workdirs: Sequence[str], dataset: str | None, split: str | None,
              data_dir: str | None, idx_dir: str | None):
-  """(tfds builder, split, dataset name) of the runs (one dataset and split for all) or of
-  --dataset; refused in seconds when they differ or the split is unknown or empty."""
+  """(tfds builder, split, dataset name, image shape or None) of the runs (one dataset and
+  split for all; the first run's image shape) or of --dataset; refused in seconds when
+  they differ or the split is unknown or empty."""
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   if not workdirs:
     builder = data.get_builder(dataset, data_dir, idx_dir or data.DEFAULT_IDX_DIR,
                                options="--")
     split = split or "test"
     data.num_examples(builder, split, flag="--split")
-    return builder, split, dataset
-  seen = {}
+    if None in data.image_shape(builder)[:2]:
+      raise UserError(f"{dataset} holds images of several sizes, and the classic codecs are "
+                      "measured here on images of one size: give a dataset (folder) of one "
+                      "size, or a run, whose size they are measured at (centre crops)")
+    return builder, split, dataset, None
+  seen, shapes = {}, []
   for workdir in workdirs:
     builder, run_split, cfg = eval_source(workdir, split, data_dir, idx_dir)
     seen.setdefault((cfg["dataset"], run_split), (workdir, builder))
+    shapes.append(tuple(cfg["image_shape"]))
   if len(seen) > 1:
     (a, (wa, _)), (b, (wb, _)) = list(seen.items())[:2]
     raise UserError(f"--workdir {wa} measures {a[0]} {a[1]} but --workdir {wb} {b[0]} {b[1]}: "
                     "give runs of one dataset (--split chooses one split for all)")
   (name, split), (_, builder) = next(iter(seen.items()))
-  return builder, split, name
+  return builder, split, name, shapes[0]
 
 
 def _autoencoder_rows(workdirs: Sequence[str], steps: Sequence[int],
@@ -377,9 +386,11 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
   if not workdirs and not classic.codecs and not extra_rows:
     raise UserError("nothing to measure: --codecs none without --workdir or --extra")
   # So does a bad split or missing data; --out is made only when the report is written.
-  builder, split, name = _sources(workdirs, dataset, split, data_dir, idx_dir)
+  builder, split, name, shape = _sources(workdirs, dataset, split, data_dir, idx_dir)
   files.check_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
+  if shape is not None:  # the runs' size (centre crops of larger images)
+    images = runs.run_images(images, shape, f"{name} {split}")
   rows = measure(images, lambda: _autoencoder_rows(workdirs, steps, images), classic=classic)
   raw = int(images[0].size)
   rows += [{**r, "ratio": raw / r["bytes_per_image"]} for r in extra_rows]

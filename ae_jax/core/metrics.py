@@ -145,7 +145,10 @@ def reconstruction_loss(kind: str, logits: jax.Array, target: jax.Array) -> jax.
 
 
 def _gaussian_band(n: int, size: int = 11, sigma: float = 1.5) -> np.ndarray:
-  """The [n - size + 1, n] matrix of a 'valid' 1D Gaussian blur (dm-pix's default filter)."""
+  """The [n - size + 1, n] matrix of a 'valid' 1D Gaussian blur (dm-pix's default filter).
+  A side shorter than the window (crops of a few pixels) gets the largest odd window that
+  fits it: there dm-pix and tf.image.ssim have none to give."""
+  size = min(size, n - 1 + n % 2)
   taps = np.exp(-0.5 * ((np.arange(size) - size // 2) / sigma) ** 2)
   taps /= taps.sum()
   band = np.zeros((n - size + 1, n), np.float32)

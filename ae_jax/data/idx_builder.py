@@ -4,6 +4,12 @@ Debian's `dataset-fashion-mnist` installs the four original IDX `.gz` files in
 /usr/share/datasets/fashion-mnist, but re-gzipped, so tfds' own `fashion_mnist` builder
 rejects their checksums as manual downloads. This builder reads such a folder (its
 `manual_dir`) and writes an ordinary prepared tfds dataset to `data_dir`, reused afterwards.
+
+Its splits keep the files' order: image i of the prepared `test` split is image i of
+t10k-images-idx3-ubyte (tfds' writer shuffles a split's examples unless the dataset info
+says `disable_shuffling`). Version 1.0.0 was shuffled: a data_dir prepared by it keeps its
+`idx_images/<name>/1.0.0/` folder, which nothing reads any more (delete it to free the
+space); 1.1.0 is prepared beside it on first use.
 """
 from __future__ import annotations
 
@@ -12,18 +18,24 @@ from typing import Callable
 
 import tensorflow_datasets as tfds
 
-from ae_jax.data.idx import FILES, find_idx_file, read_idx
+from ae_jax.data.idx import FILES, VERSION, find_idx_file, read_idx
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 MNIST_CLASSES = tuple(str(i) for i in range(10))
 
 
+RELEASE_NOTES = {
+    "1.0.0": "Splits in the order of tfds' writer (shuffled).",
+    "1.1.0": "Splits in the IDX files' order.",
+}
+
+
 class IdxConfig(tfds.core.BuilderConfig):
   """One MNIST-format dataset: its name is the tfds dataset it stands in for."""
 
   def __init__(self, *, class_names: tuple[str, ...], **kwargs):
-    super().__init__(version="1.0.0", **kwargs)
+    super().__init__(version=VERSION, release_notes=RELEASE_NOTES, **kwargs)
     self.class_names = class_names
 
 
@@ -50,6 +62,7 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.ClassLabel(names=list(self.builder_config.class_names)),
         }),
         supervised_keys=("image", "label"),
+        disable_shuffling=True,  # image i of a split is image i of its IDX file
     )
 
   def _split_generators(self, dl_manager):

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax.data import idx
+from ae_jax.data import folder, idx
 from ae_jax.core import progress
 from ae_jax.core.errors import DiskError, UserError, describe, disk_errno
 from ae_jax.core.files import atomic_path
@@ -33,6 +33,9 @@ DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 # Fashion-MNIST's images).
 _KNOWN_IDX_DIRS = {DEFAULT_IDX_DIR: "fashion_mnist"}
 _PROBE_SECONDS = 3.0
+# The versions of the project's own tfds builders, by builder name, known without tfds:
+# `Source` trusts a record of a prepared dataset only when it names today's version.
+_OUR_VERSIONS = {"idx_images": idx.VERSION, "folder_images": folder.VERSION}
 
 
 @functools.cache
@@ -109,13 +112,17 @@ def _tfds_bars(enable: bool):
     tfds.display_progress_bar(before)
 
 
-@contextlib.contextmanager
-def _preparing(builder, idx_dir: str, dataset: str):
-  """One progress line of the images a dataset prepared from IDX files has written, in
-  place of tfds' nested bars (splits, examples, shuffling)."""
+def _idx_count(idx_dir: str) -> int | None:
+  """The images of both splits of an IDX folder, from the files' headers."""
   counts = [idx.num_items(idx.find_idx_file(idx_dir, images))
             for images, _ in idx.FILES.values()]
-  total = None if None in counts else sum(counts)
+  return None if None in counts else sum(counts)
+
+
+@contextlib.contextmanager
+def _preparing(builder, total: int | None, dataset: str):
+  """One progress line of the images a dataset prepared by one of our builders (IDX files,
+  a folder) has written, in place of tfds' nested bars (splits, examples, shuffling)."""
   with _tfds_bars(False), progress.bar(total, f"preparing {dataset}", "image") as line:
     builder.on_example = line.update
     try:
@@ -137,10 +144,13 @@ def _idx_dir_holds_another(idx_dir: str | None, dataset: str) -> str | None:
 
 def get_builder(dataset: str, data_dir: str | None = None,
                 idx_dir: str | None = DEFAULT_IDX_DIR, options: str = "--config.",
-                dataset_fix: str | None = None):
+                dataset_fix: str | None = None, test_fraction: float = 0.1):
   """A prepared tfds builder for `dataset`, preparing it if it can be done here.
 
-  Order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
+  `folder:DIR` is the images in folder DIR (ae_jax/data/folder.py; `test_fraction` of
+  them held out for the test split where DIR has no train/ and test/), prepared by
+  folder_builder.py into `data_dir` on first use and whenever the folder has changed.
+  Otherwise, order: the dataset already prepared in `data_dir` (tfds' own builder, then ours);
   MNIST-format datasets from the IDX files in `idx_dir` (never a folder known to hold
   another dataset's files, such as the default, Fashion-MNIST's); a tfds download when the
   network answers. Otherwise raises `UserError` within seconds (tfds alone retries
@@ -154,6 +164,8 @@ def get_builder(dataset: str, data_dir: str | None = None,
     raise UserError(f"data_dir {data_dir} is a file: give the folder where tfds keeps (or "
                     "should prepare) its datasets")
   with _tfds_warnings_off():  # tfds' notes on folders it passes over: not the user's concern
+    if folder.is_folder(dataset):
+      return _get_folder_builder(dataset, data_dir, test_fraction, options)
     return _get_builder(dataset, data_dir, idx_dir, options,
                         dataset_fix or f"use a tfds dataset name such as fashion_mnist or "
                                        f"mnist ({options}dataset=...)")
@@ -182,7 +194,7 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
                       f"{dataset}'s")
     elif idx.has_idx_files(idx_dir):
       try:
-        with _preparing(ours, idx_dir, dataset):
+        with _preparing(ours, _idx_count(idx_dir), dataset):
           ours.download_and_prepare(
               download_config=tfds.download.DownloadConfig(manual_dir=idx_dir))
       except Exception as e:  # pylint: disable=broad-except  (tfds wraps errors in RuntimeError)
@@ -227,25 +239,70 @@ def _get_builder(dataset: str, data_dir: str | None, idx_dir: str | None, option
   return builder
 
 
-def image_shape(builder) -> tuple[int, int, int]:
-  """(H, W, C) of the dataset's uint8 `image` feature; `UserError` if it has none."""
+def data_root(data_dir: str | None) -> str:
+  """The tfds data_dir in use: `data_dir`, else $TFDS_DATA_DIR, else tfds' default."""
+  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
+                            or "~/tensorflow_datasets")
+
+
+def _folder_prepared(files: folder.Listing, data_dir: str | None) -> str:
+  """Where the folder dataset `files` is (or would be) prepared."""
+  return os.path.join(data_root(data_dir), "folder_images", files.config_name, folder.VERSION)
+
+
+def _get_folder_builder(dataset: str, data_dir: str | None, test_fraction: float,
+                        options: str):
+  tfds = _tfds()
+  from ae_jax.data import folder_builder  # pylint: disable=import-outside-toplevel  (tfds)
+  files = folder.listing(folder.path_of(dataset), test_fraction)
+  # A prepared copy says what the headers said: they are not read again.
+  try:
+    with open(os.path.join(_folder_prepared(files, data_dir), "metadata.json")) as f:
+      about = json.load(f)
+    config = folder_builder.FolderConfig(files=files, about=about)
+  except (OSError, ValueError):
+    config = folder_builder.FolderConfig.of(files)
+  builder = folder_builder.FolderImages(config=config, data_dir=data_dir)
+  if builder.is_prepared():
+    return builder
+  total = sum(len(v) for v in files.files.values())
+  try:
+    with _preparing(builder, total, dataset):
+      builder.download_and_prepare()
+  except (ValueError, OSError) as e:  # the images' own faults are UserErrors already
+    if disk_errno(e):
+      raise DiskError(f"the prepared {dataset} dataset", builder.data_dir_root, disk_errno(e),
+                      f"{options}data_dir") from None
+    raise UserError(f"cannot prepare {dataset} in {builder.data_dir_root} "
+                    f"({describe(e, 160)}): give a writable {options}data_dir with free "
+                    "space") from None
+  return builder
+
+
+def image_shape(builder) -> tuple[int | None, int | None, int]:
+  """(H, W, C) of the dataset's uint8 `image` feature, H and W None where its images have
+  several sizes; `UserError` if it has none."""
   try:
     feature = builder.info.features["image"]
   except (KeyError, TypeError):
     feature = None
   shape = tuple(getattr(feature, "shape", ()) or ())
-  if feature is None or len(shape) != 3 or None in shape or feature.np_dtype != np.uint8:
-    raise UserError(f"dataset {builder.name!r} has no fixed-size uint8 'image' feature "
-                    f"(got {feature!r}): choose an image dataset such as fashion_mnist")
+  if (feature is None or len(shape) != 3 or shape[2] is None
+      or feature.np_dtype != np.uint8):
+    raise UserError(f"dataset {dataset_name(builder)!r} has no uint8 'image' feature with a "
+                    f"fixed number of channels (got {feature!r}): choose an image dataset "
+                    "such as fashion_mnist")
   return shape
 
 
 def dataset_name(builder) -> str:
   """The name a user gave for `builder`'s dataset (ours, from IDX files, is a config of
-  the tfds builder `idx_images`)."""
-  from ae_jax.data import idx_builder  # pylint: disable=import-outside-toplevel  (imports tfds)
+  the tfds builder `idx_images`; a folder's is `folder:DIR`)."""
+  from ae_jax.data import folder_builder, idx_builder  # pylint: disable=import-outside-toplevel
   if isinstance(builder, idx_builder.IdxImages):
     return builder.builder_config.name
+  if isinstance(builder, folder_builder.FolderImages):
+    return folder.PREFIX + builder.builder_config.files.root
   return builder.name
 
 
@@ -264,33 +321,57 @@ def num_examples(builder, split: str,
   return n
 
 
-def load_images(builder, split: str, max_examples: int | None = None) -> np.ndarray:
-  """The split's images as one uint8 array [N, H, W, C], in the dataset's order.
+def load_images(builder, split: str, max_examples: int | None = None
+                ) -> np.ndarray | list[np.ndarray]:
+  """The split's images, in the dataset's order: one uint8 array [N, H, W, C], or, where
+  they have several sizes, a list of uint8 arrays [H_i, W_i, C] (they cannot be stacked).
 
   Decoding a split through tfds takes seconds (60k PNG-encoded images: ~4 s here), so the
-  decoded array is cached as `<split>.images.npy` beside the prepared dataset and read
-  back in milliseconds; a read-only data_dir simply goes without the cache, and a full one
-  with a one-line warning.
+  decoded images are cached as `<split>.images.npy` (several sizes: `.npz`, their pixels
+  end to end and their sizes) beside the prepared dataset and read back in milliseconds;
+  a read-only data_dir simply goes without the cache, and a full one with a one-line
+  warning.
   """
   n = num_examples(builder, split)  # an unknown split fails here, with the fix
-  cache = _cache_path(builder.data_dir, split)
+  ragged = None in image_shape(builder)[:2]
+  cache = _cache_path(builder.data_dir, split, ragged)
   images = _read_cache(cache, n)
   if images is None:  # no cache, or a stale or foreign one
-    ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
-    images = _tfds().as_numpy(ds)["image"]
-    save_cache(cache, images)
+    if ragged:
+      ds = builder.as_dataset(split=split, shuffle_files=False).map(lambda ex: ex["image"])
+      images = list(_tfds().as_numpy(ds))
+      pixels, sizes = _ragged_to_flat(images)
+      _write_atomically(cache, "wb", lambda f: np.savez(f, pixels=pixels, sizes=sizes))
+    else:
+      ds = builder.as_dataset(split=split, shuffle_files=False, batch_size=-1)
+      images = _tfds().as_numpy(ds)["image"]
+      save_cache(cache, images)
   return images[:max_examples] if max_examples else images
 
 
-def _cache_path(data_dir, split: str) -> str:
-  return os.path.join(os.fspath(data_dir), f"{split}.images.npy")
+def _cache_path(data_dir, split: str, ragged: bool = False) -> str:
+  return os.path.join(os.fspath(data_dir), f"{split}.images.{'npz' if ragged else 'npy'}")
 
 
-def _read_cache(path: str, n: int) -> np.ndarray | None:
+def _ragged_to_flat(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+  """(their pixels end to end, their shapes [N, 3]) of images of several sizes."""
+  shapes = np.array([np.shape(im) for im in images], np.int64).reshape(len(images), 3)
+  pixels = (np.concatenate([np.asarray(im).reshape(-1) for im in images]) if len(images)
+            else np.zeros(0, np.uint8))
+  return pixels, shapes
+
+
+def _read_cache(path: str, n: int) -> np.ndarray | list[np.ndarray] | None:
   """The cached split at `path` if it holds `n` images, else None."""
   try:
+    if path.endswith(".npz"):
+      with np.load(path) as cached:
+        pixels, sizes = cached["pixels"], cached["sizes"]
+      ends = np.cumsum(np.prod(sizes, axis=1))
+      images = [p.reshape(s) for p, s in zip(np.split(pixels, ends[:-1]), sizes)]
+      return images if len(images) == n and (not n or ends[-1] == len(pixels)) else None
     images = np.load(path)
-  except (OSError, ValueError):
+  except (OSError, ValueError, KeyError):
     return None
   return images if len(images) == n else None
 
@@ -330,18 +411,26 @@ class Source:
   """A prepared dataset as a training run needs it: image shape, split sizes, whole splits.
 
   The first run opens it through tfds (`get_builder`) and records what it found in
-  `<tfds data_dir>/ae_jax_prepared/<dataset>.json`; later runs that only need whole
-  splits already decoded to `.npy` (the device pipeline) read that record and the arrays
-  directly, without importing TensorFlow or tfds (~7 s and ~500 MB here). Anything the
-  record cannot answer (another split, a missing cache, the tf.data stream) opens tfds.
+  `<tfds data_dir>/ae_jax_prepared/<dataset>.v2.json` (a folder's: `<its config
+  name>.v2.json`, the folder's fingerprint in it); later runs that only need whole splits
+  already decoded (the device pipeline) read that record and the arrays directly, without
+  importing TensorFlow or tfds (~7 s and ~500 MB here). Anything the record cannot answer
+  (another split, a missing cache, the tf.data stream) opens tfds.
+  The record names the builder and its version: one of an earlier version of the
+  project's own builders is not trusted. (Records without them, `<dataset>.json`, were
+  written before the splits kept their files' order; code of that time still reads them,
+  so they are left alone rather than overwritten.)
   """
 
   def __init__(self, dataset: str, data_dir: str | None = None,
-               idx_dir: str | None = DEFAULT_IDX_DIR, splits: tuple[str, ...] = ()):
-    self.name, self._args = dataset, (dataset, data_dir, idx_dir)
-    root = os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR")
-                              or "~/tensorflow_datasets")
-    self._record_path = os.path.join(root, "ae_jax_prepared", f"{dataset}.json")
+               idx_dir: str | None = DEFAULT_IDX_DIR, splits: tuple[str, ...] = (),
+               test_fraction: float = 0.1):
+    self.name = dataset
+    self._args = (dataset, data_dir, idx_dir, "--config.", None, test_fraction)
+    key = dataset
+    if folder.is_folder(dataset):  # the files' names, sizes and times: no image is opened
+      key = folder.listing(folder.path_of(dataset), test_fraction).config_name
+    self._record_path = os.path.join(data_root(data_dir), "ae_jax_prepared", f"{key}.v2.json")
     self._builder = None
     self._record = self._read_record(splits)
     if self._record is None:
@@ -351,16 +440,25 @@ class Source:
     try:
       with open(self._record_path) as f:
         record = json.load(f)
-      ok = all(s in record["splits"] and os.path.exists(_cache_path(record["data_dir"], s))
-               for s in splits)
+      ragged = None in record["image_shape"][:2]
+      ok = all(s in record["splits"]
+               and os.path.exists(_cache_path(record["data_dir"], s, ragged)) for s in splits)
+      # A record of another version of our own builders is not today's dataset.
+      ours = _OUR_VERSIONS.get(record.get("builder"))
+      ok = ok and ours in (None, record["version"])
       return record if ok and splits else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
       return None
 
   def _write_record(self) -> dict:
     builder = self.builder
     record = {"data_dir": os.fspath(builder.data_dir), "image_shape": list(image_shape(builder)),
-              "splits": {k: v.num_examples for k, v in builder.info.splits.items()}}
+              "splits": {k: v.num_examples for k, v in builder.info.splits.items()},
+              "builder": builder.name, "version": str(builder.version)}
+    metadata = builder.info.metadata or {}
+    for key in ("smallest", "pixels"):  # a folder's: what its images' headers said
+      if key in metadata:
+        record[key] = metadata[key]
     try:
       os.makedirs(os.path.dirname(self._record_path), exist_ok=True)
     except OSError:  # a read-only data_dir: every run opens tfds
@@ -376,7 +474,8 @@ class Source:
     return self._builder
 
   @property
-  def image_shape(self) -> tuple[int, int, int]:
+  def image_shape(self) -> tuple[int | None, int | None, int]:
+    """(H, W, C); H and W None where the images have several sizes."""
     return tuple(self._record["image_shape"])
 
   def num_examples(self, split: str) -> int:
@@ -384,9 +483,25 @@ class Source:
       return self._record["splits"][split]
     return num_examples(self.builder, split)
 
-  def load_images(self, split: str, max_examples: int | None = None) -> np.ndarray:
+  def smallest(self, split: str) -> tuple[int, int, str] | None:
+    """(height, width, file) of the split's image whose shorter side is shortest, where the
+    dataset says (a folder's), else None."""
+    found = self._record.get("smallest", {}).get(split)
+    return tuple(found) if found else None
+
+  def megabytes(self, split: str) -> float | None:
+    """The split's decoded pixels in MiB, where known without decoding them (one image
+    size, or a folder's headers), else None."""
+    if None not in self.image_shape:
+      return self.num_examples(split) * int(np.prod(self.image_shape)) / 2**20
+    pixels = self._record.get("pixels", {}).get(split)
+    return None if pixels is None else pixels / 2**20
+
+  def load_images(self, split: str, max_examples: int | None = None
+                  ) -> np.ndarray | list[np.ndarray]:
     if self._builder is None and split in self._record["splits"]:
-      images = _read_cache(_cache_path(self._record["data_dir"], split),
+      images = _read_cache(_cache_path(self._record["data_dir"], split,
+                                       None in self.image_shape[:2]),
                            self._record["splits"][split])
       if images is not None:
         return images[:max_examples] if max_examples else images
@@ -436,6 +551,42 @@ def device_batch(images_u8: jax.Array, perm: jax.Array, i: jax.Array,
   return (flat[idx].astype(jnp.float32) / 255.0).reshape(batch_size, *images_u8.shape[1:])
 
 
+def flat_images(images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(pixels, offsets, sizes) of images of any sizes (an array [N, H, W, C] or a list of
+  [H_i, W_i, C]) for `device_crops`: their uint8 pixels end to end, where each starts
+  (int32 [N]) and its (height, width) (int32 [N, 2]). No padding: a set of photographs
+  takes the memory of its pixels, not N times the largest."""
+  if isinstance(images, np.ndarray):  # one size: already end to end
+    pixels, shapes = images.reshape(-1), np.tile(images.shape[1:], (len(images), 1))
+  else:
+    pixels, shapes = _ragged_to_flat(images)
+  sizes = shapes.prod(axis=1)
+  if sizes.sum() >= 2**31:  # int32 indices inside jit
+    raise ValueError(f"{sizes.sum()} bytes of pixels: over the 2 GiB the device crops index")
+  offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+  return pixels, offsets, shapes[:, :2].astype(np.int32)
+
+
+def device_crops(pixels_u8: jax.Array, offsets: jax.Array, sizes: jax.Array, perm: jax.Array,
+                 i: jax.Array, batch_size: int, crop: int, channels: int,
+                 key: jax.Array) -> jax.Array:
+  """Batch `i` of an epoch whose order is `perm`, each image a random crop x crop window
+  of it (offsets drawn from `key`: a function of (seed, step), for exact resumes), as
+  float32 in [0, 1] (for use in jit). The images are `flat_images`'s: one gather reads
+  the crops' pixels straight from them."""
+  idx = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+  hw = sizes[idx]
+  ky, kx = jax.random.split(key)
+  top = jax.random.randint(ky, (batch_size,), 0, hw[:, 0] - crop + 1)
+  left = jax.random.randint(kx, (batch_size,), 0, hw[:, 1] - crop + 1)
+  r = jnp.arange(crop)
+  rows = (top[:, None] + r) * hw[:, 1:2]  # [B, crop]: where each row of the crop starts
+  cols = left[:, None] + r  # [B, crop]
+  at = ((offsets[idx, None, None] + (rows[:, :, None] + cols[:, None, :]) * channels)[..., None]
+        + jnp.arange(channels))
+  return pixels_u8[at].astype(jnp.float32) / 255.0
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   """The example order of `epoch` (int32): a function of (seed, epoch) only, for exact
   resumes, and the same on every process and platform (numpy's PCG64).
@@ -448,20 +599,34 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def stream_epoch(builder, split: str, *, batch_size: int, steps: int, epoch: int, seed: int,
                  loc: float, scale: float, first_step: int, start: int = 0,
-                 num_shards: int = 1, shard: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 num_shards: int = 1, shard: int = 0,
+                 crop: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
   """Streams (noisy, clean) float32 batches of one epoch through tf.data.
 
   The order comes from a shuffle seeded by (seed, epoch), the noise of batch i from
   (seed, first_step + i); `start` skips the batches already trained on (resume). With
   several processes, each gets rows [shard * b, (shard + 1) * b) of every global batch
   (b = batch_size / num_shards): together they see exactly the one-process batches.
+  `crop`: each image a random crop x crop window, drawn from (seed, the example's place
+  in the run), as the noise is.
   """
   tf = _tf()
   ds = builder.as_dataset(split=split, shuffle_files=False)
-  ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
-              num_parallel_calls=tf.data.AUTOTUNE)
   n = num_examples(builder, split)
-  ds = ds.shuffle(min(n, 10_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+  if crop:
+    channels = image_shape(builder)[2]
+    ds = ds.map(lambda ex: ex["image"]).shuffle(
+        min(n, 10_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+    # Seeds [seed, -1 - k] for the k-th example of the run: never the noise's [seed, step].
+    ds = ds.enumerate().map(
+        lambda k, im: tf.cast(tf.image.stateless_random_crop(
+            im, [crop, crop, channels],
+            seed=tf.stack([tf.cast(seed, tf.int64), -1 - (first_step * batch_size + k)])),
+            tf.float32) / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    ds = ds.map(lambda ex: tf.cast(ex["image"], tf.float32) / 255.0,
+                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.shuffle(min(n, 10_000), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
   ds = ds.batch(batch_size, drop_remainder=True).take(steps).enumerate().skip(start)
   ds = ds.map(lambda i, x: (_add_noise_tf(x, first_step + tf.cast(i, tf.int32), seed, loc, scale),
                             x), num_parallel_calls=tf.data.AUTOTUNE)

@@ -31,12 +31,18 @@ def load_labelled(workdir: str, max_images: int | None, data_dir: str | None = N
   cfg = checkpoint.read_run_config(workdir)
   builder = runs.run_dataset(cfg, data_dir, idx_dir)
   n = data.num_examples(builder, cfg["eval_split"])
+  if "label" not in builder.info.features:
+    raise UserError(f"{cfg['dataset']} has no labels to colour the codes by (a folder's "
+                    "come from class subfolders)")
   split = cfg["eval_split"] + (f"[:{max_images}]" if max_images and max_images < n else "")
-  batch = tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False, batch_size=-1))
-  if "label" not in batch:
-    raise UserError(f"{cfg['dataset']} has no labels to colour the codes by")
+  labels = builder.as_dataset(split=split, shuffle_files=False,  # images: load_images'
+                              decoders={"image": tfds.decode.SkipDecoding()})
+  labels = labels.map(lambda ex: ex["label"])
+  labels = tfds.as_numpy(labels.batch(max(n, 1)).get_single_element())
+  images = runs.run_images(data.load_images(builder, cfg["eval_split"], max_images),
+                           tuple(cfg["image_shape"]), f"{cfg['dataset']} {cfg['eval_split']}")
   names = list(getattr(builder.info.features["label"], "names", []) or [])
-  return batch["image"], batch["label"], names
+  return images, labels, names
 
 
 def pca_2d(codes_NxD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

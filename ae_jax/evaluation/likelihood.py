@@ -91,7 +91,8 @@ def estimate(workdir: str, num_samples: int = NUM_SAMPLES, batch_size: int = 50,
     builder = runs.run_dataset(cfg, data_dir, idx_dir)
     data.num_examples(builder, split or cfg["eval_split"], flag="--split")
     images_u8 = data.load_images(builder, split or cfg["eval_split"], max_images)
-  images_u8 = np.asarray(images_u8)[:max_images]
+  images_u8 = runs.run_images(images_u8[:max_images], tuple(cfg["image_shape"]),
+                              f"the images for {workdir}")
   runs.check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   import jax  # pylint: disable=import-outside-toplevel
   model, variables = checkpoint.restore_autoencoder(workdir, run["step"])

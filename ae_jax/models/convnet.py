@@ -65,6 +65,12 @@ class ConvNetEncoder(nn.Module):
     checks.positive_int(self, "latent_channels")
     super().__post_init__()
 
+  @classmethod
+  def size_multiple(cls, spec) -> int:
+    """It takes images of any size; a multiple of 2^stages gives every code cell a whole
+    2^stages x 2^stages block (evaluation pads to it: registry.size_multiple)."""
+    return 2 ** len(spec.get("features", cls.features))
+
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     act, k = checks.ACTIVATIONS[self.activation], (self.kernel_size, self.kernel_size)
@@ -93,6 +99,11 @@ class ConvNetDecoder(nn.Module):
     _check_common(self, "upsample", UPSAMPLINGS)
     checks.image_shape(self)
     super().__post_init__()
+
+  @classmethod
+  def size_multiple(cls, spec) -> int:
+    """Built for any `image_shape`, with the same parameters (see the encoder's)."""
+    return 2 ** len(spec.get("features", cls.features))
 
   @nn.compact
   def __call__(self, z_BxhxwxC: jax.Array) -> jax.Array:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import math
 import os
 import sys
 import sysconfig
@@ -187,6 +188,21 @@ def scans_on_cpu(spec: Mapping, role: str) -> bool:
   cls = resolve(spec["name"], role)
   hook = getattr(cls, "scan_on_cpu", None)
   return bool(hook(spec)) if hook is not None else bool(getattr(cls, "SCAN_ON_CPU", False))
+
+
+def size_multiple(record: Mapping) -> int | None:
+  """The multiple of height and width that images of any size are padded to for the
+  model a config (or a run's config.json record) describes, or None when it takes only
+  the size it was built for. A module says it takes any size, with the same parameters,
+  by a classmethod `size_multiple(spec) -> int` (the convnet family's: 2^stages, what its
+  strides need); the model does when both halves do, and needs both multiples."""
+  multiples = []
+  for role in ("encoder", "decoder"):
+    hook = getattr(resolve(record[role]["name"], role), "size_multiple", None)
+    if hook is None:
+      return None
+    multiples.append(int(hook(record[role])))
+  return math.lcm(*multiples)
 
 
 def make_autoencoder(record: Mapping, image_shape) -> Autoencoder:

@@ -103,8 +103,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(config.dtype in DTYPES, "dtype", f"one of {DTYPES}")
   need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
-  need(isinstance(config.dataset, str) and bool(config.dataset), "dataset",
-       "a tfds dataset name")
+  need(isinstance(config.dataset, str) and bool(config.dataset.strip()), "dataset",
+       "a tfds dataset name, or folder:DIR for a folder of images")
+  need(not config.dataset.startswith("folder:") or bool(config.dataset[7:].strip()),
+       "dataset", "folder:DIR with the folder's path after the colon")
+  frac = config.test_fraction
+  need(isinstance(frac, (int, float)) and not isinstance(frac, bool) and 0 < frac < 1,
+       "test_fraction", "a number between 0 and 1 (the share of a folder's images held "
+       "out for the test split)")
+  positive_int("crop_size", allow_none=True)
   for field in ("num_epochs", "batch_size", "eval_batch_size", "num_images",
                 "device_data_mb", "checkpoints_to_keep"):
     positive_int(field)
@@ -231,18 +238,24 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
   return out
 
 
+# The fields folder datasets added, as runs from before them had them.
+BEFORE_FOLDERS = {"crop_size": None, "test_fraction": 0.1}
+
+
 def upgrade_record(record: dict) -> dict:
   """A run's config.json as today's configs write it. Runs from before the model zoo
   named their model as `model` ('dense' | 'conv') and `latent_dim`: the same modules
   are the `encoder` and `decoder` groups of `lecture_model`, with no loss terms, float32.
-  Runs from before the VAE had no loss warm-up (0)."""
-  if isinstance(record, dict) and "encoder" in record and "loss_warmup_steps" not in record:
-    return {**record, "loss_warmup_steps": 0}
+  Runs from before the VAE had no loss warm-up (0); runs from before folder datasets, no
+  crop (None) and the default test_fraction."""
+  if isinstance(record, dict) and "encoder" in record:
+    return {"loss_warmup_steps": 0, **BEFORE_FOLDERS, **record}
   if not isinstance(record, dict) or "encoder" in record or record.get("model") not in (
       "dense", "conv"):
     return record
   record = dict(record)
   record.setdefault("loss_warmup_steps", 0)
+  record.update({k: v for k, v in BEFORE_FOLDERS.items() if k not in record})
   model, latent_dim = record.pop("model"), record.pop("latent_dim", 64)
   record.update(lecture_model(model, latent_dim))
   record.setdefault("loss_weights", {})

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ae_jax.core.errors import UserError
-from ae_jax.training.config_lib import RESUMABLE_CHANGES
+from ae_jax.training.config_lib import BEFORE_FOLDERS, RESUMABLE_CHANGES
 from ae_jax.training.workdir import checkpoint_steps, read_run_config
 
 
@@ -74,6 +74,9 @@ def config_hash(cfg: dict, left_out: Sequence[str] = RESUMABLE_CHANGES) -> str:
   kept = {k: v for k, v in cfg.items() if k not in left_out}
   if kept.get("loss_warmup_steps") == 0:  # no warm-up: the hash of runs from before the field
     del kept["loss_warmup_steps"]
+  for key, before in BEFORE_FOLDERS.items():  # likewise the fields folder datasets added
+    if key in kept and kept[key] == before:
+      del kept[key]
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -104,4 +107,25 @@ def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = No
   return data.get_builder(
       cfg["dataset"], data_dir or cfg.get("data_dir"), idx_dir or cfg.get("idx_dir"),
       options="--", dataset_fix="the run's config.json names it, and this tfds does not "
-      "know it: install the package that registers it, or use a run of a known dataset")
+      "know it: install the package that registers it, or use a run of a known dataset",
+      test_fraction=cfg.get("test_fraction", BEFORE_FOLDERS["test_fraction"]))
+
+
+def run_images(images, image_shape: tuple[int, ...], what: str) -> np.ndarray:
+  """`images` (an array, or a list of arrays of several sizes) as the run takes them: uint8
+  [N, *image_shape]. Images of the run's size are kept; larger ones give their centre crop
+  of it (the tools take the size the run trained on: the codes files hold one image shape);
+  one smaller, or of other channels, is a `UserError` naming it by index."""
+  h, w, c = image_shape
+  if isinstance(images, np.ndarray) and tuple(images.shape[1:]) == (h, w, c):
+    return images
+  out = []
+  for i, im in enumerate(images):
+    if im.ndim != 3 or im.shape[2] != c or im.shape[0] < h or im.shape[1] < w:
+      raise UserError(f"image {i} of {what} is {im.shape[1]}x{im.shape[0]}x"
+                      f"{im.shape[2] if im.ndim == 3 else 1}, and the run takes {w}x{h}x{c} "
+                      "(centre crops of larger images): give images at least that large, "
+                      f"with {c} channel(s)")
+    top, left = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
+    out.append(im[top:top + h, left:left + w])
+  return np.stack(out) if out else np.zeros((0, h, w, c), np.uint8)

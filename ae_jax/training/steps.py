@@ -113,26 +113,38 @@ def noise_key(seed: int, stream: int) -> jax.Array:
 # `seed` is traced, not static: one executable serves every seed, and a persistent
 # compilation cache filled by one seed's run serves the next (the noise key is derived in
 # the step, a few integer operations).
+CROP_STREAM = 5  # the fold of key(seed) that training crops draw from (noise: 1 and 2)
+
+
 @functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "loc", "scale",
                                              "loss_kind", "sharding", "unroll", "weights",
-                                             "warmup_steps"),
+                                             "warmup_steps", "crop", "channels"),
                    donate_argnums=0)
-def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
+def device_train_steps(state: TrainState, images_u8, perm: jax.Array,
                        first: jax.Array, *, num_steps: int, batch_size: int,
                        seed: int | jax.Array, loc: float, scale: float, loss_kind: str,
                        sharding: NamedSharding | None = None,
                        unroll: int = 1, weights: tuple = (),
-                       warmup_steps: int = 0) -> tuple[TrainState, dict]:
+                       warmup_steps: int = 0, crop: int = 0,
+                       channels: int = 1) -> tuple[TrainState, dict]:
   """`num_steps` train steps on batches first, first+1, ... of the epoch order `perm`.
 
   Batches are gathered from the resident dataset and noised (key folded with the global
   step) inside jit; more than one step runs in a `lax.scan`, `unroll` steps per loop
-  iteration (the same steps in the same order: the same numbers). Returns the per-step
-  `loss` and reported terms (arrays of `num_steps`).
+  iteration (the same steps in the same order: the same numbers). With `crop`, the images
+  are `data.flat_images`' (pixels, offsets, sizes) of `channels` channels and each batch
+  image a random crop x crop window, drawn from (seed, step) as the noise is. Returns the per-step `loss` and
+  reported terms (arrays of `num_steps`).
   """
   def body(state, i):
     with jax.named_scope("batch"):
-      clean = data.device_batch(images_u8, perm, i, batch_size)
+      if crop:
+        pixels, offsets, sizes = images_u8
+        key = jax.random.fold_in(noise_key(seed, CROP_STREAM), state.step)
+        clean = data.device_crops(pixels, offsets, sizes, perm, i, batch_size, crop,
+                                  channels, key)
+      else:
+        clean = data.device_batch(images_u8, perm, i, batch_size)
       if sharding is not None:
         clean = jax.lax.with_sharding_constraint(clean, sharding)
       key = jax.random.fold_in(noise_key(seed, 1), state.step)
@@ -147,19 +159,30 @@ def device_train_steps(state: TrainState, images_u8: jax.Array, perm: jax.Array,
 
 
 @functools.partial(jax.jit, static_argnames=("loss_kind", "loc", "scale", "num_shown",
-                                             "shown_sharding", "weights", "warmup_steps"))
+                                             "shown_sharding", "weights", "warmup_steps",
+                                             "padded"))
 def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str,
               seed: int | jax.Array, loc: float, scale: float, num_shown: int,
               shown_sharding: NamedSharding | None = None,
-              weights: tuple = (), warmup_steps: int = 0) -> tuple[dict, dict]:
+              weights: tuple = (), warmup_steps: int = 0,
+              padded: tuple[int, int] | None = None) -> tuple[dict, dict]:
   """Masked sums of the eval metrics over a batch, and its first images (original, noisy,
   restored). The noise (and a model's sampling) is fixed by (seed, batch), so every epoch
   sees the same inputs. `val_loss` is the objective (the reconstruction loss for a model
   reporting no terms; the weights as the train step at `state.step` has them); each
-  reported term and metric is `val_<name>`."""
+  reported term and metric is `val_<name>`. `padded` (height, width): the model's input
+  is the noisy batch padded at the bottom and right to that size (its edge pixels
+  repeated) and its output is cropped back, for a model whose strides need a multiple of
+  some size (`models.registry.size_multiple`); the metrics see the images' own pixels."""
   noisy = data.add_noise(jax.random.fold_in(noise_key(seed, 2), batch_index), clean, loc, scale)
   rng = jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM + 1), batch_index)
-  logits, terms, reported = objectives.apply(state.apply_fn, state.params, noisy, rng)
+  x = noisy
+  if padded is not None:
+    h, w = clean.shape[1:3]
+    x = jnp.pad(noisy, ((0, 0), (0, padded[0] - h), (0, padded[1] - w), (0, 0)), mode="edge")
+  logits, terms, reported = objectives.apply(state.apply_fn, state.params, x, rng)
+  if padded is not None:
+    logits = logits[:, :h, :w]
   restored = jax.nn.sigmoid(logits)
   rec = metrics.reconstruction_loss(loss_kind, logits, clean)
   per_image = {

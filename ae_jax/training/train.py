@@ -18,7 +18,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding
 
-from ae_jax.training import checkpoint, config_lib, objectives, parallel, steps
+from ae_jax.training import checkpoint, config_lib, objectives, parallel, runs, steps
 from ae_jax import models
 from ae_jax.data import pipeline as data
 from ae_jax.core import plots
@@ -33,36 +33,114 @@ _StopRequests = StopRequests
 
 # ------------------------------------------------------------------------ evaluation
 
-def evaluate(state: TrainState, eval_images: np.ndarray, config, mesh) -> tuple[dict, dict]:
-  """Metrics over the whole eval split, and (original, noisy, restored) of its first images."""
+def evaluate(state: TrainState, eval_images, config, mesh,
+             sets: list | None = None) -> tuple[dict, dict]:
+  """Metrics over the whole eval split, and (original, noisy, restored) of its first images.
+
+  `sets`: `eval_sets(config, eval_images, image_shape)`, made once by the caller; by
+  default the images as they are, all of the model's size."""
   totals = shown = None
-  for clean, mask, b in data.eval_batches(eval_images, config.eval_batch_size):
-    sums, first = steps.eval_step(
-        state, parallel.global_array(clean, parallel.batch_sharding(mesh)),
-        parallel.global_array(mask, parallel.batch_sharding(mesh)), b, loss_kind=config.loss,
-        seed=config.seed, loc=config.noise.loc, scale=config.noise.scale,
-        num_shown=config.num_images, shown_sharding=parallel.replicated(mesh),
-        weights=objectives.weights_of(config), warmup_steps=config.loss_warmup_steps)
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    shown = first if shown is None else shown
-  n = len(eval_images)
+  first_batch = n = 0
+  for images, apply_fn, padded in sets or [(eval_images, None, None)]:
+    # A size other than the model was built for: the same parameters in a model built for
+    # it (apply_fn), the images padded to what its strides need.
+    in_state = state if apply_fn is None else state.replace(apply_fn=apply_fn)
+    for clean, mask, b in data.eval_batches(images, config.eval_batch_size):
+      sums, first = steps.eval_step(
+          in_state, parallel.global_array(clean, parallel.batch_sharding(mesh)),
+          parallel.global_array(mask, parallel.batch_sharding(mesh)), first_batch + b,
+          loss_kind=config.loss, seed=config.seed, loc=config.noise.loc,
+          scale=config.noise.scale, num_shown=config.num_images,
+          shown_sharding=parallel.replicated(mesh), weights=objectives.weights_of(config),
+          warmup_steps=config.loss_warmup_steps, padded=padded)
+      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+      shown = first if shown is None else shown
+    first_batch += -(-len(images) // config.eval_batch_size)
+    n += len(images)
   val = {k: float(v) / n for k, v in jax.device_get(totals).items()}
   if "val_noisy_psnr" in val:
     val["val_psnr_gain"] = val["val_psnr"] - val["val_noisy_psnr"]
   objectives.add_elbo(val, "val_", config.loss)
   # The first batch may be padded (fewer eval images than num_images): show real ones only.
-  return val, {k: v[:min(config.num_images, n)] for k, v in jax.device_get(shown).items()}
+  first_set = len((sets or [(eval_images,)])[0][0])
+  return val, {k: v[:min(config.num_images, first_set)]
+               for k, v in jax.device_get(shown).items()}
+
+
+def eval_sets(config, eval_images, image_shape) -> list[tuple]:
+  """How the eval images meet the model: [(uint8 images [n, h, w, C], apply_fn or None,
+  padded (height, width) or None)], in the split's order by first appearance of each size.
+
+  Images of the size the model was built for go in as they are (apply_fn None). Others,
+  for a model that takes any size (`models.registry.size_multiple`), are evaluated whole:
+  grouped by size (each size compiles its own eval step), each group padded to a multiple
+  of what the model's strides need and the output cropped back; for a model of one size,
+  their centre crops of it are evaluated."""
+  image_shape = tuple(image_shape)
+  if isinstance(eval_images, np.ndarray) and tuple(eval_images.shape[1:]) == image_shape:
+    return [(eval_images, None, None)]
+  multiple = models.registry.size_multiple(config)
+  if multiple is None:
+    return [(runs.run_images(eval_images, image_shape, f"the {config.eval_split} split"),
+             None, None)]
+  groups = {}
+  for i, im in enumerate(eval_images):
+    groups.setdefault(tuple(im.shape), []).append(i)
+  sets = []
+  for shape, where in groups.items():
+    images = np.stack([eval_images[i] for i in where])
+    if shape == image_shape:
+      sets.append((images, None, None))
+      continue
+    padded = tuple(-(-d // multiple) * multiple for d in shape[:2])
+    model = models.from_config(config, (*padded, shape[2]))
+    sets.append((images, model.apply, padded))
+  return sets
 
 
 # ------------------------------------------------------------------------ the steps, as jit calls
 
-def _choose_pipeline(config, n_train: int, image_shape) -> str:
+def _choose_pipeline(config, train_mb: float | None) -> str:
   """The pipeline a config (or a config.json record) runs: 'auto' is 'device' when the
-  training split's uint8 images fit in device_data_mb, else 'stream'."""
+  training split's uint8 images (`train_mb` MiB; None: not known before decoding them)
+  fit in device_data_mb, else 'stream'."""
   if config["input_pipeline"] != "auto":
     return config["input_pipeline"]
-  size_mb = n_train * int(np.prod(image_shape)) / 2**20
-  return "device" if size_mb <= config["device_data_mb"] else "stream"
+  return "device" if train_mb is not None and train_mb <= config["device_data_mb"] else "stream"
+
+
+def _model_shape(config, source) -> tuple[int, int, int]:
+  """The image shape the model is built for and trains on: crop_size x crop_size, else
+  the images' own size (one for all: several are refused with the fix)."""
+  h, w, c = source.image_shape
+  if config.crop_size:
+    return (config.crop_size, config.crop_size, c)
+  if h is None:
+    raise UserError(f"the images of {config.dataset} have several sizes: set "
+                    "--config.crop_size=N to train on random N x N crops of them (N at most "
+                    "their shortest side)")
+  return (h, w, c)
+
+
+def _crop(config, source) -> int:
+  """The crop size the train step draws, or 0 where the images are the crop already."""
+  crop = config.crop_size or 0
+  return 0 if tuple(source.image_shape) == (crop, crop, source.image_shape[2]) else crop
+
+
+def _check_crops(config, source, image_shape) -> None:
+  """Refuses, naming it, an image smaller than the crop (or, for a model of one size, an
+  eval image smaller than it: its centre crop is evaluated)."""
+  splits = [config.train_split] if _crop(config, source) else []
+  if (source.image_shape != tuple(image_shape)
+      and models.registry.size_multiple(config) is None):
+    splits.append(config.eval_split)
+  for split in splits:
+    small = source.smallest(split)
+    if small and min(small[:2]) < image_shape[0]:
+      raise UserError(f"the image {small[2]} is {small[1]}x{small[0]}, smaller than the "
+                      f"crop_size {image_shape[0]}: lower --config.crop_size to at most "
+                      f"{min(small[:2])}, or move it out of the dataset")
 
 
 def _steps_per_epoch(config, n_train: int) -> int:
@@ -124,25 +202,37 @@ class _Calls:
   source: data.Source
   n_train: int
   steps_per_epoch: int
-  train_images: jax.Array | None  # None: the split is streamed
+  train_images: jax.Array | tuple | None  # None: streamed; a tuple: flat_images' arrays
   per_call: int
   unroll: int
   weights: tuple
   shard: NamedSharding | None
+  crop: int  # the random crops' side drawn in the step (0: the images as they are)
+  channels: int  # the crops' channels (1 where there is no crop)
 
   @classmethod
   def of(cls, config, mesh: Mesh, source: data.Source, n_train: int, image_shape,
-         steps_per_epoch: int) -> _Calls:
+         steps_per_epoch: int, train_mb: float | None) -> _Calls:
     train_images = None
-    if _choose_pipeline(config, n_train, image_shape) == "device":
-      train_images = parallel.global_array(source.load_images(config.train_split),
-                                           parallel.replicated(mesh))
+    crop = _crop(config, source)
+    rep = parallel.replicated(mesh)
+    if _choose_pipeline(config, train_mb) == "device" and crop:
+      # Images of any sizes, end to end, cropped in the step.
+      flat = data.flat_images(source.load_images(config.train_split))
+      small = int(np.argmin(flat[2].min(axis=1)))
+      if flat[2][small].min() < crop:  # a dataset whose files are not named (not a folder's)
+        raise UserError(f"image {small} of {config.train_split} is {flat[2][small][1]}x"
+                        f"{flat[2][small][0]}, smaller than crop_size {crop}: lower "
+                        f"--config.crop_size to at most {flat[2][small].min()}")
+      train_images = tuple(parallel.global_array(a, rep) for a in flat)
+    elif _choose_pipeline(config, train_mb) == "device":
+      train_images = parallel.global_array(source.load_images(config.train_split), rep)
     backend = jax.default_backend()
     # On one device the constraint is a no-op: leave it out so the step compiles as before.
     shard = parallel.batch_sharding(mesh) if jax.device_count() > 1 else None
     return cls(config, mesh, source, n_train, steps_per_epoch, train_images,
                _steps_per_call(config, steps_per_epoch, backend), _scan_unroll(backend),
-               objectives.weights_of(config), shard)
+               objectives.weights_of(config), shard, crop, image_shape[2] if crop else 1)
 
   def epoch(self, epoch: int, start: int) -> Iterator[tuple[int, Callable]]:
     """(end, call) for each jit call of `epoch` from index `start` on: `call(state)` runs the
@@ -159,7 +249,7 @@ class _Calls:
         self.source.builder, config.train_split, batch_size=config.batch_size,
         steps=self.steps_per_epoch, epoch=epoch, seed=config.seed, loc=config.noise.loc,
         scale=config.noise.scale, first_step=first_step, start=start,
-        num_shards=jax.process_count(), shard=jax.process_index())
+        num_shards=jax.process_count(), shard=jax.process_index(), crop=self.crop)
     for i, batch in zip(range(start, self.steps_per_epoch), batches):
       yield i + 1, functools.partial(self._streamed, batch=batch)
 
@@ -169,7 +259,8 @@ class _Calls:
         state, self.train_images, perm, jnp.int32(begin), num_steps=end - begin,
         batch_size=config.batch_size, seed=config.seed, loc=config.noise.loc,
         scale=config.noise.scale, loss_kind=config.loss, sharding=self.shard,
-        unroll=self.unroll, weights=self.weights, warmup_steps=config.loss_warmup_steps)
+        unroll=self.unroll, weights=self.weights, warmup_steps=config.loss_warmup_steps,
+        crop=self.crop, channels=self.channels)
 
   def _streamed(self, state, *, batch):
     noisy, clean = (parallel.from_local_batch(x, self.mesh) for x in batch)
@@ -453,8 +544,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   parallel.check_batch_size(config.eval_batch_size, "eval_batch_size")
   workdir_lib.check_writable(workdir)
   source = data.Source(config.dataset, config.data_dir, config.idx_dir,
-                       splits=(config.train_split, config.eval_split))
-  image_shape = source.image_shape
+                       splits=(config.train_split, config.eval_split),
+                       test_fraction=config.test_fraction)
+  image_shape = _model_shape(config, source)
+  _check_crops(config, source, image_shape)
   model = _checked_model(config, image_shape)
   n_train = source.num_examples(config.train_split)
   if config.batch_size > n_train:
@@ -466,6 +559,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                     f"{config.train_split}: lower --config.steps_per_epoch, or leave it unset "
                     "for the whole split")
   eval_images = source.load_images(config.eval_split, config.eval_examples)
+  sets = eval_sets(config, eval_images, image_shape)
+  train_mb = source.megabytes(config.train_split)
+  if _crop(config, source) and train_mb is not None and train_mb * 2**20 >= 2**31:
+    train_mb = None  # the crops' int32 indices reach 2 GiB: streamed
 
   lock = workdir_lib.RunLock()  # held by process 0 until the run ends
 
@@ -475,8 +572,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       lock.acquire(workdir)  # the lock went with the old run: lock the new folder
     workdir_lib.prepare(workdir, workdir_lib.config_record(config, image_shape),
                         steps_per_epoch=_steps_per_epoch(config, n_train),
-                        pipeline_of=lambda record: _choose_pipeline(record, n_train,
-                                                                    image_shape))
+                        pipeline_of=lambda record: _choose_pipeline(record, train_mb))
 
   try:
     parallel.on_main_process(prepare_workdir)
@@ -485,7 +581,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     try:
       with _StopRequests() as stop:
         return _train(config, model, workdir, source, image_shape, n_train, eval_images, log,
-                      manager, stop)
+                      manager, stop, sets, train_mb)
     finally:
       try:
         with _writing_checkpoints(workdir):  # an asynchronous save's error surfaces here
@@ -533,14 +629,14 @@ def _start_or_resume(config, model, workdir: str, image_shape, mesh, manager,
 
 
 def _train(config, model, workdir, source, image_shape, n_train, eval_images, log, manager,
-           stop) -> TrainState:
+           stop, sets, train_mb) -> TrainState:
   main = parallel.is_main_process()
   say = (lambda msg: print(msg, file=sys.stderr)) if main else (lambda msg: None)
   mesh = parallel.make_mesh()
   steps_per_epoch = _steps_per_epoch(config, n_train)
   state, progress, history = _start_or_resume(config, model, workdir, image_shape, mesh,
                                               manager, log, steps_per_epoch, say)
-  calls = _Calls.of(config, mesh, source, n_train, image_shape, steps_per_epoch)
+  calls = _Calls.of(config, mesh, source, n_train, image_shape, steps_per_epoch, train_mb)
   every = config.checkpoint_every_steps
 
   for epoch in range(int(state.step) // steps_per_epoch, config.num_epochs):
@@ -564,7 +660,7 @@ def _train(config, model, workdir, source, image_shape, n_train, eval_images, lo
 
     # -------------------------------------------------------------------- evaluate and log
     _check_finite(state, epoch, config, manager)  # before its metrics are logged and it is saved
-    val, shown = evaluate(state, eval_images, config, mesh)
+    val, shown = evaluate(state, eval_images, config, mesh, sets)
     row = _epoch_row(run, state, val, seconds, config, steps_per_epoch)
     history.append(row)
     # A full disk stops the run before this epoch's checkpoint: the rerun resumes from the

@@ -14,6 +14,7 @@ except ImportError:  # not POSIX: runs go unlocked
 import ml_collections
 import numpy as np
 
+from ae_jax.data import folder
 from ae_jax.training import config_lib
 from ae_jax.core.errors import UserError, writing
 
@@ -53,8 +54,10 @@ def read_run_config(workdir: str) -> dict:
 
 
 def config_record(config: ml_collections.ConfigDict, image_shape) -> dict:
-  """The JSON form of a run's config, plus the image shape its models were built for."""
+  """The JSON form of a run's config, plus the image shape its models were built for. A
+  folder dataset is recorded by its absolute path: the tools find it from anywhere."""
   record = json.loads(config.to_json())
+  record["dataset"] = folder.normalized(record["dataset"])
   record["image_shape"] = list(image_shape)
   return record
 
