@@ -25,6 +25,18 @@ def rate_weight(lmbda: float, pixels: int = IMAGE_PIXELS) -> float:
   return 1.0 / (lmbda * 255.0**2 * pixels)
 
 
+def parse_lambda(lmbda: str, config: str = "codec") -> float:
+  """The lambda after a config's colon, refused (ValueError, one line) unless a number > 0."""
+  try:
+    value = float(lmbda)
+  except ValueError:
+    raise ValueError(f"lambda {lmbda!r} is not a number: give one after the colon, as "
+                     f"configs/{config}.py:0.0035") from None
+  if not value > 0:
+    raise ValueError(f"lambda {lmbda!r} must be > 0: give one as configs/{config}.py:0.0035")
+  return value
+
+
 def get_config(lmbda: str = "0.0035"):
   config = default.get_config()
   config.encoder = ml_collections.ConfigDict({
@@ -34,14 +46,7 @@ def get_config(lmbda: str = "0.0035"):
       "filters": (3, 3, 3), "init_scale": 10.0})  # the prior's CDF network (tfc's defaults)
   config.decoder = ml_collections.ConfigDict({"name": "mlp", "hidden": (512,)})
   config.loss = "mse"
-  try:
-    value = float(lmbda)
-  except ValueError:
-    raise ValueError(f"lambda {lmbda!r} is not a number: give one after the colon, as "
-                     "configs/codec.py:0.0035") from None
-  if not value > 0:
-    raise ValueError(f"lambda {lmbda!r} must be > 0: give one as configs/codec.py:0.0035")
-  config.loss_weights.rate = rate_weight(value)
+  config.loss_weights.rate = rate_weight(parse_lambda(lmbda))
   config.num_epochs = 10
   config.batch_size = 128
   return config

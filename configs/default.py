@@ -19,6 +19,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Warm-up: every term weight rises linearly from 0 to its value over the first N train
   # steps (a VAE's KL warm-up), computed from the step (resumes stay exact). 0 = none.
   config.loss_warmup_steps = 0
+  # Draws per image whose importance weights the objective averages: K > 1 trains on the
+  # K-sample bound -log mean_k w_k (IWAE, configs/iwae.py; ae_jax/training/objectives.py).
+  config.importance_samples = 1
+  # Weight decay (L2, added to the gradient before Adam: torch Adam's `weight_decay`) by
+  # half of the model: weight_decay.decoder for the RAE's (configs/rae.py). Empty = none.
+  config.weight_decay = ml_collections.ConfigDict()
   # Compute dtype of every layer; parameters and optimizer state stay float32.
   config.dtype = "float32"  # 'float32' or 'bfloat16'
 

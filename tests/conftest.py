@@ -138,6 +138,35 @@ def read_tensorboard(logdir: str) -> tuple[dict, dict]:
   return scalars, images
 
 
+def scripted_stop(monkeypatch, step) -> None:
+  """Training runs started from now on get a stop request, as from SIGTERM, once the jit
+  call that ends at `step` has run (the run saves that step and raises train.Interrupted);
+  `step` None: no stop. Replaces train._StopRequests for the test (device pipeline)."""
+  from ae_jax.training import signals, train  # pylint: disable=import-outside-toplevel
+
+  class Scripted(signals.StopRequests):  # the real one, not a script set earlier
+    def __enter__(self):
+      super().__enter__()
+      wrapped = train.steps.device_train_steps
+
+      def call(state, images, perm, first, *, num_steps, **kw):
+        end = int(state.step) + num_steps  # read before the call: it donates `state`
+        out = wrapped(state, images, perm, first, num_steps=num_steps, **kw)
+        if end == step:
+          self.signum = signal.SIGTERM
+        return out
+
+      self._patch = pytest.MonkeyPatch()
+      self._patch.setattr(train.steps, "device_train_steps", call)
+      return self
+
+    def __exit__(self, *exc):
+      self._patch.undo()
+      return super().__exit__(*exc)
+
+  monkeypatch.setattr(train, "_StopRequests", Scripted)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
   """(idx_dir, data_dir) of a 512/128-image dataset prepared as 'fashion_mnist'."""

@@ -157,7 +157,7 @@ def test_codes_file_header_is_checksummed_and_version_1_files_still_load(runs, t
   np.testing.assert_array_equal(loaded.values, codes.values)
   assert loaded.names == codes.names and loaded.run == codes.run
   (tmp_path / "v9.aec").write_bytes(codes_file._PREFIX.pack(codes_file.MAGIC, 9, 0))
-  with pytest.raises(UserError, match="format version 9; this ae_jax reads versions 1 to 3"):
+  with pytest.raises(UserError, match="format version 9; this ae_jax reads versions 1 to 4"):
     compress.load_codes(str(tmp_path / "v9.aec"))
 
 

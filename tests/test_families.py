@@ -1,8 +1,9 @@
 """What holds for every model holds for every family: one harness, parametrized.
 
 For each family's config (shrunk to a few steps on the tiny dataset) it checks:
-  * a run SIGKILLed after a checkpoint, resumed, ends bit-identical to an unbroken run
-    (parameters and every metrics row, reported terms included);
+  * a run stopped mid-epoch (as by SIGTERM), resumed, ends bit-identical to an unbroken
+    run (parameters and every metrics row, reported terms included); the runs train in
+    the test's process, so the three share their compiled steps;
   * 4 devices give the 1-device run's numbers (to float summation order);
   * the encoder and decoder checkpoint items restore apart with a plain orbax client
     that knows only the module and the item's name;
@@ -13,10 +14,8 @@ tests/test_registry.py.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +26,7 @@ import pytest
 from ae_jax.training import checkpoint, train, workdir as workdir_lib
 from ae_jax.compression import compress
 from ae_jax import models
-from conftest import REPO
+from conftest import REPO, scripted_stop
 
 # family -> (config file, overrides that shrink it)
 FAMILIES = {
@@ -43,12 +42,70 @@ FAMILIES = {
     "codec": ("configs/codec.py", ["--config.encoder.analysis.hidden=(16,)",
                                    "--config.encoder.analysis.latent_dim=8",
                                    "--config.decoder.hidden=(16,)"]),
+    "codec_conv": ("configs/codec_conv.py", ["--config.encoder.analysis.features=4",
+                                             "--config.encoder.analysis.latent_channels=6",
+                                             "--config.decoder.features=4"]),
+    "hyperprior": ("configs/hyperprior.py", ["--config.encoder.analysis.features=4",
+                                             "--config.encoder.analysis.latent_channels=6",
+                                             "--config.encoder.hyper_features=4",
+                                             "--config.decoder.features=4"]),
     # Codes unused for 2 steps restart: resets happen before and after the kill.
     "vq": ("configs/vqvae.py", ["--config.encoder.features=(4, 8)",
                                 "--config.decoder.features=(8, 4)",
                                 "--config.encoder.codebook_size=16",
                                 "--config.encoder.dead_code_after=2"]),
+    "iwae": ("configs/iwae.py", ["--config.encoder.hidden=(16,)",
+                                 "--config.decoder.hidden=(16,)",
+                                 "--config.importance_samples=3"]),
+    "vamp": ("configs/vamp.py", ["--config.encoder.hidden=(16,)",
+                                 "--config.decoder.hidden=(16,)",
+                                 "--config.encoder.prior.components=8"]),
+    "beta_tc": ("configs/beta_tc_vae.py", ["--config.encoder.hidden=(16,)",
+                                           "--config.decoder.hidden=(16,)",
+                                           "--config.encoder.dataset_size=512"]),
+    "wae": ("configs/wae.py", ["--config.encoder.net.hidden=(16,)",
+                               "--config.encoder.net.latent_dim=4",
+                               "--config.decoder.hidden=(16,)"]),
+    "rae": ("configs/rae.py", ["--config.encoder.net.hidden=(16,)",
+                               "--config.encoder.net.latent_dim=4",
+                               "--config.decoder.hidden=(16,)"]),
+    "aae": ("configs/aae.py", ["--config.encoder.net.hidden=(16,)",
+                               "--config.encoder.net.latent_dim=4",
+                               "--config.encoder.discriminator_hidden=(8,)",
+                               "--config.decoder.hidden=(16,)"]),
 }
+# family -> [(overrides, the one line it is refused with)]: each family's bad values.
+BAD_INPUTS = {
+    "iwae": [(["--config.encoder.kl=analytic"], "reports it in closed form: set "
+              "--config.encoder.kl=sampled"),
+             (["--config.loss=mse"], "the loss must be a likelihood, not 'mse'"),
+             (["--config.importance_samples=0"], "bad config value importance_samples=0")],
+    "vamp": [(["--config.encoder.prior.components=0"],
+              "bad config value encoder.prior.components=0: it must be a positive integer"),
+             (["--config.encoder.kl=analytic"],
+              "encoder.kl='analytic': it must be 'sampled' (or None) with a prior other "
+              "than N(0, I)")],
+    "beta_tc": [(["--config.encoder.sampling=mcmc"],
+                 "bad config value encoder.sampling='mcmc': it must be one of ('mws', 'mss')"),
+                (["--config.loss_weights.kl=1.0"],
+                 "config.loss_weights names ['kl'], which the model does not report")],
+    "wae": [(["--config.encoder.kernel=gauss"],
+             "bad config value encoder.kernel='gauss': it must be one of ('imq', 'rbf')"),
+            (["--config.encoder.net.latent_dim=0"], "bad config value encoder.net.latent_dim=0")],
+    "rae": [(["--config.weight_decay.decoder=-1.0"],
+             "bad config value weight_decay.decoder=-1.0: it must be a number >= 0"),
+            (["--config.weight_decay.discriminator=1.0"],
+             "unknown config field weight_decay.discriminator")],
+    "aae": [(["--config.encoder.discriminator_hidden=(0,)"],
+             "bad config value encoder.discriminator_hidden=(0,): it must be a tuple of "
+             "positive integers"),
+            (["--config.encoder.discriminator_learning_rate=-1.0"],
+             "bad config value encoder.discriminator_learning_rate=-1.0"),
+            (["--config.encoder.net.name=nope"], "unknown encoder 'nope' (config field "
+             "encoder.net.name)")],
+}
+GENERATIVE = ("vae", "iwae", "vamp", "beta_tc", "wae", "rae", "aae")
+CODECS = ("codec", "codec_conv", "hyperprior")  # coded by their priors ('entropy')
 TINY = ["--config.batch_size=32", "--config.steps_per_epoch=3", "--config.num_epochs=2",
         "--config.eval_examples=64", "--config.eval_batch_size=32", "--config.num_images=4",
         "--config.checkpoint_every_steps=1", "--config.progress_bar=False"]
@@ -99,36 +156,29 @@ def _config(family, tiny_data, workdir):
   return config
 
 
-def _kill_after_a_checkpoint(proc, workdir, step=2):
-  t0 = time.time()
-  while step not in workdir_lib.checkpoint_steps(workdir):
-    assert proc.poll() is None, "the run ended before the kill point: " + proc.stderr.read()
-    assert time.time() - t0 < 240
-    time.sleep(0.005)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_data,
-                                                                   tmp_path):
-  reference, four, killed = (str(tmp_path / n) for n in ("reference", "four", "killed"))
-  procs = [_start(_args(family, tiny_data, reference)),
-           _start(_args(family, tiny_data, four), devices=4)]
-  victim = _start(_args(family, tiny_data, killed))
-  _kill_after_a_checkpoint(victim, killed)
-  for p in procs:
-    _finish(p)
-  config = _config(family, tiny_data, killed)
+                                                                   tmp_path, monkeypatch):
+  reference, four, stopped = (str(tmp_path / n) for n in ("reference", "four", "stopped"))
+  sharded = _start(_args(family, tiny_data, four), devices=4)  # beside the runs below
+  config = _config(family, tiny_data, stopped)
+  train.train_and_evaluate(_config(family, tiny_data, reference), reference)
 
-  # Resumed after SIGKILL (here, in this process): bit-identical to the unbroken run.
-  assert 0 < max(workdir_lib.checkpoint_steps(killed)) < 6
-  state = train.train_and_evaluate(config, killed)
+  # Stopped mid-epoch after step 2 (as by SIGTERM: that step saved), resumed: bit-identical
+  # to the unbroken run. (SIGKILL itself, and a half-written checkpoint after it, is
+  # tests/test_resume.py's, for the loop every family shares.)
+  scripted_stop(monkeypatch, 2)
+  with pytest.raises(train.Interrupted):
+    train.train_and_evaluate(config, stopped)
+  assert max(workdir_lib.checkpoint_steps(stopped)) == 2
+  scripted_stop(monkeypatch, None)
+  state = train.train_and_evaluate(config, stopped)
   assert int(state.step) == 6
-  jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_autoencoder(killed)[1],
+  jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_autoencoder(stopped)[1],
                checkpoint.restore_autoencoder(reference)[1])
+  _finish(sharded)
   rows = _rows(reference)
-  assert _rows(killed) == rows and [r["step"] for r in rows] == [3, 6]
+  assert _rows(stopped) == rows and [r["step"] for r in rows] == [3, 6]
   if family == "sparse":  # its reported term and metric are logged, train and val
     assert {"train_l1", "train_code_mean", "val_l1", "val_code_mean",
             "val_reconstruction"} <= set(rows[0])
@@ -149,8 +199,40 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
         rows[1]["val_reconstruction"] + 0.25 * rows[1]["val_commitment"] + codebook, rel=1e-5)
     assert 1 <= rows[1]["val_perplexity"] <= 16 and 0 < rows[1]["val_usage"] <= 1
 
-  if family == "codec":  # the rate (bits per image) weighed in by configs/codec.py's weight
+  if family in ("iwae", "vamp"):  # a sampled KL; IWAE: the K-sample bound, below the -ELBO
+    assert {"train_kl", "train_elbo", "val_kl", "val_elbo"} <= set(rows[0])
+    for row in rows:
+      if family == "iwae":
+        assert row["val_loss"] < -row["val_elbo"] and row["train_loss"] < -row["train_elbo"]
+      else:
+        assert row["val_loss"] == pytest.approx(-row["val_elbo"], rel=1e-5)
+
+  if family == "beta_tc":  # alpha MI + beta TC + gamma dimension-wise KL; kl their sum
+    for row in rows:
+      assert row["val_loss"] == pytest.approx(
+          row["val_reconstruction"] + row["val_mutual_info"] + 6 * row["val_total_correlation"]
+          + row["val_dimension_kl"], rel=1e-5)
+      assert row["val_kl"] == pytest.approx(row["val_mutual_info"] + row[
+          "val_total_correlation"] + row["val_dimension_kl"], rel=1e-4, abs=1e-3)
+      assert row["val_elbo"] == pytest.approx(-(row["val_reconstruction"] + row["val_kl"]))
+  if family in ("wae", "rae"):  # the summed squared error plus the weighted term
+    term, weight = ("mmd", 3e-2) if family == "wae" else ("code_l2", 1e-4)
+    row = rows[-1]
+    assert row["val_loss"] == pytest.approx(row["val_reconstruction"] + weight * row[
+        f"val_{term}"], rel=1e-5)
+    assert row["val_reconstruction"] == pytest.approx(784 * row["val_mse"], rel=1e-4)
+
+  if family == "aae":  # the discriminator's term is its own loss, not the model's
+    for row in rows:
+      assert {"train_adversarial", "train_discrimination", "val_discrimination"} <= set(row)
+      assert row["val_loss"] == pytest.approx(
+          row["val_reconstruction"] + 0.5 * row["val_adversarial"], rel=1e-5)
+    # Both optimizers' states were checkpointed: the resume above is bit-identical.
+    assert set(state.opt_state.inner_states) == {"model", "discriminator"}
+
+  if family in CODECS:  # the rate (bits per image) weighed in by the config's weight
     assert {"train_rate", "val_rate", "val_reconstruction"} <= set(rows[0])
+    assert ("val_rate_z" in rows[0]) == (family == "hyperprior")  # z's share, logged
     assert rows[0]["val_loss"] == pytest.approx(
         rows[0]["val_reconstruction"] + config.loss_weights.rate * rows[0]["val_rate"],
         rel=1e-5)
@@ -184,9 +266,17 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   full_model, full = checkpoint.restore_autoencoder(reference)
   np.testing.assert_array_equal(restored, full_model.apply(full, x, method="reconstruct"))
 
+  # Generative families: the sample command decodes draws from the run's prior (an RAE's:
+  # the ex-post mixture, fitted to the training codes and stored beside the run).
+  if family in GENERATIVE:
+    from ae_jax.evaluation import sample  # pylint: disable=import-outside-toplevel
+    drawn = sample.generate(reference, num=4, seed=1)
+    assert drawn.shape == (4, 28, 28, 1) and np.all((drawn >= 0) & (drawn <= 1))
+    assert os.path.exists(os.path.join(reference, "ex_post_density.npz")) == (family == "rae")
+
   # The compression tools: images -> codes file -> images, with only each half restored.
   images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), np.uint8)
-  codes = compress.encode(reference, images, "float32" if family != "codec" else "entropy")
+  codes = compress.encode(reference, images, "entropy" if family in CODECS else "float32")
   path = str(tmp_path / "codes.aec")
   with open(path, "wb") as f:
     f.write(compress.codes_to_bytes(codes))
@@ -208,3 +298,25 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
     assert row["setting"] == "vq+convnet 7x7x16"
     assert row["psnr"] == pytest.approx(
         quality.report(quality.to_uint8(decoded), images)["psnr"])
+
+
+@pytest.mark.parametrize("family,overrides,message",
+                         [(f, o, m) for f, rows in BAD_INPUTS.items() for o, m in rows])
+def test_every_familys_bad_values_are_one_line(family, overrides, message, tiny_data,
+                                               tmp_path):
+  import ast  # pylint: disable=import-outside-toplevel
+  from ae_jax.core.errors import UserError  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "run")
+  config = _config(family, tiny_data, workdir)
+  for arg in overrides:
+    name, value = arg[len("--config."):].split("=", 1)
+    *groups, leaf = name.split(".")
+    node = config
+    for g in groups:
+      node = node[g]
+    node[leaf] = ast.literal_eval(value) if value[:1] not in "abcdefghijklmnopqrstuvwxyz" \
+        else value
+  with pytest.raises(UserError) as caught:
+    train.train_and_evaluate(config, workdir)
+  assert message in str(caught.value) and "\n" not in str(caught.value)
+  assert not os.path.exists(os.path.join(workdir, "checkpoints"))

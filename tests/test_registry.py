@@ -195,8 +195,9 @@ def test_a_users_module_that_raises_on_import_is_shown_where_it_raised(tmp_path,
 
 @pytest.mark.parametrize("change,match", [
     ({"encoder": {"name": "gan"}}, r"unknown encoder 'gan' \(config field encoder.name\): "
-                                   r"choose one of \['conv', 'convnet', 'dense', 'factorized', 'mlp', "
-                                   r"'sparse', 'vae', 'vq'\]"),
+                                   r"choose one of \['adversarial', 'beta_tc', 'conv', 'convnet', "
+                                   r"'dense', 'factorized', 'gdn', 'hyperprior', 'mlp', 'rae', "
+                                   r"'sparse', 'vae', 'vq', 'wae'\]"),
     ({"encoder": {"name": "vae", "hidden": (0,)}}, "encoder.hidden=.*a tuple of positive"),
     ({"encoder": {"name": "vae", "latent_dim": -2}}, "encoder.latent_dim=-2"),
     ({"decoder": {"name": "sparse"}}, "unknown decoder 'sparse'"),

@@ -15,7 +15,7 @@ import pytest
 
 from ae_jax.training import checkpoint, signals, train
 from ae_jax.core.errors import UserError
-from conftest import REPO, read_tensorboard
+from conftest import REPO, read_tensorboard, scripted_stop
 
 TIMING = ("seconds", "images_per_sec")
 
@@ -147,45 +147,20 @@ def test_mid_epoch_checkpoints_resume_bit_identical_in_process(tiny_config, tmp_
 
 
 
-class _StopAfterStep(train._StopRequests):  # pylint: disable=protected-access
-  """A stop request (as from SIGTERM) that arrives once the jit call ending at `step` ran."""
-  step = None
-
-  def __enter__(self):
-    super().__enter__()
-    wrapped = train.steps.device_train_steps
-
-    def call(state, images, perm, first, *, num_steps, **kw):
-      end = int(state.step) + num_steps  # read before the call: it donates `state`
-      out = wrapped(state, images, perm, first, num_steps=num_steps, **kw)
-      if end == self.step:
-        self.signum = signal.SIGTERM
-      return out
-
-    self._patch = pytest.MonkeyPatch()
-    self._patch.setattr(train.steps, "device_train_steps", call)
-    return self
-
-  def __exit__(self, *exc):
-    self._patch.undo()
-    return super().__exit__(*exc)
-
-
 @pytest.mark.parametrize("stop_step", [2, 4, 8])  # mid-epoch, an epoch's end, the run's end
 def test_a_stop_request_resumes_with_every_epoch_logged_once(tiny_config, tmp_path,
                                                              monkeypatch, stop_step):
   tiny_config.steps_per_call = 2  # jit calls end at steps 2, 4 | 6, 8
   full = _train(tiny_config, str(tmp_path / "full"))
   workdir = str(tmp_path / "stopped")
-  monkeypatch.setattr(_StopAfterStep, "step", stop_step)
-  monkeypatch.setattr(train, "_StopRequests", _StopAfterStep)
+  scripted_stop(monkeypatch, stop_step)
   if stop_step < 8:
     with pytest.raises(train.Interrupted) as stopped:
       _train(tiny_config, workdir)
     assert stopped.value.step == stop_step
     # Every epoch that ended before the stop was evaluated and logged.
     assert [r["epoch"] for r in _metrics(workdir)] == list(range(1, stop_step // 4 + 1))
-    monkeypatch.setattr(_StopAfterStep, "step", None)
+    scripted_stop(monkeypatch, None)
   resumed = _train(tiny_config, workdir)  # a stop after the last step: the run is complete
   _assert_bit_identical(resumed.params, full.params)
   assert _metrics(workdir) == _metrics(tmp_path / "full")

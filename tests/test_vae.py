@@ -168,7 +168,7 @@ def test_samples_from_the_prior_and_the_manifold(vae_run, tmp_path, capsys):
 @pytest.mark.parametrize("change,argv,message", [
     ({"encoder": {"name": "vae", "hidden": [32], "latent_dim": 3, "activation": "relu"}},
      ["--manifold"], "--manifold needs a 2-dim code"),
-    ({"encoder": {"name": "dense", "latent_dim": 2}}, [], "is not a VAE run"),
+    ({"encoder": {"name": "dense", "latent_dim": 2}}, [], "has no prior to sample from"),
 ])
 def test_the_sample_commands_bad_input_is_one_line(vae_run, tmp_path, capsys, change, argv,
                                                    message):

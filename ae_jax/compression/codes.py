@@ -27,6 +27,9 @@ integer tables (`table_lo`, `table_size`, `table_freq`: shared by every image, l
 tables) and `streams`: one range-coded stream per image, each after its varint length.
 The header adds `coder` (the entropy coder and its version) and `symbols_crc32`, checked
 after decoding: a decode that went astray fails loudly instead of giving other pixels.
+Version 4 (written for a hyperprior codec's `entropy` codes only): images of any sizes, z's
+tables, one stream per image of ẑ and y (ae_jax/compression/hyper_codes.py, which reads and
+writes its header fields and arrays; framed as above).
 No JAX here: reading and writing codes needs numpy (and constriction for `entropy`) only.
 """
 from __future__ import annotations
@@ -38,7 +41,7 @@ import zlib
 
 import numpy as np
 
-from ae_jax.compression import entropy_coding
+from ae_jax.compression import entropy_coding, hyper_codes
 from ae_jax.core.errors import UserError
 
 QUANTS = ("float32", "float16", "uint8")  # fixed-length codes of any float code
@@ -189,9 +192,11 @@ class Codes:
     return z.reshape(len(z), *self.code_shape)
 
 
-def codes_to_bytes(codes: Codes) -> bytes:
+def codes_to_bytes(codes: Codes | hyper_codes.HyperCodes) -> bytes:
   """The codes file's contents (see the module docstring for the format). Codes whose parts
   do not fit together are refused (ValueError): `load_codes` would not read them back."""
+  if isinstance(codes, hyper_codes.HyperCodes):
+    return _framed(*hyper_codes.file_parts(codes), hyper_codes.VERSION)
   problem = inconsistency(codes)
   if problem:
     raise ValueError(f"codes not written: {problem}")
@@ -208,18 +213,27 @@ def codes_to_bytes(codes: Codes) -> bytes:
               ("streams", streams)]
     extra = {"coder": codes.coder, "table_precision": entropy_coding.PRECISION,
              "symbols_crc32": entropy_coding.symbols_crc32(codes.values)}
-  payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
-                     for _, a in arrays)
   header = {
       "model": codes.model, "latent_dim": codes.latent_dim,
       "code_shape": list(codes.code_shape), "image_shape": list(codes.image_shape),
       "quant": codes.quant, "num_images": codes.num_images, "run": codes.run,
       "names": codes.names,
-      "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)} for n, a in arrays],
-      "payload_bytes": len(payload), "crc32": zlib.crc32(payload), **extra,
   }
+  return _framed(arrays, header, INDEX_VERSION if codes.quant in (INDEX, ENTROPY) else VERSION,
+                 extra)
+
+
+def _framed(arrays: list[tuple[str, np.ndarray]], header: dict, version: int,
+            extra: dict | None = None) -> bytes:
+  """Prefix, header (`header`, the arrays' list, the payload's length and CRC, `extra`)
+  and payload."""
+  payload = b"".join(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+                     for _, a in arrays)
+  header = {**header,
+            "arrays": [{"name": n, "dtype": a.dtype.name, "shape": list(a.shape)}
+                       for n, a in arrays],
+            "payload_bytes": len(payload), "crc32": zlib.crc32(payload), **(extra or {})}
   blob = json.dumps(header, separators=(",", ":")).encode()
-  version = INDEX_VERSION if codes.quant in (INDEX, ENTROPY) else VERSION
   return (_PREFIX.pack(MAGIC, version, len(blob)) + _HEADER_CRC.pack(zlib.crc32(blob)) + blob
           + payload)
 
@@ -242,9 +256,9 @@ def codes_from_bytes(data: bytes, path: str = "the codes") -> Codes:
     raise UserError(f"{path} is not an ae_jax codes file: give a file written by "
                     "`python -m ae_jax.compress encode`")
   _, version, header_len = _PREFIX.unpack_from(data)
-  if version not in (1, VERSION, INDEX_VERSION):
+  if version not in (1, VERSION, INDEX_VERSION, hyper_codes.VERSION):
     raise UserError(f"{path} has codes format version {version}; this ae_jax reads versions "
-                    f"1 to {INDEX_VERSION}: {redo} with this version")
+                    f"1 to {hyper_codes.VERSION}: {redo} with this version")
   at = _PREFIX.size + (_HEADER_CRC.size if version >= 2 else 0)
   start = at + header_len
   if len(data) < start:
@@ -294,6 +308,8 @@ def _codes_from(path: str, header: dict, arrays, payload: bytes, redo: str,
       parts[name] = np.frombuffer(payload, dtype, count=int(np.prod(shape)),
                                   offset=at).reshape(shape).astype(dtype.newbyteorder("="))
       at += n
+    if version == hyper_codes.VERSION:
+      return hyper_codes.from_file(path, header, parts, redo)
     if header["quant"] == ENTROPY and version == ENTROPY_VERSION:
       return _entropy_codes_from(path, header, parts, redo)
     codes = Codes(values=parts["values"], quant=header["quant"], model=header["model"],

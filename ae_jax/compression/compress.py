@@ -26,6 +26,7 @@ import numpy as np
 from ae_jax.compression.codes import (ALL_QUANTS, ENTROPY, INDEX, QUANTS, Codes, channels_of,
                                       check_finite, codes_from_bytes, codes_to_bytes,
                                       load_codes, pack_indices, quantize)
+from ae_jax.compression.hyper_codes import HyperCodes
 from ae_jax.core.errors import UserError
 from ae_jax.core.files import atomic_write, check_output_path, write_png_folder
 from ae_jax.training import runs
@@ -71,7 +72,8 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
   quantized as `quant` (one of ALL_QUANTS; by default the run's, as the CLI's: entropy for
   a learned codec, its integer codes range coded with its prior's tables and
   `Codes.estimated_bits` the model's own estimate per image; index for a VQ-VAE; else
-  uint8)."""
+  uint8). A hyperprior codec's run takes images of any sizes (an array, or a list of
+  [H, W, C] arrays) and gives `HyperCodes` (format version 4: ae_jax/compression/hyper_codec.py)."""
   import jax  # pylint: disable=import-outside-toplevel
   from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
   if quant is not None and quant not in ALL_QUANTS:
@@ -86,13 +88,12 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
   if quant == ENTROPY and not runs.has_prior(cfg):
     raise UserError(f"{workdir} is a {model_label(cfg)} model, without the learned prior "
                     "that entropy coding needs: use --quant uint8 (or train configs/codec.py)")
+  if quant == ENTROPY and runs.is_hyperprior(cfg):
+    return _hyper_encode(workdir, images_u8, run, cfg, names, batch_size)
   runs.check_images(images_u8, tuple(cfg["image_shape"]), f"the images for {workdir}")
   if len(images_u8) == 0:
     raise UserError("no images to encode: give at least one")
-  if names is not None and (len(names) != len(images_u8)
-                            or not all(isinstance(n, str) for n in names)):
-    raise UserError(f"{len(names)} names for {len(images_u8)} images: give one name (a "
-                    "string) per image, or none")
+  _check_names(names, len(images_u8))
   encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
   images = np.asarray(images_u8)
   # What every kind of codes says of itself besides its values and shapes.
@@ -109,6 +110,42 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
   values, offset, scale = quantize(codes.reshape(len(images), -1), quant)
   return Codes(values=values, quant=quant, latent_dim=int(np.prod(code_shape)),
                code_shape=tuple(code_shape), offset=offset, scale=scale, **about)
+
+
+def _check_names(names: Sequence[str] | None, count: int) -> None:
+  if names is not None and (len(names) != count or not all(isinstance(n, str) for n in names)):
+    raise UserError(f"{len(names)} names for {count} images: give one name (a string) per "
+                    "image, or none")
+
+
+def _check_any_size(images, channels: int, what: str) -> list[np.ndarray]:
+  """uint8 images [H, W, C] of any sizes (a list, or an array [N, H, W, C]), checked."""
+  if isinstance(images, np.ndarray) and images.ndim == 4:
+    images = list(images)
+  if not isinstance(images, (list, tuple)) or not images:
+    raise UserError("no images to encode: give at least one (an array [N, H, W, C] or a "
+                    "list of [H, W, C] arrays)")
+  for i, im in enumerate(images):
+    im = np.asarray(im)
+    if im.ndim != 3 or im.shape[-1] != channels or min(im.shape) < 1:
+      raise UserError(f"image {i} of {what} has shape {im.shape}, not (H, W, {channels}): "
+                      f"give {channels}-channel images")
+    if im.dtype != np.uint8:
+      raise UserError(f"image {i} of {what} is {im.dtype}, not uint8 pixels: give 8-bit "
+                      "images")
+  return [np.asarray(im) for im in images]
+
+
+def _hyper_encode(workdir: str, images, run: dict, cfg: dict, names, batch_size: int):
+  """A hyperprior run's codes (version 4): images of any size, each given back at it."""
+  from ae_jax.compression import hyper_codec  # pylint: disable=import-outside-toplevel  (JAX)
+  from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
+  images = _check_any_size(images, int(cfg["image_shape"][-1]), f"the images for {workdir}")
+  _check_names(names, len(images))
+  encoder, variables = checkpoint.restore_encoder(workdir, run["step"])
+  about = {"model": model_label(cfg), "run": run,
+           "names": list(names) if names is not None else None}
+  return hyper_codec.encode(encoder, variables, images, about, batch_size)
 
 
 def _entropy_encode(encoder, variables, images_u8, about: dict, batch_size) -> Codes:
@@ -211,13 +248,28 @@ def check_compatible(codes: Codes, workdir: str, source: str = "the codes") -> N
                       f"the run that encoded them, or encode the images again")
 
 
-def decode(codes: Codes, workdir: str, batch_size: int = 1000) -> np.ndarray:
-  """Images [N, H, W, C] in [0, 1] = sigmoid(decoder(codes)) (only the decoder is restored)."""
+def decode(codes: Codes | HyperCodes, workdir: str, batch_size: int = 1000
+           ) -> np.ndarray | list[np.ndarray]:
+  """Images [N, H, W, C] in [0, 1] = sigmoid(decoder(codes)) (only the decoder is restored;
+  for a hyperprior's codes the encoder's h_s too, and images of several sizes come back as
+  a list of [H, W, C] arrays)."""
   import jax  # pylint: disable=import-outside-toplevel
   check_compatible(codes, workdir)
+  if isinstance(codes, HyperCodes):
+    return _hyper_decode(codes, workdir)
   decoder, variables = _for_codes(lambda ckpt: ckpt.restore_decoder(workdir, codes.run["step"]))
   apply = jax.jit(lambda v, z: jax.nn.sigmoid(decoder.apply(v, z)))
   return _apply_batched(lambda z: apply(variables, z), codes.dequantized(), batch_size)
+
+
+def _hyper_decode(codes: HyperCodes, workdir: str) -> np.ndarray | list[np.ndarray]:
+  from ae_jax.compression import hyper_codec  # pylint: disable=import-outside-toplevel  (JAX)
+  step = codes.run["step"]
+  encoder, enc_vars = _for_codes(lambda ckpt: ckpt.restore_encoder(workdir, step))
+  decoder, dec_vars = _for_codes(lambda ckpt: ckpt.restore_decoder(workdir, step))
+  images = hyper_codec.decode(codes, encoder, enc_vars, decoder, dec_vars)
+  same = len({im.shape for im in images}) == 1
+  return np.stack(images) if same else images
 
 
 def codec_tables(encoder: "nn.Module", variables) -> "entropy_coding.Tables":

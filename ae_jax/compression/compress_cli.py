@@ -11,6 +11,7 @@ import numpy as np
 from ae_jax.compression import compress
 from ae_jax.core.cli import OneLineParser, positive_int, quiet_logs
 from ae_jax.compression.codes import ALL_QUANTS, Codes, load_codes
+from ae_jax.compression.hyper_codes import HyperCodes
 from ae_jax.core.errors import UserError, run_cli
 from ae_jax.core.files import check_output_path, read_png_folder, write_png_folder
 from ae_jax.training.workdir import read_run_config
@@ -21,7 +22,9 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
   """(uint8 images, names or None, description) from --images or --dataset/--split."""
   cfg = read_run_config(args.workdir)
   if args.images:
-    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images)
+    # A hyperprior codec takes images of any size (its codes keep each one's).
+    images, names = read_png_folder(args.images, tuple(cfg["image_shape"]), args.max_images,
+                                    any_size=runs.is_hyperprior(cfg))
     return images, names, args.images
   from ae_jax.data import folder  # pylint: disable=import-outside-toplevel
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel  (TensorFlow: seconds)
@@ -41,7 +44,7 @@ def load_source(args) -> tuple[np.ndarray, list[str] | None, str]:
 
 
 def _summary(codes: Codes, file_bytes: int) -> str:
-  raw = int(np.prod(codes.image_shape))
+  raw = getattr(codes, "raw_bytes_per_image", None) or int(np.prod(codes.image_shape))
   per_file = file_bytes / max(codes.num_images, 1)
   return (f"{codes.num_images} images, {codes.model} code {codes.code_shape} as {codes.quant}: "
           f"{codes.bytes_per_image:g} B/image ({per_file:.1f} B/image with the header), "
@@ -69,21 +72,37 @@ def cmd_decode(args) -> None:
   reference = None
   if args.images or args.dataset:
     reference, _, source = load_source(args)
-    runs.check_images(reference, codes.image_shape, source)
-    if reference.shape[0] != codes.num_images:
+    if not isinstance(codes, HyperCodes):
+      runs.check_images(reference, codes.image_shape, source)
+    if len(reference) != codes.num_images:
       raise UserError(f"{source} holds {len(reference)} images but {args.codes} holds "
                       f"{codes.num_images} codes: give the images that were encoded")
+    if isinstance(codes, HyperCodes):  # images of their own sizes
+      for i, shape in enumerate(codes.image_shapes):
+        runs.check_images(np.asarray(reference[i])[None], tuple(shape), f"{source}'s image {i}")
   from ae_jax.core import quality  # pylint: disable=import-outside-toplevel
-  restored = quality.to_uint8(compress.decode(codes, args.workdir))
+  decoded = compress.decode(codes, args.workdir)
+  restored = ([quality.to_uint8(im) for im in decoded] if isinstance(decoded, list)
+              else quality.to_uint8(decoded))
   others = write_png_folder(args.out, restored, codes.names, args.overwrite)
   line = (f"decoded {args.codes} -> {os.path.join(args.out, '')}: "
           f"{_summary(codes, os.path.getsize(args.codes))}")
   if others:
     line += f" ({args.out} also holds {others} other .png files, kept)"
   if reference is not None:
-    q = quality.report(restored, reference)
+    q = _quality(restored, reference)
     line += f"; round trip vs {source}: PSNR {q['psnr']:.2f} dB, SSIM {q['ssim']:.4f}"
   print(line)
+
+
+def _quality(restored, reference) -> dict[str, float]:
+  """quality.report of the round trip; for images of several sizes, each image's report
+  averaged (as report's own means over images)."""
+  from ae_jax.core import quality  # pylint: disable=import-outside-toplevel
+  if not isinstance(restored, list):
+    return quality.report(restored, reference)
+  rows = [quality.report(r[None], np.asarray(t)[None]) for r, t in zip(restored, reference)]
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
 def cmd_info(args) -> None:

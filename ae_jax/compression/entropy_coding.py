@@ -120,6 +120,10 @@ def _to_words(data: bytes) -> np.ndarray:
   return np.frombuffer(data + b"\0" * (-len(data) % 4), ">u4").astype(np.uint32)
 
 
+# The stream <-> words conversions, for the hyperprior's streams too (latent_coding.py).
+words_to_bytes, bytes_to_words = _to_bytes, _to_words
+
+
 def _decode_one(data: bytes, model, probs: np.ndarray) -> np.ndarray:
   import constriction  # pylint: disable=import-outside-toplevel
   return constriction.stream.queue.RangeDecoder(_to_words(data)).decode(model, probs)

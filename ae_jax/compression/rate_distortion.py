@@ -115,6 +115,9 @@ def codec_row(workdir: str, images_u8: np.ndarray, label: str | None = None,
   label = label or (f"{codes.model} λ={lmbda:.4g}" if lmbda else code_label(codes))
   # One curve per architecture and training length (the runs of one λ sweep share both).
   method = f"learned codec ({codes.latent_dim} values, {cfg.get('num_epochs')} epochs)"
+  if isinstance(codes, compress.HyperCodes):
+    kind = "mean-scale" if codes.mean_scale else "scale"
+    method = f"hyperprior codec ({kind}, {codes.latent_dim} values, {cfg.get('num_epochs')} epochs)"
   return _row(method, label, codes.bytes_per_image, raw, restored, images_u8,
               file_bytes_per_image=len(data) / len(images_u8), quant=compress.ENTROPY,
               latent_dim=codes.latent_dim, lmbda=lmbda, model=codes.model, workdir=workdir,

@@ -17,11 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from ae_jax.core.errors import DiskError, UserError, disk_errno, signals_held, writing
 
 
-def read_png_folder(path: str, image_shape: tuple[int, ...],
-                    max_images: int | None = None) -> tuple[np.ndarray, list[str]]:
+def read_png_folder(path: str, image_shape: tuple[int, ...], max_images: int | None = None,
+                    any_size: bool = False) -> tuple[np.ndarray | list[np.ndarray], list[str]]:
   """uint8 images [N, H, W, C] of every *.png in folder `path` (sorted by name; the first
   `max_images` of them if given), or of the one file `path`, and their names without the
-  extension."""
+  extension. With `any_size`, images of any H x W (image_shape's channels still checked),
+  as a list of [H, W, C] arrays (a model that takes any size: a hyperprior codec's)."""
   if os.path.isfile(path):
     path, names = os.path.dirname(path) or ".", [os.path.basename(path)]
   elif os.path.isdir(path):
@@ -44,7 +45,9 @@ def read_png_folder(path: str, image_shape: tuple[int, ...],
     except (OSError, UnidentifiedImageError, ValueError) as e:
       raise UserError(f"cannot read image {file} ({type(e).__name__}): give readable PNG "
                       "files") from None
-    if size != (w, h):
+    if any_size:
+      w, h = size
+    elif size != (w, h):
       raise UserError(f"image {file} is {size[0]}x{size[1]} but the run takes {w}x{h}: "
                       "resize it to that size")
     if im_mode != mode:
@@ -59,7 +62,7 @@ def read_png_folder(path: str, image_shape: tuple[int, ...],
   if twins:  # decode names its PNGs after these: each must be distinct
     raise UserError(f"--images {path} holds {' and '.join(twins[:2])}, one name once the "
                     ".png is dropped: rename one of them")
-  return np.stack(images), stems
+  return (images if any_size else np.stack(images)), stems
 
 
 def write_png_folder(path: str, images_u8: np.ndarray, names: Sequence[str] | None,

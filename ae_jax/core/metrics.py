@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LOSSES = ("bce", "mse", "bernoulli", "gaussian")
+LOSSES = ("bce", "mse", "bernoulli", "gaussian", "sse")
 # The losses that are a negative log-likelihood -log p(x|z) per image, in nats (summed over
 # pixels, not averaged): a VAE's ELBO and NLL are in their units. 'bce' and 'mse' are per-
-# pixel means, the lecture's losses.
+# pixel means, the lecture's losses; 'sse' the squared error summed over pixels (pythae's
+# 'mse' reconstruction of its AE, WAE and RAE: configs/wae.py, configs/rae.py).
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -121,6 +122,11 @@ def gaussian_nll(logits: jax.Array, target: jax.Array) -> jax.Array:
       0.5 * n * math.log(2 * math.pi))
 
 
+def sse(logits: jax.Array, target: jax.Array) -> jax.Array:
+  """The squared error of sigmoid(logits) against the target, summed over pixels, per image."""
+  return _per_image_sum(jnp.square(jax.nn.sigmoid(_flat(logits)) - _flat(target)))
+
+
 def mse(images: jax.Array, target: jax.Array) -> jax.Array:
   """Mean squared error per image; both arguments are images in [0, 1]."""
   return _per_image_mean(jnp.square(_flat(images) - _flat(target)))
@@ -141,6 +147,8 @@ def reconstruction_loss(kind: str, logits: jax.Array, target: jax.Array) -> jax.
     return bernoulli_nll(logits, target)
   if kind == "gaussian":
     return gaussian_nll(logits, target)
+  if kind == "sse":
+    return sse(logits, target)
   raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
 
 

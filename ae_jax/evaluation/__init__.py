@@ -2,6 +2,8 @@
 
     likelihood.py  a VAE's importance-sampled negative log-likelihood
     sample.py      samples from the prior, the latent manifold
+    density.py     an ex-post Gaussian mixture of a run's codes (the RAE's density)
+    code_table.py  what a code is good for: linear probe, k-NN, PSNR, bytes, train time
     latent.py      the codes' PCA map and interpolations
 
 May import: every other package (`core`, `models`, `data`, `training`, `compression`).

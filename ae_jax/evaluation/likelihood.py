@@ -8,7 +8,8 @@ log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), and
                                            bound of the NLL that tightens as K grows)
     -ELBO     ~ -(1/K) sum_k log w_k      (the same draws; never below the IWAE bound).
 Both are in nats per image, averaged over the images, with their standard errors over
-images. p(x|z) is the run's likelihood (`loss`: 'bernoulli' or 'gaussian'), p(z) = N(0, I).
+images. p(x|z) is the run's likelihood (`loss`: 'bernoulli' or 'gaussian'), p(z) the
+encoder's prior (N(0, I), or a learned one: `log_prior`, ae_jax/models/vae.py).
 K = 200 by default: pythae's reproduced VAE NLL on binary MNIST (89.78 nats, its
 reproducibility table) is "NLL (200 IS)" (its `get_nll` itself defaults to n_samples=1,
 batch_size=100 and then draws batch_size samples).
@@ -65,8 +66,14 @@ def _log_weights_fn(model, loss_kind: str, num_samples: int):
     x_k = jnp.broadcast_to(x, logits.shape)
     log_px_z = -metrics.reconstruction_loss(
         loss_kind, logits.reshape(-1, *x.shape[1:]), x_k.reshape(-1, *x.shape[1:]))
-    zeros = jnp.zeros_like(mean)
-    return (log_px_z.reshape(num_samples, -1) + vae.log_normal(z_KxBxD, zeros, zeros)
+    # The encoder's own prior: N(0, I), or a learned one (a VampPrior's mixture).
+    # (an encoder with `posterior` alone: N(0, I)).
+    if hasattr(model.encoder, "log_prior"):
+      log_pz = model.encoder.apply(enc, z_KxBxD.reshape(-1, mean.shape[-1]),
+                                   method="log_prior").reshape(num_samples, -1)
+    else:
+      log_pz = vae.log_normal(z_KxBxD, jnp.zeros_like(mean), jnp.zeros_like(mean))
+    return (log_px_z.reshape(num_samples, -1) + log_pz
             - vae.log_normal(z_KxBxD, mean, logvar))
 
   return jax.jit(log_weights)

@@ -2,14 +2,21 @@
 
     dense.py     the lecture's 784 -> K -> 784, and the deep MLP (Keras blog)
     sparse.py    an MLP encoder with an L1-penalized code
-    vae.py       a Gaussian encoder (the variational autoencoder's), reporting its KL term
+    vae.py       Gaussian encoders (the variational autoencoder's), reporting their KL term
+                 (IWAE: with config.importance_samples, ae_jax/training/objectives.py)
     vq.py        a vector-quantized encoder (VQ-VAE): codebook vectors, integer codes
+    priors.py    priors of a Gaussian encoder's code: N(0, I), the VampPrior
+    beta_tc_vae.py  the beta-TC-VAE's encoder: the KL as MI + TC + dimension-wise KL
+    regularized.py  the base of encoders wrapping another and regularizing its code:
+                 wae.py (MMD to N(0, I)), rae.py (L2 on the code), adversarial.py (a
+                 discriminator on the code, a parameter group with its own optimizer)
     conv.py      the lecture's conv autoencoder (28x28x1 -> (4, 4, 8)), exact
     convnet.py   a general conv autoencoder for any H x W x C
     layers.py    the fast layer forms the lecture's conv model uses
     codec.py     the learned codec's encoder (analysis transform + factorized prior);
                  entropy.py its learned density
-    autoencoder.py  Autoencoder = decoder(encoder(x)); the collections modules write
+    autoencoder.py  Autoencoder = decoder(encoder(x)); the collections modules write;
+                 ParamGroup, parameters a module trains with an optimizer of their own
     registry.py  config group -> module ('dense', or 'my_models:WideEncoder'), shape checks;
                  checks.py the field checks a module runs
 

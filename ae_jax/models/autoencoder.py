@@ -1,6 +1,8 @@
 """`Autoencoder`: decoder(encoder(x)), whatever the two halves are."""
 from __future__ import annotations
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,31 @@ import jax.numpy as jnp
 LOSSES = "losses"
 METRICS = "metrics"
 DELTAS = "param_deltas"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamGroup:
+  """Parameters trained apart from the rest of the model, with an optimizer of their own:
+  those under `path` (submodule names from the params' root, ('encoder', 'discriminator')),
+  on the loss terms `terms` alone (each times its loss weight), with Adam at
+  `learning_rate` (None: the run's). The rest of the model is trained on the objective
+  without those terms. A module declares its groups in a `param_groups()` method (an
+  adversarial autoencoder's discriminator: ae_jax/models/adversarial.py), with paths from
+  itself; `param_groups(model)` gives them from the root."""
+  name: str
+  path: tuple[str, ...]
+  terms: tuple[str, ...]
+  learning_rate: float | None = None
+
+
+def param_groups(model: "Autoencoder") -> tuple[ParamGroup, ...]:
+  """The parameter groups the encoder and decoder declare, their paths from the root."""
+  out = []
+  for half in ("encoder", "decoder"):
+    declare = getattr(getattr(model, half), "param_groups", None)
+    for group in (declare() if declare is not None else ()):
+      out.append(dataclasses.replace(group, path=(half, *group.path)))
+  return tuple(out)
 
 
 class Autoencoder(nn.Module):

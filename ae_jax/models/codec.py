@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.models import checks
-from ae_jax.models.entropy import FactorizedDensity, bits
+from ae_jax.models.entropy import FactorizedDensity, bits, prior_pmf
 
 TABLE_RADIUS = 255  # the prior's tables cover the integers -255..255 (the rest is clipped)
 
@@ -89,13 +89,7 @@ class FactorizedPriorEncoder(nn.Module):
   def pmf(self, lo: int, hi: int) -> jax.Array:
     """[C, hi - lo + 1]: P(ŷ = k) for k = lo..hi, channel by channel, the tails below lo
     and above hi added to the end symbols (what entropy_coding.build_tables takes)."""
-    # The prior's channels (its parameters' first axis), without running the transform.
-    channels = self.prior.variables["params"]["matrix0"].shape[0]
-    k = jnp.arange(lo, hi + 1, dtype=jnp.float32)[:, None] * jnp.ones((1, channels))
-    p = self.prior.cdf(k + 0.5) - self.prior.cdf(k - 0.5)  # [L, C]
-    p = p.at[0].add(self.prior.cdf(k[:1] - 0.5)[0])
-    p = p.at[-1].add(1.0 - self.prior.cdf(k[-1:] + 0.5)[0])
-    return jnp.clip(p, 0.0, 1.0).T
+    return prior_pmf(self.prior, lo, hi)
 
 
 def has_prior(cls: type) -> bool:

@@ -1,5 +1,6 @@
-"""The learned prior of a code: Ballé et al.'s factorized density (arXiv:1802.01436,
-appendix 6.1), as tensorflow-compression's and CompressAI's EntropyBottleneck define it.
+"""The learned priors of a code: Ballé et al.'s factorized density (arXiv:1802.01436,
+appendix 6.1), as tensorflow-compression's and CompressAI's EntropyBottleneck define it,
+and the Gaussian conditional of a hyperprior (`gaussian_likelihood`, below).
 
 Each channel c has its own univariate density, given by a learned monotone CDF
     F_c(x) = sigmoid(f_K(... f_1(x))),  f_k(h) = softplus(H_k) h + b_k (+ tanh(a_k) tanh(.))
@@ -38,6 +39,7 @@ def _floor_bwd(res, g):
 
 
 _floor.defvjp(_floor_fwd, _floor_bwd)
+lower_bound = _floor  # max(x, bound) whose gradient still raises a value stuck at the bound
 
 
 class FactorizedDensity(nn.Module):
@@ -82,3 +84,40 @@ class FactorizedDensity(nn.Module):
 def bits(likelihoods: jax.Array) -> jax.Array:
   """-sum log2 P per image (sum over every axis but the first)."""
   return -jnp.sum(jnp.log2(likelihoods).reshape(likelihoods.shape[0], -1), axis=-1)
+
+
+def prior_pmf(prior: FactorizedDensity, lo: int, hi: int) -> jax.Array:
+  """[C, hi - lo + 1]: P(k) for k = lo..hi under a bound `prior`, channel by channel, the
+  tails below lo and above hi added to the end symbols (what the integer tables of
+  ae_jax/compression take; they decide what to do with the tails)."""
+  # The prior's channels (its parameters' first axis), without running a transform.
+  channels = prior.variables["params"]["matrix0"].shape[0]
+  k = jnp.arange(lo, hi + 1, dtype=jnp.float32)[:, None] * jnp.ones((1, channels))
+  p = prior.cdf(k + 0.5) - prior.cdf(k - 0.5)  # [L, C]
+  p = p.at[0].add(prior.cdf(k[:1] - 0.5)[0])
+  p = p.at[-1].add(1.0 - prior.cdf(k[-1:] + 0.5)[0])
+  return jnp.clip(p, 0.0, 1.0).T
+
+
+# ------------------------------------------------------------------ Gaussian conditional
+
+# Predicted scales are floored here (CompressAI's GaussianConditional, tfc's
+# LocationScaleIndexedEntropyModel): below ~0.11 a unit bin holds all the mass anyway, and
+# the coder's scale table starts there (ae_jax/compression/latent_coding.py).
+SCALE_BOUND = 0.11
+
+
+def _std_normal_cdf(x: jax.Array) -> jax.Array:
+  return 0.5 * jax.lax.erfc(-x * (2.0**-0.5))
+
+
+def gaussian_likelihood(values: jax.Array, scales: jax.Array) -> jax.Array:
+  """P of each value under N(0, scale) integrated over [v - 1/2, v + 1/2], for values =
+  y - mean (the noisy or rounded code less its predicted mean), scales floored at
+  SCALE_BOUND and the result at LIKELIHOOD_BOUND. Computed on |v|, in the lower tail,
+  where the CDF's difference keeps its precision (CompressAI's form)."""
+  scales = _floor(scales.astype(jnp.float32), SCALE_BOUND)
+  v = jnp.abs(values.astype(jnp.float32))
+  upper = _std_normal_cdf((0.5 - v) / scales)
+  lower = _std_normal_cdf((-0.5 - v) / scales)
+  return _floor(upper - lower, LIKELIHOOD_BOUND)

@@ -26,7 +26,7 @@ import traceback
 from typing import Any, Mapping
 
 import flax.linen as nn
-from flax.core import FrozenDict
+from flax.core import FrozenDict, unfreeze
 import jax
 import jax.numpy as jnp
 
@@ -43,12 +43,19 @@ ENCODERS = {
     "vae": "ae_jax.models.vae:VAEEncoder",           # Gaussian q(z|x), reports `kl`
     "factorized": "ae_jax.models.codec:FactorizedPriorEncoder",  # learned codec, `rate`
     "vq": "ae_jax.models.vq:VQEncoder",              # VQ-VAE: codebook vectors, `commitment`
+    "beta_tc": "ae_jax.models.beta_tc_vae:TCVAEEncoder",  # KL as MI + TC + dimension-wise KL
+    "wae": "ae_jax.models.wae:WAEEncoder",           # any encoder + MMD to N(0, I), `mmd`
+    "rae": "ae_jax.models.rae:RAEEncoder",           # any encoder + L2 on the code, `code_l2`
+    "adversarial": "ae_jax.models.adversarial:AdversarialEncoder",  # + a discriminator
+    "gdn": "ae_jax.models.gdn_transforms:GDNAnalysis",  # a codec's g_a: conv + GDN, any H x W
+    "hyperprior": "ae_jax.models.hyperprior:HyperpriorEncoder",  # g_a + hyperprior, `rate`
 }
 DECODERS = {
     "dense": "ae_jax.models.dense:DenseDecoder",
     "mlp": "ae_jax.models.dense:MLPDecoder",
     "conv": "ae_jax.models.conv:ConvDecoder",
     "convnet": "ae_jax.models.convnet:ConvNetDecoder",
+    "gdn": "ae_jax.models.gdn_transforms:GDNSynthesis",  # a codec's g_s: deconv + IGDN
 }
 ROLES = {"encoder": ENCODERS, "decoder": DECODERS}
 
@@ -175,10 +182,20 @@ def build(spec: Mapping, role: str, image_shape, dtype: str = "float32",
   try:
     return cls(**kwargs, parent=None) if detached else cls(**kwargs)
   except checks.BadField as e:
-    raise UserError(f"bad config value {label}.{e.field}={kwargs.get(e.field)!r}: it must be "
+    value = kwargs
+    for part in e.field.split("."):  # a field of a nested group: 'prior.components'
+      value = value.get(part) if isinstance(value, Mapping) else None
+    if isinstance(value, Mapping):  # a group (a FrozenDict prints on several lines)
+      value = _plain(value)
+    raise UserError(f"bad config value {label}.{e.field}={value!r}: it must be "
                     f"{e.requirement} (--config.{label}.{e.field}=...)") from None
   except (TypeError, ValueError) as e:
     raise UserError(f"{label} {name!r} refuses its fields {kwargs}: {describe(e)}") from None
+
+
+def _plain(value):
+  """A config group as plain dicts (its repr on one line)."""
+  return {k: _plain(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
 
 def scans_on_cpu(spec: Mapping, role: str) -> bool:

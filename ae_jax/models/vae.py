@@ -15,19 +15,23 @@ Its code depends on the 'sample' RNG stream:
     helpers, `Autoencoder.encode` / `reconstruct`), it is the mean: deterministic codes.
 `posterior(x)` gives (mean, logvar) for the likelihood estimate (ae_jax/evaluation/likelihood.py).
 Any encoder with such a `posterior` method is a VAE encoder to the tools.
+
+`GaussianEncoder` is the base of such encoders (the draw, the prior, the KL term): a new
+Gaussian encoder subclasses it and defines `posterior`; its `prior` field takes any prior of
+ae_jax/models/priors.py (a VampPrior: configs/vamp.py), its `kl` field the closed-form or
+the sampled KL (configs/iwae.py), and a subclass may report other terms in its place
+(`regularize`: the beta-TC-VAE's, ae_jax/models/beta_tc_vae.py).
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
-
-LOG_2PI = math.log(2 * math.pi)
+from ae_jax.models import checks, priors
+from ae_jax.models.priors import LOG_2PI, log_normal  # noqa: F401  (the tools' names)
 
 
 def kl_to_standard_normal(mean_BxK: jax.Array, logvar_BxK: jax.Array) -> jax.Array:
@@ -35,12 +39,79 @@ def kl_to_standard_normal(mean_BxK: jax.Array, logvar_BxK: jax.Array) -> jax.Arr
   return 0.5 * jnp.sum(jnp.exp(logvar_BxK) + jnp.square(mean_BxK) - 1.0 - logvar_BxK, axis=-1)
 
 
-def log_normal(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-  """log N(z; mean, diag(exp(logvar))), summed over the last axis (nats)."""
-  return -0.5 * jnp.sum(LOG_2PI + logvar + jnp.square(z - mean) * jnp.exp(-logvar), axis=-1)
 
 
-class VAEEncoder(nn.Module):
+class GaussianEncoder(nn.Module):
+  """The base of encoders that give q(z|x) = N(mean, diag(exp(logvar))): a subclass defines
+  `posterior(x) -> (mean, logvar)` ([B, latent_dim] each, float32) and a `latent_dim` field;
+  this class draws the code and reports the regularizer (`regularize`, by default the KL).
+
+  `prior` is a config group naming p(z) (ae_jax/models/priors.py; None: N(0, I)), a
+  submodule of its own (`latent_prior`). `kl` is how the KL term is computed: 'analytic'
+  (the closed form, N(0, I) only) or 'sampled' (log q(z|x) - log p(z) at the draw, a
+  single-sample estimate: what a VampPrior needs, and what an importance-weighted
+  objective needs, whose log-mean-exp over draws takes each draw's own value); None: the
+  closed form where there is one.
+  """
+  prior: Mapping | None = None
+  kl: str | None = None
+  image_shape: Sequence[int] = (28, 28, 1)
+
+  def __post_init__(self):
+    priors.check_spec(self.prior)
+    if self.kl not in (None, "analytic", "sampled"):
+      raise checks.BadField("kl", "None, 'analytic' or 'sampled'")
+    if self.kl == "analytic" and not priors.is_standard_normal(self.prior):
+      raise checks.BadField("kl", "'sampled' (or None) with a prior other than N(0, I): "
+                            "only N(0, I) has the KL in closed form")
+    checks.image_shape(self)
+    super().__post_init__()
+
+  @classmethod
+  def terms_per_draw(cls, spec: Mapping) -> bool:
+    """Whether its terms are estimates at the draw (the KL sampled), as an importance-
+    weighted objective needs (config_lib.validate asks, with importance_samples > 1)."""
+    return (spec.get("kl") == "sampled" or
+            (spec.get("kl") is None and not priors.is_standard_normal(spec.get("prior"))))
+
+  @property
+  def kl_form(self) -> str:
+    return self.kl or ("analytic" if priors.is_standard_normal(self.prior) else "sampled")
+
+  def setup(self):
+    self.latent_prior = priors.build(self.prior, self.latent_dim, self.image_shape)
+
+  def posterior(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+    raise NotImplementedError
+
+  def log_prior(self, z_BxD: jax.Array) -> jax.Array:
+    """log p(z) per code, nats."""
+    return self.latent_prior.log_prob(z_BxD, self.posterior)
+
+  def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
+    """[num, latent_dim] draws from p(z)."""
+    return self.latent_prior.sample(key, num, self.posterior)
+
+  def regularize(self, z: jax.Array, mean: jax.Array, logvar: jax.Array) -> None:
+    """Reports the loss terms of the code: here `kl` per image (see `kl`)."""
+    if self.kl_form == "analytic":
+      kl = kl_to_standard_normal(mean, logvar)
+    else:
+      kl = log_normal(z, mean, logvar) - self.log_prior(z)
+    self.sow("losses", "kl", kl)
+
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    mean, logvar = self.posterior(x_BxHxWxC)
+    if self.has_rng("sample"):
+      eps = jax.random.normal(self.make_rng("sample"), mean.shape, jnp.float32)
+      z = mean + jnp.exp(0.5 * logvar) * eps
+    else:
+      z = mean
+    self.regularize(z, mean, logvar)
+    return z.astype(getattr(self, "dtype", jnp.float32))
+
+
+class VAEEncoder(GaussianEncoder):
   """Flatten -> Dense(h) + activation for each h in `hidden` -> heads `mean` and `logvar`
   (Dense(latent_dim) each). Returns a draw from q(z|x) given the 'sample' RNG stream, the
   mean without it; sows the loss term `kl` per image."""
@@ -57,6 +128,7 @@ class VAEEncoder(nn.Module):
     super().__post_init__()
 
   def setup(self):
+    super().setup()
     self.layers = [nn.Dense(h, dtype=self.dtype, name=f"hidden{i}")
                    for i, h in enumerate(self.hidden)]
     self.mean_head = nn.Dense(self.latent_dim, dtype=self.dtype, name="mean")
@@ -69,14 +141,6 @@ class VAEEncoder(nn.Module):
     for layer in self.layers:
       x = act(layer(x))
     return (self.mean_head(x).astype(jnp.float32), self.logvar_head(x).astype(jnp.float32))
-
-  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-    mean, logvar = self.posterior(x_BxHxWxC)
-    self.sow("losses", "kl", kl_to_standard_normal(mean, logvar))
-    if not self.has_rng("sample"):
-      return mean.astype(self.dtype)
-    eps = jax.random.normal(self.make_rng("sample"), mean.shape, jnp.float32)
-    return (mean + jnp.exp(0.5 * logvar) * eps).astype(self.dtype)
 
 
 def is_gaussian_encoder(cls: type) -> bool:

@@ -14,9 +14,9 @@ from ae_jax.models.registry import lecture_model  # noqa: F401  (configs' and te
 PIPELINES = ("auto", "device", "stream")
 DTYPES = ("float32", "bfloat16")
 # Groups whose keys are not fixed by configs/default.py: the encoder's and decoder's
-# fields are their module's (checked by ae_jax/models/registry.py), and loss_weights
-# names the terms the model reports.
-OPEN_GROUPS = ("encoder", "decoder", "loss_weights")
+# fields are their module's (checked by ae_jax/models/registry.py), loss_weights names the
+# terms the model reports, weight_decay the halves of the model.
+OPEN_GROUPS = ("encoder", "decoder", "loss_weights", "weight_decay")
 # The groups that name a model family: a `name` given to one of them (or to a group nested
 # in one, as the codec's encoder.analysis) on the command line switches its family.
 MODEL_GROUPS = ("encoder", "decoder")
@@ -102,6 +102,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
        "int32)")
   need(config.dtype in DTYPES, "dtype", f"one of {DTYPES}")
   need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
+  positive_int("importance_samples")
+  if config.importance_samples > 1:
+    _check_importance_sampling(config)
+  need(isinstance(config.weight_decay, (ml_collections.ConfigDict, dict)), "weight_decay",
+       "a group of model half ('encoder', 'decoder') -> decay")
+  for half, decay in config.weight_decay.items():
+    if half not in ("encoder", "decoder"):
+      raise UserError(f"unknown config field weight_decay.{half}: weight decay is set by half "
+                      "of the model, weight_decay.encoder or weight_decay.decoder")
+    need(isinstance(decay, (int, float)) and not isinstance(decay, bool)
+         and math.isfinite(decay) and decay >= 0, f"weight_decay.{half}", "a number >= 0")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
   need(isinstance(config.dataset, str) and bool(config.dataset.strip()), "dataset",
        "a tfds dataset name, or folder:DIR for a folder of images")
@@ -217,6 +228,24 @@ def _group_at(config: ml_collections.ConfigDict, dotted: str):
   return value if isinstance(value, ml_collections.ConfigDict) else None
 
 
+def _check_importance_sampling(config) -> None:
+  """importance_samples > 1 averages importance weights p(x, z_k) / q(z_k|x): the loss must
+  be a likelihood, and every term an estimate at the draw (not a closed-form KL)."""
+  from ae_jax.core.metrics import LIKELIHOODS  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+  k = config.importance_samples
+  if config.loss not in LIKELIHOODS:
+    raise UserError(f"importance_samples={k} weighs draws by p(x|z): the loss must be a "
+                    f"likelihood, not {config.loss!r}: set --config.loss=bernoulli or gaussian")
+  for role in ("encoder", "decoder"):
+    spec = config[role].to_dict() if hasattr(config[role], "to_dict") else dict(config[role])
+    hook = getattr(registry.resolve(spec.get("name"), role), "terms_per_draw", None)
+    if hook is not None and not hook(spec):
+      raise UserError(f"importance_samples={k} needs the KL at each draw, and {role} "
+                      f"{spec['name']!r} reports it in closed form: set "
+                      f"--config.{role}.kl=sampled")
+
+
 def config_get(config: ml_collections.ConfigDict, dotted: str):
   value = config
   for part in dotted.split("."):
@@ -238,24 +267,29 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
   return out
 
 
-# The fields folder datasets added, as runs from before them had them.
-BEFORE_FOLDERS = {"crop_size": None, "test_fraction": 0.1}
+# Fields added after runs were written, with the value that means what those runs did:
+# an older config.json reads as if it held them (`upgrade_record`), and the hash of a run's
+# config leaves them out at that value (runs.config_hash), so its codes files still decode.
+LATER_FIELDS = {"loss_warmup_steps": 0, "importance_samples": 1, "weight_decay": {},
+                "crop_size": None, "test_fraction": 0.1}
 
 
 def upgrade_record(record: dict) -> dict:
   """A run's config.json as today's configs write it. Runs from before the model zoo
   named their model as `model` ('dense' | 'conv') and `latent_dim`: the same modules
   are the `encoder` and `decoder` groups of `lecture_model`, with no loss terms, float32.
-  Runs from before the VAE had no loss warm-up (0); runs from before folder datasets, no
-  crop (None) and the default test_fraction."""
+  Runs from before a field of LATER_FIELDS (the VAE's loss warm-up, the IWAE's importance
+  samples, the RAE's weight decay, folder datasets' crop and test fraction) hold its
+  neutral value."""
   if isinstance(record, dict) and "encoder" in record:
-    return {"loss_warmup_steps": 0, **BEFORE_FOLDERS, **record}
+    missing = {k: v for k, v in LATER_FIELDS.items() if k not in record}
+    return {**record, **missing} if missing else record
   if not isinstance(record, dict) or "encoder" in record or record.get("model") not in (
       "dense", "conv"):
     return record
   record = dict(record)
-  record.setdefault("loss_warmup_steps", 0)
-  record.update({k: v for k, v in BEFORE_FOLDERS.items() if k not in record})
+  for key, value in LATER_FIELDS.items():
+    record.setdefault(key, value)
   model, latent_dim = record.pop("model"), record.pop("latent_dim", 64)
   record.update(lecture_model(model, latent_dim))
   record.setdefault("loss_weights", {})

@@ -8,10 +8,23 @@ val; a term without a weight in `config.loss_weights` weighs 1. A module that up
 parameters outside the gradient (a VQ-VAE's EMA codebook) writes, in the train step only,
 what to add to them in the collection `param_deltas` (`DELTAS`); the step adds it after the
 optimizer's update.
+
+Importance-weighted objectives (`config.importance_samples` = K > 1, the IWAE of Burda et
+al. 2016): the model runs on K independent draws of its 'sample' stream (a `vmap` over K
+keys: what does not depend on the draw, the encoder's posterior, is computed once), each
+draw's objective r_k = reconstruction + sum of weight * term is its -log w_k, and the
+per-image objective is -log (1/K sum_k exp(-r_k)). With a likelihood as the reconstruction
+and a Gaussian encoder that reports its KL at the draw (`kl=sampled`: log q(z_k|x) -
+log p(z_k)), that is the negative K-sample bound; K = 1 is the plain objective. pythae's
+IWAE minimizes -sum_k sg(w~_k) log w_k, whose gradient is this one's (w~ the normalized
+weights) but whose value is not a bound: tests/test_iwae.py checks both.
 """
 from __future__ import annotations
 
 from typing import Callable
+
+import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,22 +57,46 @@ def _by_name(tree) -> dict[str, jax.Array]:
   return out
 
 
-def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array
+def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array, draws: int = 1
           ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
   """(logits, loss terms, metrics) of the autoencoder on `images`; `rng` is the key of
-  the 'sample' stream, for models that sample (`self.make_rng('sample')`)."""
-  return apply_for_training(apply_fn, params, images, rng, updates=False)[:3]
+  the 'sample' stream, for models that sample (`self.make_rng('sample')`); `draws` > 1:
+  each with a leading axis of that many draws."""
+  return apply_for_training(apply_fn, params, images, rng, updates=False, draws=draws)[:3]
+
+
+def reconstruction(loss_kind: str, logits: jax.Array, clean: jax.Array) -> jax.Array:
+  """The reconstruction loss per image ([B]), or per draw and image ([K, B]) for logits of
+  K draws ([K, B, H, W, C])."""
+  if logits.ndim == clean.ndim:
+    return metrics.reconstruction_loss(loss_kind, logits, clean)
+  k = logits.shape[0]
+  target = jnp.broadcast_to(clean, logits.shape).reshape(-1, *clean.shape[1:])
+  return metrics.reconstruction_loss(loss_kind, logits.reshape(target.shape),
+                                     target).reshape(k, -1)
 
 
 def apply_for_training(apply_fn: Callable, params, images: jax.Array, rng: jax.Array,
-                       updates: bool = True):
+                       updates: bool = True, draws: int = 1):
   """`apply`'s (logits, loss terms, metrics), and the parameter deltas the model writes in
   a train step (`DELTAS`, a tree like the params' holding only what changes; {} for most
-  models): `add_deltas` adds them after the optimizer's update."""
-  logits, reported = apply_fn({"params": params}, images, rngs={"sample": rng},
-                              mutable=list(REPORTS) + ([DELTAS] if updates else []))
-  return (logits, _by_name(reported.get("losses", {})),
-          _by_name(reported.get("metrics", {})), dict(reported.get(DELTAS, {})))
+  models): `add_deltas` adds them after the optimizer's update.
+
+  With `draws` = K > 1 the model runs on K keys split from `rng` (vmapped): logits, terms
+  and metrics get a leading axis of K draws ([K, B, ...])."""
+  def run(key):
+    logits, reported = apply_fn({"params": params}, images, rngs={"sample": key},
+                                mutable=list(REPORTS) + ([DELTAS] if updates else []))
+    return (logits, _by_name(reported.get("losses", {})),
+            _by_name(reported.get("metrics", {})), dict(reported.get(DELTAS, {})))
+
+  if draws == 1:
+    return run(rng)
+  logits, terms, mets, deltas = jax.vmap(run)(jax.random.split(rng, draws))
+  if deltas:
+    raise ValueError("importance_samples > 1 with a model that updates parameters outside "
+                     "the gradient (param_deltas) is not supported")
+  return logits, terms, mets, {}
 
 
 def add_deltas(params, deltas):
@@ -72,15 +109,34 @@ def add_deltas(params, deltas):
   return type(params)(out)  # a dict, or a FrozenDict
 
 
+class Weights(NamedTuple):
+  """How the objective weighs the model's terms and its draws: `terms`, ((name, weight), ...)
+  in name order (config.loss_weights), and `importance_samples`, the draws per image whose
+  importance weights it averages (config.importance_samples; 1: one draw, the plain
+  objective). Hashable: a static argument of the jitted steps. Where a plain tuple of
+  (name, weight) pairs is given instead, it is `terms` with one draw."""
+  terms: tuple = ()
+  importance_samples: int = 1
+
+
+def as_weights(weights) -> Weights:
+  """`weights` as `Weights` (a plain tuple of pairs: the term weights, one draw)."""
+  return weights if isinstance(weights, Weights) else Weights(tuple(weights), 1)
+
+
 def total(reconstruction_B: jax.Array, terms: dict[str, jax.Array],
-          weights: tuple[tuple[str, float], ...], ramp: jax.Array | None = None) -> jax.Array:
+          weights, ramp: jax.Array | None = None) -> jax.Array:
   """Per-image objective: reconstruction + sum of weight * term (terms in name order),
-  each weight times `ramp` (the warm-up factor, `warmup`) where one is given."""
-  w = dict(weights)
+  each weight times `ramp` (the warm-up factor, `warmup`) where one is given. Values with
+  a leading axis of K draws ([K, B]) give the importance-weighted objective of each image,
+  -log mean_k exp(-(reconstruction_k + sum of weight * term_k))."""
+  w = dict(as_weights(weights).terms)
   out = reconstruction_B
   for name in sorted(terms):
     weight = w.get(name, 1.0) if ramp is None else w.get(name, 1.0) * ramp
     out = out + weight * terms[name]
+  if out.ndim == 2:  # [K draws, B]: -log (1/K) sum_k w_k, with log w_k = -out_k
+    return -(jax.nn.logsumexp(-out, axis=0) - math.log(out.shape[0]))
   return out
 
 
@@ -102,9 +158,11 @@ def add_elbo(row: dict, prefix: str, loss_kind: str) -> None:
     row[prefix + "elbo"] = -(rec + kl)
 
 
-def weights_of(config) -> tuple[tuple[str, float], ...]:
-  """config.loss_weights as a hashable, ordered tuple (a static argument of the steps)."""
-  return tuple(sorted((k, float(v)) for k, v in config.loss_weights.items()))
+def weights_of(config) -> Weights:
+  """config.loss_weights (ordered) and config.importance_samples, as `Weights` (a static
+  argument of the steps)."""
+  return Weights(tuple(sorted((k, float(v)) for k, v in config.loss_weights.items())),
+                 int(config.get("importance_samples", 1)))
 
 
 def reported_names(model, image_shape) -> tuple[list[str], list[str]]:

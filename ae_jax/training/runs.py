@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ae_jax.core.errors import UserError
-from ae_jax.training.config_lib import BEFORE_FOLDERS, RESUMABLE_CHANGES
+from ae_jax.training.config_lib import LATER_FIELDS, RESUMABLE_CHANGES
 from ae_jax.training.workdir import checkpoint_steps, read_run_config
 
 
@@ -72,10 +72,8 @@ def config_hash(cfg: dict, left_out: Sequence[str] = RESUMABLE_CHANGES) -> str:
   """A short hash of a run's config.json, without the fields a resume may change."""
   # Fields a resume may change do not change which weights a step holds.
   kept = {k: v for k, v in cfg.items() if k not in left_out}
-  if kept.get("loss_warmup_steps") == 0:  # no warm-up: the hash of runs from before the field
-    del kept["loss_warmup_steps"]
-  for key, before in BEFORE_FOLDERS.items():  # likewise the fields folder datasets added
-    if key in kept and kept[key] == before:
+  for key, neutral in LATER_FIELDS.items():  # at that value: the hash of runs from before it
+    if key in kept and kept[key] == neutral:
       del kept[key]
   return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -90,6 +88,13 @@ def has_prior(cfg: dict) -> bool:
   """Whether a run is a learned codec's: an encoder with a prior (ae_jax/models/codec.py)."""
   from ae_jax.models import codec, registry  # pylint: disable=import-outside-toplevel
   return codec.has_prior(registry.resolve(cfg["encoder"]["name"], "encoder"))
+
+
+def is_hyperprior(cfg: dict) -> bool:
+  """Whether a run is a hyperprior codec's (ae_jax/models/hyperprior.py): its codes are
+  version 4 files, of images of any size."""
+  from ae_jax.models import hyperprior, registry  # pylint: disable=import-outside-toplevel
+  return hyperprior.is_hyperprior(registry.resolve(cfg["encoder"]["name"], "encoder"))
 
 
 def check_images(images: np.ndarray, image_shape: tuple[int, ...], what: str) -> None:
@@ -108,7 +113,7 @@ def run_dataset(cfg: dict, data_dir: str | None = None, idx_dir: str | None = No
       cfg["dataset"], data_dir or cfg.get("data_dir"), idx_dir or cfg.get("idx_dir"),
       options="--", dataset_fix="the run's config.json names it, and this tfds does not "
       "know it: install the package that registers it, or use a run of a known dataset",
-      test_fraction=cfg.get("test_fraction", BEFORE_FOLDERS["test_fraction"]))
+      test_fraction=cfg.get("test_fraction", LATER_FIELDS["test_fraction"]))
 
 
 def run_images(images, image_shape: tuple[int, ...], what: str) -> np.ndarray:

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import struct
 from flax.training import train_state
 from jax.sharding import NamedSharding
 
@@ -27,7 +28,11 @@ QUICK_COMPILE = {"xla_backend_optimization_level": 1, **xla_flags.quick_compile_
 
 
 class TrainState(train_state.TrainState):
-  """Flax's TrainState: step, params, opt_state (apply_fn and tx are static)."""
+  """Flax's TrainState: step, params, opt_state (apply_fn and tx are static), and the
+  parameter groups the model declares (static; ae_jax/models/autoencoder.py `ParamGroup`):
+  with groups, `tx` is one optimizer per group (optax.multi_transform), opt_state holds
+  each one's state, and `train_step` gives each group the gradient of its own loss."""
+  groups: tuple = struct.field(pytree_node=False, default=())
 
 
 def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigDict,
@@ -41,8 +46,41 @@ def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigD
   # A model that samples draws from 'sample' at init too; `rng` alone is the 'params' key.
   rngs = {"params": rng, "sample": jax.random.fold_in(rng, objectives.SAMPLE_STREAM)}
   params = model.init(rngs, jnp.zeros((1, *image_shape)))["params"]
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=optax.adam(config.learning_rate))
+  groups = models.autoencoder.param_groups(model)
+  if not groups:
+    return TrainState.create(apply_fn=model.apply, params=params, tx=optimizer(config))
+  tx = optax.multi_transform(
+      {"model": optimizer(config), **{g.name: optax.adam(g.learning_rate or
+                                                         config.learning_rate)
+                                      for g in groups}},
+      functools.partial(group_labels, groups))
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, groups=groups)
+
+
+def group_labels(groups: tuple, params) -> dict:
+  """A tree like `params` naming each leaf's group: a declared group's name under its path,
+  'model' elsewhere."""
+  def label(path, _):
+    keys = tuple(getattr(k, "key", getattr(k, "name", k)) for k in path)
+    for group in groups:
+      if keys[:len(group.path)] == tuple(group.path):
+        return group.name
+    return "model"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam at config.learning_rate, after the weight decay of config.weight_decay (by half of
+  the model: wd * params added to the gradient, as torch's Adam(weight_decay=wd))."""
+  adam = optax.adam(config.learning_rate)
+  decays = sorted((half, float(wd)) for half, wd in config.get("weight_decay", {}).items()
+                  if wd)
+  if not decays:
+    return adam
+  def only(half):
+    return lambda params: {k: jax.tree.map(lambda _: k == half, v) for k, v in params.items()}
+  return optax.chain(*[optax.add_decayed_weights(wd, mask=only(half)) for half, wd in decays],
+                     adam)
 
 
 def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, image_shape,
@@ -62,8 +100,11 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
                ) -> tuple[TrainState, dict]:
   """One Adam step on the mean objective of decoder(encoder(noisy)) against `clean`: the
   reconstruction loss plus the terms the model reports, weighted (ae_jax/training/objectives.py),
-  the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up); then
-  the parameter deltas the model wrote, if any, are added (objectives.DELTAS).
+  the weights ramped up from 0 over the first `warmup_steps` steps (0: no warm-up), over
+  `weights.importance_samples` draws per image (objectives.Weights); then the parameter
+  deltas the model wrote, if any, are added (objectives.DELTAS). A model that declares
+  parameter groups (state.groups: an adversarial autoencoder's discriminator) takes one
+  step per group, each on its own loss (`_grads_by_group`).
 
   Returns the new state and this step's `loss` (the objective) and the mean of every
   reported term and metric, by name (and of the `reconstruction` loss, for a model that
@@ -73,23 +114,55 @@ def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind:
   forward (`jvp(...)`) and backward (`transpose(jvp(...))`) passes:
   benchmarks/profile_step.py.
   """
-  def loss_fn(params):
+  draws = objectives.as_weights(weights).importance_samples
+
+  def loss_fn(params, drop=None):
     logits, terms, reported, deltas = objectives.apply_for_training(state.apply_fn, params,
-                                                                    noisy, rng)
-    rec = metrics.reconstruction_loss(loss_kind, logits, clean)
-    if not terms:  # the lecture's models: the loss as it always was
+                                                                    noisy, rng, draws=draws)
+    rec = objectives.reconstruction(loss_kind, logits, clean)
+    if not terms and draws == 1:  # the lecture's models: the loss as it always was
       return rec.mean(), ({k: v.mean() for k, v in reported.items()}, deltas)
     means = {k: v.mean() for k, v in {**terms, **reported, "reconstruction": rec}.items()}
     ramp = objectives.warmup(state.step, warmup_steps)
+    if drop is not None:  # parameter groups: their terms are their own losses
+      kept = {k: v for k, v in terms.items() if k not in drop}
+      return objectives.total(rec, kept, weights, ramp).mean(), (means, deltas, terms)
     return objectives.total(rec, terms, weights, ramp).mean(), (means, deltas)
 
-  (loss, (means, deltas)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  if state.groups:
+    loss, means, deltas, grads = _grads_by_group(state, loss_fn, weights)
+  else:
+    (loss, (means, deltas)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   with jax.named_scope("optimizer"):
     state = state.apply_gradients(grads=grads)
     # Updates outside the gradient (a VQ-VAE's EMA codebook), after the optimizer's.
     if deltas:
       state = state.replace(params=objectives.add_deltas(state.params, deltas))
     return state, {"loss": loss, **means}
+
+
+def _grads_by_group(state: TrainState, loss_fn, weights):
+  """(the model's loss, means, deltas, gradients) where each parameter group's gradient is
+  that of its own loss: the model's objective without the groups' terms for the rest of the
+  model, a group's weighted terms for its parameters. One forward pass; one backward pass
+  per group (jax.vjp), each pruned by XLA to what its group needs."""
+  owned = {t for g in state.groups for t in g.terms}
+  w = dict(objectives.as_weights(weights).terms)
+
+  def losses_fn(params):
+    # The objective of the rest of the model: loss_fn with the groups' terms left out.
+    obj, (means, deltas, terms) = loss_fn(params, drop=owned)
+    losses = {"model": obj}
+    for g in state.groups:
+      losses[g.name] = sum(w.get(t, 1.0) * terms[t] for t in g.terms).mean()
+    return losses, (means, deltas)
+
+  losses, vjp, (means, deltas) = jax.vjp(losses_fn, state.params, has_aux=True)
+  names = ["model"] + [g.name for g in state.groups]
+  per_group = [vjp({m: jnp.float32(m == n) for m in names})[0] for n in names]
+  labels = group_labels(state.groups, state.params)
+  grads = jax.tree.map(lambda label, *gs: gs[names.index(label)], labels, *per_group)
+  return losses["model"], means, deltas, grads
 
 
 def sample_key(seed: int | jax.Array, step: jax.Array) -> jax.Array:
@@ -176,26 +249,32 @@ def eval_step(state: TrainState, clean, mask, batch_index, *, loss_kind: str,
   some size (`models.registry.size_multiple`); the metrics see the images' own pixels."""
   noisy = data.add_noise(jax.random.fold_in(noise_key(seed, 2), batch_index), clean, loc, scale)
   rng = jax.random.fold_in(noise_key(seed, objectives.SAMPLE_STREAM + 1), batch_index)
+  draws = objectives.as_weights(weights).importance_samples
   x = noisy
   if padded is not None:
     h, w = clean.shape[1:3]
     x = jnp.pad(noisy, ((0, 0), (0, padded[0] - h), (0, padded[1] - w), (0, 0)), mode="edge")
-  logits, terms, reported = objectives.apply(state.apply_fn, state.params, x, rng)
-  if padded is not None:
-    logits = logits[:, :h, :w]
+  logits, terms, reported = objectives.apply(state.apply_fn, state.params, x, rng, draws)
+  if padded is not None:  # (draws first, where there are several)
+    logits = logits[..., :h, :w, :]
+  rec = objectives.reconstruction(loss_kind, logits, clean)
+  owned = {t for g in state.groups for t in g.terms}  # a group's terms: its own loss
+  objective = objectives.total(rec, {k: v for k, v in terms.items() if k not in owned}, weights,
+                               objectives.warmup(state.step, warmup_steps)
+                               ) if terms or draws > 1 else rec
+  if draws > 1:  # the images and their metrics from the first draw, terms over all draws
+    logits, rec = logits[0], rec.mean(axis=0)
+    terms, reported = ({k: v.mean(axis=0) for k, v in d.items()} for d in (terms, reported))
   restored = jax.nn.sigmoid(logits)
-  rec = metrics.reconstruction_loss(loss_kind, logits, clean)
   per_image = {
-      "val_loss": objectives.total(rec, terms, weights,
-                                   objectives.warmup(state.step, warmup_steps))
-                  if terms else rec,
+      "val_loss": objective,
       "val_bce": metrics.bce_from_logits(logits, clean),
       "val_mse": metrics.mse(restored, clean),
       "val_psnr": metrics.psnr(restored, clean),
       "val_ssim": metrics.ssim(restored, clean),
   }
   per_image.update({f"val_{k}": v for k, v in {**terms, **reported}.items()})
-  if terms:
+  if terms or draws > 1:
     per_image["val_reconstruction"] = rec
   if scale > 0:  # denoising: how much the model improves on its noisy input
     per_image["val_noisy_psnr"] = metrics.psnr(noisy, clean)

@@ -387,7 +387,7 @@ def _divergence_fix(config, step: int, at_step: dict, last_checkpoint: int | Non
   the updates diverged, and a lower learning rate resumes from the last good checkpoint.
   """
   parts = {k: v for k, v in at_step.items() if k != "loss"}
-  weighted = [(abs(w * parts[k]), k, w) for k, w in objectives.weights_of(config) if k in parts]
+  weighted = [(abs(w * parts[k]), k, w) for k, w in objectives.weights_of(config).terms if k in parts]
   if weighted and all(np.isfinite(v) for v in parts.values()):
     _, name, weight = max(weighted)
     return (f"loss_weights.{name}={weight:g} times its term (on average {parts[name]:.4g} per "
@@ -429,7 +429,7 @@ def _check_finite(state, epoch: int, config, manager) -> None:
   if not bool(_all_finite(state.params)):
     raise UserError(f"the parameters became non-finite (NaN or Inf) {where}: "
                     + _lower_learning_rate(last))
-  name, weight = max(objectives.weights_of(config), key=lambda nw: nw[1], default=("", 0.0))
+  name, weight = max(objectives.weights_of(config).terms, key=lambda nw: nw[1], default=("", 0.0))
   if weight > 1:
     raise UserError(f"Adam's second moments overflowed float32 {where} (gradients beyond "
                     "~1.8e19, squared; a lower learning rate does not shrink them): lower "

@@ -1,0 +1,91 @@
+"""The RAE (Ghosh et al. 2020; ae_jax/models/rae.py, configs/rae.py) against pythae 0.1.2's
+`RAE_L2`: the code's L2 term, the decoder's weight decay (torch Adam's `weight_decay`), and
+the ex-post Gaussian mixture that `python -m ae_jax.sample` draws from."""
+import jax
+import numpy as np
+import pytest
+
+from ae_jax import models
+from ae_jax.core import metrics
+from ae_jax.evaluation import density
+from ae_jax.training import config_lib, objectives, steps
+from configs import rae as config_file
+
+
+def _model():
+  config = config_file.get_config()
+  config.encoder.net.hidden, config.encoder.net.latent_dim = (8,), 3
+  config.decoder.hidden = (8,)
+  return config, models.from_config(config, (28, 28, 1))
+
+
+def test_the_objective_is_pythaes_sse_plus_embedding_weight_times_half_the_code_norm():
+  config, model = _model()
+  x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+  params = model.init(models.shape_rngs(), x)["params"]
+  logits, terms, _ = objectives.apply(model.apply, params, x, jax.random.key(1))
+  z = np.asarray(model.apply({"params": params}, x, method="encode"), np.float64)
+  recon = np.asarray(jax.nn.sigmoid(logits), np.float64).reshape(4, -1)
+  sse = ((recon - np.asarray(x).reshape(4, -1)) ** 2).sum(-1)  # F.mse_loss(...).sum(-1)
+  embedding_loss = 0.5 * np.linalg.norm(z, axis=-1) ** 2
+  np.testing.assert_allclose(terms["code_l2"], embedding_loss, rtol=1e-5)
+  rec = metrics.reconstruction_loss("sse", logits, x)
+  np.testing.assert_allclose(rec, sse, rtol=1e-5)
+  loss = objectives.total(rec, terms, objectives.weights_of(config)).mean()
+  assert float(loss) == pytest.approx((sse + 1e-4 * embedding_loss).mean(), rel=1e-5)
+
+
+def test_weight_decay_on_the_decoder_is_torch_adams():
+  config, model = _model()
+  config.weight_decay.decoder = 0.5  # large, to be seen
+  tx = steps.optimizer(config)
+  params = model.init(models.shape_rngs(), np.zeros((1, 28, 28, 1), np.float32))["params"]
+  grads = jax.tree.map(lambda p: 0.01 * np.ones_like(p), params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  lr, eps = config.learning_rate, 1e-8
+  for half, wd in (("encoder", 0.0), ("decoder", 0.5)):
+    for g, p, u in zip(*(jax.tree.leaves(t[half]) for t in (grads, params, updates))):
+      g = np.asarray(g, np.float64) + wd * np.asarray(p, np.float64)  # torch: grad += wd * p
+      want = -lr * g / (np.abs(g) + eps)  # Adam's first step: m^ = g, v^ = g^2
+      np.testing.assert_allclose(u, want, rtol=1e-4, atol=1e-9)
+
+
+def test_the_ex_post_mixture_recovers_the_components_of_its_codes():
+  rng = np.random.default_rng(0)
+  means = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 6.0]])
+  codes = np.concatenate([rng.normal(m, [0.5, 1.0], (400, 2)) for m in means])
+  gmm = density.fit_gmm(codes, components=3)
+  order = np.argsort(gmm["means"][:, 0])
+  np.testing.assert_allclose(gmm["means"][order], means[[0, 2, 1]], atol=0.15)
+  np.testing.assert_allclose(gmm["weights"], [1 / 3] * 3, atol=0.02)
+  for cov in gmm["covariances"]:
+    np.testing.assert_allclose(np.diag(cov), [0.25, 1.0], rtol=0.25)
+  draws = density.sample_gmm(gmm, 3000, seed=1)
+  assert draws.shape == (3000, 2) and draws.dtype == np.float32
+  np.testing.assert_allclose(draws.mean(0), codes.mean(0), atol=0.2)
+  # EM's log-likelihood: the mixture's, which a single Gaussian's cannot beat
+  single = density.fit_gmm(codes, components=1)
+  assert gmm["log_likelihood"] > single["log_likelihood"] + 0.5
+
+
+def test_the_mixture_is_stored_beside_the_run_and_refitted_for_another_checkpoint(tmp_path):
+  codes = np.random.default_rng(0).normal(size=(200, 3))
+  calls = []
+
+  def codes_fn():
+    calls.append(1)
+    return codes
+  run = {"step": 6, "checkpoint_id": 123}
+  a = density.load_or_fit(str(tmp_path), run, codes_fn, components=2)
+  b = density.load_or_fit(str(tmp_path), run, codes_fn, components=2)
+  assert len(calls) == 1 and (tmp_path / density.FILE).exists()
+  np.testing.assert_array_equal(a["means"], b["means"])
+  density.load_or_fit(str(tmp_path), {**run, "step": 7}, codes_fn, components=2)
+  assert len(calls) == 2
+
+
+def test_configs_rae():
+  config = config_file.get_config()
+  config_lib.validate(config)
+  assert config.loss == "sse" and config.loss_weights.code_l2 == 1e-4
+  assert dict(config.weight_decay) == {"decoder": 1e-7}
