@@ -127,11 +127,14 @@ class UpsampleConv(nn.Module):
            [1 : 2h + 1] finishes the layer. With fewer: a 'SAME' 3x3 conv whose parity
            kernels hold one zero row and column each (9 taps for 4), and no slice.
   The 2x2 kernel does 4/9 of the 3x3 one's multiplications, but its slice costs a pass
-  over the output and over its gradient. On XLA:CPU (one thread, interleaved, 2026-12-07)
-  2x2 everywhere made conv_wide's step (input channels 8, 64, 32) 0.93x as long as 3x3
-  everywhere, the VQ-VAE's (16, 32) 1.07x and the lecture conv's (8, 16) 1.14x; 2x2 from
-  64 input channels up is within 1.5% of the best of both on each model
-  (docs/performance.md, `python benchmarks/step_forms.py`).
+  over the output and over its gradient, and which wins flips with the machine's load (the
+  2x2 form moves more data, the 3x3 one multiplies more). On the shared 2-core Xeon
+  (2026-12-07, interleaved, `python benchmarks/step_forms.py`, docs/performance.md), 2x2
+  in every layer against this threshold: conv_wide (input channels 8, 64, 32) 0.86-0.97x,
+  the VQ-VAE (16, 32) 0.93-1.21x, the lecture conv (8, 16) 0.92-1.12x; 2x2 from 32 channels
+  up: conv_wide 0.91-0.99x, the VQ-VAE 0.93-1.07x (slower in 2 of 3 runs). From 64 up no
+  model was slower than with 3x3 everywhere (conv_wide 0.93-0.97x of it, the others the
+  same program).
   Same parameters as the `nn.Conv` it stands for (names, shapes, initializers:
   checkpoints and inits are interchangeable), same values to float rounding
   (tests/test_models.py). It runs on 4x fewer pixels and never forms the 4x larger

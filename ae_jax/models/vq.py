@@ -52,8 +52,10 @@ def nearest(z_MxD: jax.Array, codebook_KxD: jax.Array) -> jax.Array:
   its transpose [K, M] in two passes: the minimum, then the lowest index that reaches it.
   Both reduce along the major axis, which XLA:CPU vectorizes; its argmin along a 512-wide
   minor axis is a scalar loop over (value, index) pairs. The VQ-VAE step's 6272 x 512
-  table: 14.0 -> 5.0 ms (docs/performance.md). Rows with NaN distances (a diverged model)
-  get index K - 1, never one past the codebook.
+  table: 14.0 -> 5.0 ms alone, and the step with the row-wise argmin took 1.10-1.15x as
+  long (one thread, interleaved: `python benchmarks/step_forms.py --model vqvae --forms
+  preset,argmin`, docs/performance.md). Rows with NaN distances (a diverged model) get
+  index K - 1, never one past the codebook.
   """
   k = codebook_KxD.shape[0]
   d_KxM = (jnp.sum(z_MxD**2, 1)[None] - 2 * codebook_KxD @ z_MxD.T
