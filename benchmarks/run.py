@@ -4,6 +4,7 @@
   python benchmarks/run.py --models dense --epochs 10 --repeats 3
   python benchmarks/run.py --epochs 1 --steps_per_epoch 20 --repeats 1   # smoke run
   python benchmarks/run.py --models deep sparse --epochs 3 --repeats 3    # the model zoo's
+  python benchmarks/run.py --models vqvae --frameworks ae_jax,torch,torch-1thread --epochs 3
 
 Every (framework, model) runs as its own process (benchmarks/peers/*.py), in interleaved
 order (repeat 1: A B C D, repeat 2: A B C D, ...), so that a slow spell of the machine hits
@@ -50,6 +51,10 @@ FRAMEWORKS = {
     "torch-1thread": ("torch_ae.py", {"OMP_NUM_THREADS": "1"}),
 }
 DEFAULT_FRAMEWORKS = ("ae_jax", "keras-tensorflow", "keras-jax", "torch")
+# A model a framework's script above does not train: its own script, or no peer at all
+# (the table says so instead of "failed").
+MODEL_SCRIPTS = {"vqvae": {"torch": "torch_vqvae.py", "torch-1thread": "torch_vqvae.py"}}
+NO_PEER = {"vqvae": ("keras-tensorflow", "keras-jax")}
 NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_train_seconds",
            "setup_seconds", "first_step_seconds", "compile_seconds", "process_seconds",
            "peak_rss_mb",
@@ -86,6 +91,7 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
             log) -> dict | None:
   """Runs one peer process; returns its JSON record, or None (the error goes to the log)."""
   script, env = FRAMEWORKS[framework]
+  script = MODEL_SCRIPTS.get(model, {}).get(framework, script)
   cmd = [sys.executable, os.path.join(PEERS, script), "--model", model,
          "--epochs", str(args.epochs), "--seed", str(seed)]
   if args.steps_per_epoch:
@@ -200,7 +206,8 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
     for fw in frameworks:
       s = summary.get((fw, model))
       if s is None:
-        rows.append(f"| {fw} | {model} | failed |" + " |" * (columns - 3))
+        why = "no peer" if fw in NO_PEER.get(model, ()) else "failed"
+        rows.append(f"| {fw} | {model} | {why} |" + " |" * (columns - 3))
         continue
       steps = s["steps_per_epoch"]
       ms_step = 1000 * s["seconds_per_epoch"] / steps if steps else None
@@ -220,9 +227,13 @@ def table(summary: dict, frameworks: list[str], models: list[str]) -> str:
   return "\n".join(rows)
 
 
+OBJECTIVES = {"sparse": "BCE + 1e-4 × the mean of each image's sum |code|",
+              "vqvae": "BCE + 0.25 × the commitment loss"}
+
+
 def objectives(summary: dict, frameworks: list[str], models: list[str]) -> list[str]:
   """Per model that trains on more than its reconstruction loss (sparse: BCE + the L1
-  penalty), each framework's final val objective: the table's val loss is the BCE alone."""
+  penalty; vqvae: + the commitment loss), each framework's final val objective: the table's val loss is the BCE alone."""
   lines = []
   for model in models:
     found = {fw: summary[(fw, model)] for fw in frameworks
@@ -234,9 +245,9 @@ def objectives(summary: dict, frameworks: list[str], models: list[str]) -> list[
             + (f" (ae_jax {_percent(ours, s['final_val_objective'])})"
                if fw != "ae_jax" and ours is not None else "")
             for fw, s in found.items()]
-    lines.append(f"{model}, final val objective (the loss trained on: BCE + 1e-4 × the mean "
-                 f"of each image's sum |code|; the table's val loss is the BCE alone): "
-                 + "; ".join(each) + ".")
+    what = OBJECTIVES.get(model, "the reconstruction loss plus the model's terms")
+    lines.append(f"{model}, final val objective (the loss trained on: {what}; the table's val "
+                 f"loss is the BCE alone): " + "; ".join(each) + ".")
   return lines
 
 
@@ -315,6 +326,8 @@ def main() -> None:
     for r in range(args.repeats):
       for model in models:
         for fw in frameworks:
+          if fw in NO_PEER.get(model, ()):
+            continue
           peak = probe_peak(log) if (fw, model) == ("ae_jax", "dense") else None
           record = run_one(fw, model, args.seed + r, args, log)
           if record is not None:

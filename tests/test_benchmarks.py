@@ -110,6 +110,86 @@ def test_each_peer_trains_the_dense_model_as_run_py_starts_it(framework, tiny_da
   assert 0 < record["final_val_loss"] < 1 and record["peak_rss_mb"] > 0
 
 
+def _torch_vqvae_peer():
+  """benchmarks/peers/torch_vqvae.py as a module (torch is in the bench extra only)."""
+  pytest.importorskip("torch")
+  peers = os.path.join(BENCHMARKS, "peers")
+  sys.path.insert(0, peers)
+  spec = importlib.util.spec_from_file_location("torch_vqvae", os.path.join(peers,
+                                                                           "torch_vqvae.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_torch_vqvae_peer_is_configs_vqvae_forward_codes_and_ema_update():
+  """ae_jax's VQ-VAE parameters copied into the PyTorch peer give the same logits, codes
+  and commitment loss, and one EMA update of the codebook gives the same statistics and
+  codebook: the same architecture, objective and codebook updates."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+  from ae_jax.models.autoencoder import DELTAS, LOSSES  # pylint: disable=import-outside-toplevel
+  from configs import vqvae  # pylint: disable=import-outside-toplevel
+  peer = _torch_vqvae_peer()
+  import torch  # pylint: disable=import-outside-toplevel
+  model = registry.make_autoencoder(vqvae.get_config(), (28, 28, 1))
+  x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
+  params = model.init({"params": jax.random.key(0), "sample": jax.random.key(1)}, x)["params"]
+  net = peer.VQVAE()
+  assert (sum(p.numel() for p in net.parameters()) + sum(b.numel() for b in net.buffers())
+          == sum(v.size for v in jax.tree.leaves(params)) == 36_241)
+  enc, dec = params["encoder"], params["decoder"]
+  convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+  ours = [enc["analysis"]["conv0"], enc["analysis"]["conv1"], enc["analysis"]["code"],
+          dec["conv0"], dec["conv1"], dec["output"]]
+  with torch.no_grad():
+    for layer, p in zip(convs, ours):
+      layer.weight.copy_(torch.from_numpy(np.array(p["kernel"]).transpose(3, 2, 0, 1)))
+      layer.bias.copy_(torch.from_numpy(np.array(p["bias"])))
+    for name in ("codebook", "ema_cluster_size", "ema_embed_sum", "steps_unused"):
+      getattr(net, name).copy_(torch.from_numpy(np.array(enc[name])))
+  with torch.no_grad():
+    logits, commitment, z, idx = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+    net.update_codebook(z, idx)
+  out, state = model.apply({"params": params}, x, rngs={"sample": jax.random.key(2)},
+                           mutable=[DELTAS, LOSSES, "metrics"])
+  np.testing.assert_allclose(logits.numpy().transpose(0, 2, 3, 1), out, rtol=1e-4, atol=1e-5)
+  codes = model.apply({"params": params}, x, method=lambda m, x: m.encoder.indices(x))
+  np.testing.assert_array_equal(idx.numpy(), np.asarray(codes).reshape(-1))
+  np.testing.assert_allclose(commitment.numpy(), state[LOSSES]["encoder"]["commitment"][0],
+                             rtol=1e-4, atol=1e-7)
+  deltas = state[DELTAS]["encoder"]
+  for name in ("codebook", "ema_cluster_size", "ema_embed_sum", "steps_unused"):
+    np.testing.assert_allclose(getattr(net, name).numpy(), enc[name] + deltas[name],
+                               rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_torch_vqvae_peer_trains_as_run_py_starts_it(tiny_data, tmp_path, monkeypatch):
+  """run.py's `--models vqvae` row for PyTorch: peers/torch_vqvae.py through run.run_one on
+  the tiny dataset's IDX files; Keras has no VQ-VAE peer, and its rows say so."""
+  pytest.importorskip("torch")
+  for key, value in _bench_env(tiny_data).items():
+    monkeypatch.setenv(key, value)
+  args = argparse.Namespace(epochs=2, steps_per_epoch=2, cold=False, timeout=600,
+                            ae_jax_cache_dir=str(tmp_path / "cache"))
+  with open(tmp_path / "peers.log", "w") as log:
+    record = run.run_one("torch", "vqvae", 0, args, log)
+  assert record is not None, (tmp_path / "peers.log").read_text()[-3000:]
+  assert (record["framework"], record["model"], record["epochs"], record["steps_per_epoch"],
+          record["num_params"]) == ("torch", "vqvae", 2, 2, 36_241)
+  assert 0 < record["final_val_loss"] < record["final_val_objective"] < 1
+
+
+def test_run_py_table_says_which_peers_have_no_vqvae():
+  summary = {("ae_jax", "vqvae"): {"steps_per_epoch": 468, "seconds_per_epoch": 2.0,
+                                   **{k: None for k in run.NUMERIC if k not in
+                                      ("steps_per_epoch", "seconds_per_epoch")}}}
+  text = run.table(summary, ["ae_jax", "keras-tensorflow", "torch"], ["vqvae"])
+  assert "| keras-tensorflow | vqvae | no peer |" in text
+  assert "| torch | vqvae | failed |" in text  # a peer that exists but gave no record
+
+
 # ---------------------------------------------------------------- profile_step.py
 
 def test_profile_step_finds_the_dense_steps_five_matmuls_its_optimizer_and_its_batch():
@@ -153,6 +233,49 @@ def test_profile_step_finds_the_conv_steps_convolutions_forward_and_backward():
   groups = {profile_step.group_of(*key) for key in times}
   assert {"optimizer (Adam)", "matmuls and convolutions", "backward, the rest"} <= groups
   assert "| matmuls and convolutions |" in profile_step.report(times, num_steps, 10.0, 9.0)
+
+def test_profile_step_splits_the_vqvae_step_by_kind_and_layer():
+  """configs/vqvae.py's step (the convnet encoder and decoder, the codebook search): its
+  kernels sorted into kinds (UpsampleConv's depth-to-space named as such) and layers."""
+  times, num_steps, _, _, _ = profile_step.profile("vqvae", calls=1)
+  kinds = {profile_step.kind_of(*key) for key in times}
+  assert {"convolution", "matmul", "upsampling and depth-to-space", "optimizer (Adam)"} <= kinds
+  layers = {profile_step.layer_of(op_name) for _, op_name in times}
+  assert {"encoder/analysis/conv0", "encoder/quantize", "decoder/conv0", "decoder/conv1",
+          "decoder/output", "(loss)"} <= layers
+  text = profile_step.report(times, num_steps, 10.0, 9.0)
+  assert "| kind of kernel |" in text and "| `decoder/conv1` |" in text
+
+
+def test_profile_step_kinds_and_layers_from_op_names():
+  fwd = "jit(device_train_steps)/jvp(Autoencoder)/decoder/decoder._upsample/conv1"
+  assert profile_step.layer_of(fwd + "/depth_to_space/transpose") == "decoder/conv1/depth_to_space"
+  assert profile_step.kind_of("fusion(transpose,copy)", fwd + "/depth_to_space/transpose") == \
+      "upsampling and depth-to-space"
+  assert profile_step.kind_of("convolution", fwd + "/conv_general_dilated") == "convolution"
+  assert profile_step.kind_of("fusion(reduce-window)", "") == "reductions (bias gradients)"
+  assert profile_step.pass_of("jit(f)/transpose(jvp(Autoencoder))/encoder/conv0/x") == "backward"
+  assert profile_step.layer_of("jit(f)/optimizer/add") == ""
+  assert profile_step._fused_opcode("fusion", {"convolution", "add"}) == "convolution"
+  assert profile_step._fused_opcode("fusion", {"pad", "add"}) == "fusion(pad)"
+
+# ---------------------------------------------------------------- step_forms.py
+
+def test_step_forms_trains_each_form_alike_and_puts_the_layers_back():
+  """benchmarks/step_forms.py on the lecture's conv step: the preset and the literal
+  lax.conv forms (tests/test_models.py's references) train the same parameters to the same
+  loss, timed in interleaved rounds; ae_jax's own layers are back in place afterwards."""
+  from benchmarks import step_forms  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import conv, layers, vq  # pylint: disable=import-outside-toplevel
+  before = (conv.UpsampleConv, conv.PatchConv, vq.nearest, layers.SAME_2X2_MIN_CHANNELS)
+  compiled, images, perm = step_forms.compile_forms("conv", ["preset", "literal", "2x2_from_1"])
+  assert (conv.UpsampleConv, conv.PatchConv, vq.nearest, layers.SAME_2X2_MIN_CHANNELS) == before
+  results = step_forms.interleaved(compiled, images, perm, rounds=2, calls=1)
+  losses = [loss for _, _, loss in results.values()]
+  assert max(losses) - min(losses) < 1e-4 and all(len(r[0]) == 2 for r in results.values())
+  text = step_forms.table(results)
+  assert "| literal |" in text and "× preset" in text
+
 
 # ---------------------------------------------------------------- pythae's VAE beside ae_jax's
 

@@ -5,7 +5,12 @@ dense train step that costs ~1.6x the time (2.05-2.26 -> 0.98-1.48 ms per step a
 128 on the 2-core AVX2 dev machine, docs/performance.md; benchmarks/dense_ops.py, removed,
 read it at commit 83c9b83), so ae_jax turns them off with
 `--xla_cpu_experimental_ynn_fusion_type=` (an empty list: XLA's own emitters do the work;
-results equal to float rounding). The flag only concerns the CPU backend.
+results equal to float rounding). The flag only concerns the CPU backend. The same list
+also holds jaxlib 0.10's YNNPACK convolutions (`LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION`),
+which the empty list turns off too, in favour of XLA's Eigen convolutions: with YNNPACK's,
+conv_wide's and the VQ-VAE's train steps took 1.27-1.34x as long, the lecture conv's
+0.95-0.97x (its kernel-gradient convolutions are the slow part; docs/performance.md,
+`python benchmarks/step_forms.py --forms preset,ynn_conv`, which sets it per compile).
 
 Applied when `ae_jax` is imported, before JAX creates its backends (later it has no
 effect), and only to jaxlib versions known to have the flag (an unknown flag would abort

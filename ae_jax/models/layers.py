@@ -20,21 +20,46 @@ def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
   pairwise `maximum`: XLA:CPU differentiates this far faster than the select-and-scatter
   of `reduce_window` or the tie-splitting gradient of a `max` reduction (the whole conv
   train step drops from ~49 to ~37 ms at batch 128: benchmarks/conv_ops.py, removed; read
-  it at commit 83c9b83).
+  it at commit 83c9b83). Named `max_pool` in profiles (benchmarks/profile_step.py).
   """
-  b, h, w, c = x_BxHxWxC.shape
-  ph, pw = h % 2, w % 2
-  if ph or pw:
-    x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (0, ph), (0, pw), (0, 0)),
-                        constant_values=-jnp.inf)
-  x = x_BxHxWxC.reshape(b, (h + ph) // 2, 2, (w + pw) // 2, 2, c)
-  x = jnp.maximum(x[:, :, 0], x[:, :, 1])
-  return jnp.maximum(x[:, :, :, 0], x[:, :, :, 1])
+  with jax.named_scope("max_pool"):
+    b, h, w, c = x_BxHxWxC.shape
+    ph, pw = h % 2, w % 2
+    if ph or pw:
+      x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (0, ph), (0, pw), (0, 0)),
+                          constant_values=-jnp.inf)
+    x = x_BxHxWxC.reshape(b, (h + ph) // 2, 2, (w + pw) // 2, 2, c)
+    x = jnp.maximum(x[:, :, 0], x[:, :, 1])
+    return jnp.maximum(x[:, :, :, 0], x[:, :, :, 1])
 
 
 def upsample_2x(x_BxHxWxC: jax.Array) -> jax.Array:
   """Nearest-neighbour 2x upsampling (Keras `UpSampling2D(2)`)."""
-  return jnp.repeat(jnp.repeat(x_BxHxWxC, 2, axis=1), 2, axis=2)
+  with jax.named_scope("upsample"):
+    return jnp.repeat(jnp.repeat(x_BxHxWxC, 2, axis=1), 2, axis=2)
+
+
+def _phases(k: jax.Array, axis: int) -> jax.Array:
+  """A kernel's 3 taps along `axis` as the 2 taps of each of 2 output phases; the taps stay
+  on `axis`, the phase axis is the next one.
+
+  A 3-tap conv over a 2x nearest-upsampled signal u (u[2m] = u[2m+1] = x[m]) is, at each
+  output parity, a 2-tap conv of x whose taps are the kernel's taps summed where they read
+  the same sample of x: phases (tap 0 + tap 1, tap 2) and (tap 0, tap 1 + tap 2), in that
+  order. Written as slices and sums, so the kernel's gradient is too, not the matmuls with
+  0/1 matrices of `_phase_taps`' einsum.
+  """
+  t0, t1, t2 = (jax.lax.index_in_dim(k, i, axis, keepdims=False) for i in range(3))
+  a, b = jnp.stack([t0 + t1, t2], axis), jnp.stack([t0, t1 + t2], axis)
+  return jnp.stack([a, b], axis + 1)
+
+
+def upsample_conv_kernel(kernel_3x3xIxO: jax.Array) -> jax.Array:
+  """The 2x2 kernel `UpsampleConv`'s 2x2 'SAME' form convolves the small image with: 4 * O
+  outputs, output group (q, p) (row phase q, column phase p, as `_phases`) holding O."""
+  _, _, cin, cout = kernel_3x3xIxO.shape
+  k = _phases(_phases(kernel_3x3xIxO, 0), 2)  # d q e p in out
+  return k.transpose(0, 2, 4, 1, 3, 5).reshape(2, 2, cin, 4 * cout)
 
 
 def _phase_taps(padding: str) -> np.ndarray:
@@ -46,6 +71,19 @@ def _phase_taps(padding: str) -> np.ndarray:
     for a in range(3):
       m[r, (r + a - same) // 2 + same, a] = 1
   return m
+
+
+def einsum_upsample_conv_kernel(kernel_3x3xIxO: jax.Array, padding: str) -> jax.Array:
+  """The phase kernel of `UpsampleConv`'s other forms (3x3 for 'SAME', 2x2 for 'VALID'), as
+  an einsum with the 0/1 matrices of `_phase_taps`: the form the lecture's conv models
+  were measured with. Its sums run in another order than `upsample_conv_kernel`'s, so a
+  switch moves their figures in the last digits (PSNR 18.77 -> 18.79 dB for
+  configs/conv.py): kept where the 2x2 'SAME' form does not pay."""
+  _, _, cin, cout = kernel_3x3xIxO.shape
+  m = jnp.asarray(_phase_taps(padding))
+  taps = m.shape[1]
+  k = jnp.einsum("rda,seb,abio->deirso", m, m, kernel_3x3xIxO)
+  return k.reshape(taps, taps, cin, 4 * cout)
 
 
 def _cast(dtype, *xs):
@@ -78,25 +116,47 @@ class PatchConv(nn.Module):
     _, h, w, cin = x_BxHxWxC.shape
     kernel, bias = _conv3x3_params(self, cin, self.features)
     x_BxHxWxC, kernel, bias = _cast(jnp.dtype(self.dtype), x_BxHxWxC, kernel, bias)
-    xp = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    patches = jnp.concatenate([xp[:, a:a + h, c:c + w] for a in range(3) for c in range(3)],
-                              axis=-1)
+    with jax.named_scope("im2col"):
+      xp = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
+      patches = jnp.concatenate([xp[:, a:a + h, c:c + w] for a in range(3) for c in range(3)],
+                                axis=-1)
     return patches @ kernel.reshape(9 * cin, self.features) + bias
+
+
+# UpsampleConv('SAME') with at least this many input channels convolves with 2x2 phase
+# kernels, with fewer with 3x3 ones (docs/performance.md, benchmarks/step_forms.py).
+SAME_2X2_MIN_CHANNELS = 64
 
 
 class UpsampleConv(nn.Module):
   """`nn.Conv(features, (3, 3), padding)(upsample_2x(x))`, computed without upsampling.
 
-  Every output pixel of a conv over a nearest-upsampled image is a conv of the small
-  image: output row 2m + r reads small rows m-1..m+1 (SAME) or m..m+1 (VALID) with the 3x3
-  kernel's taps summed per row (`_phase_taps`). So the layer is one conv of the small
-  image with a 3x3 (SAME) or 2x2 (VALID) kernel of 4 * features outputs, one group per
-  output phase (r, s), then depth-to-space. Same parameters as the `nn.Conv` it stands for
-  (names, shapes, initializers: checkpoints and inits are interchangeable), same values
-  to float rounding (tests/test_models.py), and on XLA:CPU the conv train step is ~1.5x
-  faster (benchmarks/conv_ops.py, removed; read it at commit 83c9b83): the convs run on 4x
-  fewer pixels with 4x more outputs, and the 4x larger upsampled tensor and its gradient
-  are never formed.
+  A 3x3 conv over a nearest-upsampled image is, at each output parity (r, s), a 2x2 conv
+  of the small image whose taps are the 3x3 kernel's taps summed where they read the same
+  small pixel (`_phases`). So the layer is one conv of the small image with 4 * features
+  outputs, one group per parity (`upsample_conv_kernel`), then depth-to-space:
+    VALID  row 2m + r reads small rows m, m + 1 for both r: a VALID 2x2 conv, h - 1 rows
+           (16 -> 14 in the lecture's decoder);
+    SAME   row 2m + r reads small rows m - 1 + r, m + r. With at least
+           SAME_2X2_MIN_CHANNELS input channels: a 2x2 conv of the image padded by 1, h + 1
+           rows, parity r = 0 read at row m, r = 1 at row m + 1; with the parities stored
+           in the order (1, 0), depth-to-space puts output row t at row t + 1, and one slice
+           [1 : 2h + 1] finishes the layer. With fewer: a 'SAME' 3x3 conv whose parity
+           kernels hold one zero row and column each (9 taps for 4), and no slice.
+  The 2x2 kernel does 4/9 of the 3x3 one's multiplications, but its slice costs a pass
+  over the output and over its gradient, and which wins flips with the machine's load (the
+  2x2 form moves more data, the 3x3 one multiplies more). On the shared 2-core Xeon
+  (2026-12-07, interleaved, `python benchmarks/step_forms.py`, docs/performance.md), 2x2
+  in every layer against this threshold: conv_wide (input channels 8, 64, 32) 0.86-0.97x,
+  the VQ-VAE (16, 32) 0.93-1.21x, the lecture conv (8, 16) 0.92-1.12x; 2x2 from 32 channels
+  up: conv_wide 0.91-0.99x, the VQ-VAE 0.93-1.07x (slower in 2 of 3 runs). From 64 up no
+  model was slower than with 3x3 everywhere (conv_wide 0.93-0.97x of it, the others the
+  same program).
+  Same parameters as the `nn.Conv` it stands for (names, shapes, initializers:
+  checkpoints and inits are interchangeable), same values to float rounding
+  (tests/test_models.py). It runs on 4x fewer pixels and never forms the 4x larger
+  upsampled tensor or its gradient: the lecture's conv step ~1.5x faster than the literal
+  form (benchmarks/conv_ops.py, removed; read it at commit 83c9b83).
   """
   features: int
   padding: str = "SAME"  # "SAME" or "VALID", as the conv over the upsampled image
@@ -106,14 +166,22 @@ class UpsampleConv(nn.Module):
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     kernel, bias = _conv3x3_params(self, cin, self.features)
-    m = jnp.asarray(_phase_taps(self.padding))
-    taps = m.shape[1]
-    k = jnp.einsum("rda,seb,abio->deirso", m, m, kernel)
-    k = k.reshape(taps, taps, cin, 4 * self.features)
+    three = self.padding == "SAME" and cin < SAME_2X2_MIN_CHANNELS
+    two_same = self.padding == "SAME" and not three
+    k = upsample_conv_kernel(kernel) if two_same else einsum_upsample_conv_kernel(
+        kernel, self.padding)
     x_BxHxWxC, k, bias = _cast(jnp.dtype(self.dtype), x_BxHxWxC, k, bias)
-    pad = ((1, 1), (1, 1)) if self.padding == "SAME" else ((0, 0), (0, 0))
-    y = jax.lax.conv_general_dilated(x_BxHxWxC, k, (1, 1), pad,
+    if two_same:
+      # Padded here, the conv 'VALID': XLA:CPU runs a conv in Eigen only when its padding
+      # is one Eigen has ('SAME' or 'VALID' for its kernel size); a 2x2 kernel with the
+      # padding (1, 1) took its naive loop emitter, the VQ-VAE step 78 -> 1469 ms.
+      x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = jax.lax.conv_general_dilated(x_BxHxWxC, k, (1, 1), "SAME" if three else "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    _, ho, wo, _ = y.shape
-    y = y.reshape(b, ho, wo, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
-    return y.reshape(b, 2 * ho, 2 * wo, self.features) + bias
+    with jax.named_scope("depth_to_space"):
+      _, ho, wo, _ = y.shape
+      y = y.reshape(b, ho, wo, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+      y = y.reshape(b, 2 * ho, 2 * wo, self.features)
+      if two_same:
+        y = y[:, 1:2 * h + 1, 1:2 * w + 1]
+    return y + bias

@@ -19,8 +19,9 @@ that benchmarks/run.py parses. Fields (times in seconds, memory in MiB):
   final_val_loss       BCE on the test split after the last epoch (denoise, conv_wide:
                        noisy input with a fixed seed against the clean image, as ae_jax
                        evaluates it); for sparse the reconstruction BCE alone,
-  final_val_objective  sparse only: the objective trained on, BCE + L1_WEIGHT * the batch
-                       mean of each image's sum |code| (None for the other models),
+  final_val_objective  sparse: the objective trained on, BCE + L1_WEIGHT * the batch
+                       mean of each image's sum |code|; vqvae: BCE + 0.25 * the commitment
+                       loss (None for the other models),
   batch_size           the model's batch size (BATCH_SIZES).
 """
 from __future__ import annotations
@@ -34,8 +35,9 @@ import statistics
 import time
 
 IDX_DIR = os.environ.get("FASHION_MNIST_IDX", "/usr/share/datasets/fashion-mnist")
-# The lecture's three models, then the model zoo's: configs/deep.py, sparse.py, conv_wide.py.
-MODELS = ("dense", "conv", "denoise", "deep", "sparse", "conv_wide")
+# The lecture's three models, then the model zoo's: configs/deep.py, sparse.py, conv_wide.py,
+# vqvae.py (PyTorch's peer of the VQ-VAE is peers/torch_vqvae.py; Keras has none).
+MODELS = ("dense", "conv", "denoise", "deep", "sparse", "conv_wide", "vqvae")
 BATCH_SIZE = 128
 BATCH_SIZES = {"deep": 256, "sparse": 256}  # the Keras blog's; every other model: BATCH_SIZE
 NOISY = ("denoise", "conv_wide")  # trained on noisy inputs against the clean images
