@@ -222,13 +222,18 @@ SLOW_MODULES = {
     "test_errors", "test_evaluation", "test_families", "test_full_disk", "test_invariants",
     "test_launch", "test_legacy", "test_notebook", "test_parallel", "test_progress",
     "test_rd_compare", "test_readme_example", "test_real_data", "test_resume", "test_setup",
-    "test_train", "test_vae", "test_vq",
+    "test_train", "test_vae", "test_vq", "test_hyperprior", "test_folder", "test_faults",
 }
 SLOW_TESTS = {
     "test_the_general_conv_net_trains_on_cifar_shaped_images",
     "test_the_general_conv_net_takes_any_image_size",
     "test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters",
+    "test_convnet_equals_the_literal_lax_conv_forms_values_and_gradients",
 }
+# Files whose tests the workers share one by one (`--dist loadgroup`): each of their tests
+# makes its own runs, so spreading them makes nothing twice. Every other file is one
+# xdist group, on one worker, its module fixtures (trained runs) made once.
+SPREAD_MODULES = {"test_families"}
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
@@ -236,6 +241,8 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
     module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
     if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
       item.add_marker(pytest.mark.slow)
+    if module not in SPREAD_MODULES:
+      item.add_marker(pytest.mark.xdist_group(module))
 
 
 def pytest_unconfigure(config):  # pylint: disable=unused-argument

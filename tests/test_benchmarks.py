@@ -423,6 +423,12 @@ def test_vae_vs_pythae_runs_the_ae_jax_peer_and_tabulates_it(tiny_data, tmp_path
   record the table has ae_jax's row and no targets."""
   for key, value in _bench_env(tiny_data).items():
     monkeypatch.setenv(key, value)
+  # The prepared copy's splits decoded once, as the driver's first run leaves them (.npy
+  # beside it): the peer reads those and never imports TensorFlow, whichever test ran first.
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
+  source = data.Source("fashion_mnist", tiny_data[1], tiny_data[0], splits=("train", "test"))
+  for split in ("train", "test"):
+    source.load_images(split)
   args = argparse.Namespace(epochs=2, num_samples=10, threads=1, test_images=6,
                             steps_per_epoch=2, timeout=600)
   with open(tmp_path / "peers.log", "w") as log:
