@@ -29,11 +29,12 @@ import numpy as np
 
 from ae_jax.models import checks
 from ae_jax.models.entropy import FactorizedDensity, bits, prior_pmf
+from ae_jax.models.wrapping import WrapsEncoder
 
 TABLE_RADIUS = 255  # the prior's tables cover the integers -255..255 (the rest is clipped)
 
 
-class FactorizedPriorEncoder(nn.Module):
+class FactorizedPriorEncoder(WrapsEncoder, nn.Module):
   """Analysis transform + factorized entropy bottleneck; reports `rate` (bits/image)."""
   analysis: Mapping = None  # a model-zoo encoder group: {"name": ..., **fields}
   filters: Sequence[int] = (3, 3, 3)  # the prior's CDF network (tfc's and CompressAI's)
@@ -54,23 +55,11 @@ class FactorizedPriorEncoder(nn.Module):
       raise checks.BadField("init_scale", f"a positive number, at most {checks.MAX_FLOAT32:.4g}"
                             " (float32's largest)")
     checks.image_shape(self)
-    self._build_analysis(detached=True)  # a bad analysis group is refused at start-up
+    self.build_inner(detached=True)  # a bad analysis group is refused at start-up
     super().__post_init__()
 
-  def _build_analysis(self, detached: bool = False) -> nn.Module:
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel  (cycle)
-    dtype = "bfloat16" if self.dtype == jnp.bfloat16 else "float32"
-    return registry.build(self.analysis, "encoder", self.image_shape, dtype,
-                          role_label="encoder.analysis", detached=detached)
-
-  @classmethod
-  def scan_on_cpu(cls, spec: Mapping) -> bool:
-    """Whether the train steps run in a scan on CPU: as its analysis transform's."""
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
-    return registry.scans_on_cpu(spec["analysis"], "encoder")
-
   def setup(self):
-    self.transform = self._build_analysis()
+    self.transform = self.build_inner()
     self.prior = FactorizedDensity(self.filters, float(self.init_scale))
 
   def analyse(self, x: jax.Array) -> jax.Array:

@@ -40,6 +40,7 @@ from ae_jax.models import checks
 from ae_jax.models.entropy import (SCALE_BOUND, FactorizedDensity, bits, gaussian_likelihood,
                                    lower_bound, prior_pmf)
 from ae_jax.models.gdn_transforms import downsample, pad_to_multiple, upsample
+from ae_jax.models.wrapping import WrapsEncoder
 
 
 def _activation(mean_scale: bool):
@@ -85,7 +86,7 @@ class HyperSynthesis(nn.Module):
     return out if self.mean_scale else nn.relu(out)
 
 
-class HyperpriorEncoder(nn.Module):
+class HyperpriorEncoder(WrapsEncoder, nn.Module):
   """g_a + hyperprior: returns the code ŷ (ỹ in training), reports `rate` (bits/image)."""
   analysis: Mapping = None  # a model-zoo encoder group: {"name": "gdn", ...}
   hyper_features: int = 64  # N of h_a and h_s: z's channels
@@ -110,23 +111,11 @@ class HyperpriorEncoder(nn.Module):
     if not (isinstance(self.init_scale, (int, float)) and self.init_scale > 0):
       raise checks.BadField("init_scale", "a positive number")
     checks.image_shape(self)
-    self._build_analysis(detached=True)  # a bad analysis group is refused at start-up
+    self.build_inner(detached=True)  # a bad analysis group is refused at start-up
     super().__post_init__()
 
-  def _build_analysis(self, detached: bool = False) -> nn.Module:
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel  (cycle)
-    dtype = "bfloat16" if self.dtype == jnp.bfloat16 else "float32"
-    return registry.build(self.analysis, "encoder", self.image_shape, dtype,
-                          role_label="encoder.analysis", detached=detached)
-
-  @classmethod
-  def scan_on_cpu(cls, spec: Mapping) -> bool:
-    """Whether the train steps run in a scan on CPU: as its analysis transform's."""
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
-    return registry.scans_on_cpu(spec["analysis"], "encoder")
-
   def setup(self):
-    self.transform = self._build_analysis()
+    self.transform = self.build_inner()
     self.h_a = HyperAnalysis(self.hyper_features, self.hyper_levels, self.mean_scale,
                              self.dtype)
     self.h_s = HyperSynthesis(self.hyper_features, self.hyper_levels, self.mean_scale,

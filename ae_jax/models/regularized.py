@@ -19,37 +19,27 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.models import checks
+from ae_jax.models.wrapping import WrapsEncoder
 
 
-class RegularizedEncoder(nn.Module):
+class RegularizedEncoder(WrapsEncoder, nn.Module):
   """`net`'s code; subclasses report their terms in `regularize(z)`."""
   net: Mapping = None  # a model-zoo encoder group: {"name": ..., **fields}
   image_shape: Sequence[int] = (28, 28, 1)
   dtype: Any = jnp.float32
   NAME = "regularized"  # the registry's name, in messages
+  INNER = "net"
 
   def __post_init__(self):
     if not isinstance(self.net, Mapping) or "name" not in self.net:
       raise checks.BadField("net", "an encoder config group with a name, e.g. "
                             "{'name': 'mlp', 'hidden': (500,), 'latent_dim': 20}")
     checks.image_shape(self)
-    self._build_net(detached=True)  # a bad net group is refused at start-up
+    self.build_inner(detached=True)  # a bad net group is refused at start-up
     super().__post_init__()
 
-  def _build_net(self, detached: bool = False) -> nn.Module:
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel  (cycle)
-    dtype = "bfloat16" if self.dtype == jnp.bfloat16 else "float32"
-    return registry.build(self.net, "encoder", self.image_shape, dtype,
-                          role_label="encoder.net", detached=detached)
-
-  @classmethod
-  def scan_on_cpu(cls, spec: Mapping) -> bool:
-    """Whether the train steps run in a scan on CPU: as its net's."""
-    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
-    return registry.scans_on_cpu(spec["net"], "encoder")
-
   def setup(self):
-    self.transform = self._build_net()
+    self.transform = self.build_inner()
 
   def code(self, x: jax.Array) -> jax.Array:
     """The net's code (float32): a Gaussian net's draw, or its mean without 'sample'."""
