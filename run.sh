@@ -2,7 +2,7 @@
 # Sets up what is missing, then trains or tests (the README's two commands):
 #   ./run.sh train [launch.py flags]   python launch.py --config configs/denoise.py ...
 #   ./run.sh test [--fast] [pytest arguments]
-#                                      python -m pytest -q -n 2 --dist loadgroup ... (two
+#                                      python -m pytest -q -n 2 --dist loadfile ... (two
 #                                      workers, a test file each; --fast: -m 'not slow')
 #   ./run.sh setup                     the set-up alone
 # Each set-up step runs only where needed, so a rerun goes straight to the command:
@@ -104,9 +104,9 @@ case $COMMAND in
       if [ "$arg" = --fast ]; then args+=(-m "not slow"); else args+=("$arg"); fi
     done
     # Two workers pay on 2 cores (compiles and tfds are largely single-threaded); a file
-    # stays on one worker so its module fixtures (trained runs) are made once, but for
-    # the families harness, whose tests share the workers (tests/conftest.py).
-    exec "$VENV/bin/python" -m pytest -q -n "${AE_JAX_TEST_WORKERS:-2}" --dist loadgroup \
+    # stays on one worker so its module fixtures (trained runs) are made once (with
+    # --dist loadgroup, xdist made some of them twice: 16-24 s each).
+    exec "$VENV/bin/python" -m pytest -q -n "${AE_JAX_TEST_WORKERS:-2}" --dist loadfile \
       ${args[@]+"${args[@]}"} ;;
   setup) echo "Set up: run '$VENV/bin/python launch.py ...', or 'source $VENV/bin/activate'." >&2 ;;
 esac

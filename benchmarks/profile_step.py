@@ -22,8 +22,9 @@ padding and im2col, layout copies, reductions, the loss, other elementwise work;
 counts as the convolution or matmul it holds, so YNNPACK's convolution fusions are
 convolutions), a third by layer (the Flax module path in the op_name).
 
-`--model` is any of configs/{dense,conv,denoise,conv_wide,vqvae}.py, the step compiled with
-the compiler options the train loop gives it (`steps.train_compiler_options`).
+`--model` is any of configs/{dense,conv,denoise,conv_wide,vqvae,codec_conv,hyperprior}.py
+(the codecs at their default lambda), the step compiled with the compiler options the
+train loop gives it (`steps.train_compiler_options`).
 
 Read the sums as the profiler's view, not a partition of the step: XLA:CPU runs
 independent kernels side by side on its threads, splits large ones over them, and
@@ -258,7 +259,8 @@ def layers_table(times: dict, num_steps: int, top: int = 16) -> str:
   return "\n".join(lines)
 
 
-MODELS = ("dense", "conv", "denoise", "conv_wide", "vqvae")  # configs/<name>.py
+# configs/<name>.py; codec_conv and hyperprior at their configs' default lambda
+MODELS = ("dense", "conv", "denoise", "conv_wide", "vqvae", "codec_conv", "hyperprior")
 
 
 def profile(model_name: str, calls: int, compiler_options: dict | None = None,

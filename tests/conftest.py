@@ -230,10 +230,7 @@ SLOW_TESTS = {
     "test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters",
     "test_convnet_equals_the_literal_lax_conv_forms_values_and_gradients",
 }
-# Files whose tests the workers share one by one (`--dist loadgroup`): each of their tests
-# makes its own runs, so spreading them makes nothing twice. Every other file is one
-# xdist group, on one worker, its module fixtures (trained runs) made once.
-SPREAD_MODULES = {"test_families"}
+
 
 
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
@@ -241,8 +238,6 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
     module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
     if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
       item.add_marker(pytest.mark.slow)
-    if module not in SPREAD_MODULES:
-      item.add_marker(pytest.mark.xdist_group(module))
 
 
 def pytest_unconfigure(config):  # pylint: disable=unused-argument

@@ -123,3 +123,54 @@ def test_parameter_counts():
       + (25 * 64 * 96 + 96) + 2 * gdn_params
   assert count(params["decoder"]) == (25 * 96 * 64 + 64) + (25 * 64 * 64 + 64) \
       + (25 * 64 * 1 + 1) + 2 * gdn_params
+
+
+@pytest.mark.parametrize("kernel,shape", [(5, (2, 4, 5, 3, 2)), (5, (1, 7, 7, 8, 4)),
+                                          (3, (2, 4, 6, 2, 3)), (4, (1, 3, 5, 2, 2)),
+                                          (5, (2, 2, 2, 4, 3)), (5, (2, 1, 1, 4, 3))])
+def test_subpixel_transposed_conv_is_nn_conv_transpose_values_and_gradients(kernel, shape):
+  """The synthesis' stride-2 transposed conv, computed per output parity (the last two
+  shapes: below SUBPIXEL_MIN_PIXELS, lax's dilated form): the same
+  parameters (names, shapes, initial values) as nn.ConvTranspose(..., 'SAME'), the same
+  outputs and gradients (parameters and input) to float rounding."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import layers  # pylint: disable=import-outside-toplevel
+  b, h, w, cin, cout = shape
+  x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
+  fast = layers.SubpixelConvTranspose(cout, kernel)
+  plain = nn.ConvTranspose(cout, (kernel, kernel), strides=(2, 2), padding="SAME")
+  v = fast.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
+  v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
+  y = fast.apply(v, x)
+  assert y.shape == (b, 2 * h, 2 * w, cout)
+  np.testing.assert_allclose(y, plain.apply(v, x), atol=1e-5, rtol=1e-5)
+  r = jax.random.normal(jax.random.key(3), y.shape)
+  grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)
+           for m in (fast, plain)]
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-4, rtol=1e-5), *grads)
+
+
+@pytest.mark.parametrize("kernel,shape", [(5, (2, 8, 8, 3, 2)), (5, (1, 7, 9, 4, 3)),
+                                          (3, (2, 6, 5, 2, 3)), (4, (1, 5, 6, 2, 2)),
+                                          (5, (2, 4, 4, 3, 2))])
+def test_space_to_depth_conv_is_a_strided_nn_conv_values_and_gradients(kernel, shape):
+  """The analysis' stride-2 conv as a stride-1 conv of the space-to-depth input (the last
+  shape: below SPACE_TO_DEPTH_MIN_PIXELS, lax's strided form): the same parameters as
+  nn.Conv(..., strides=2, 'SAME'), the same outputs and gradients to float rounding."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import layers  # pylint: disable=import-outside-toplevel
+  b, h, w, cin, cout = shape
+  x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
+  fast = layers.SpaceToDepthConv(cout, kernel)
+  plain = nn.Conv(cout, (kernel, kernel), strides=(2, 2), padding="SAME")
+  v = fast.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
+  v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
+  y = fast.apply(v, x)
+  assert y.shape == (b, -(-h // 2), -(-w // 2), cout)
+  np.testing.assert_allclose(y, plain.apply(v, x), atol=1e-5, rtol=1e-5)
+  r = jax.random.normal(jax.random.key(3), y.shape)
+  grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)
+           for m in (fast, plain)]
+  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-4, rtol=1e-5), *grads)

@@ -13,8 +13,9 @@ and g_s crops its output back to `image_shape` (the decoder of another size is
 `decoder.clone(image_shape=...)`: the parameters do not depend on the size).
 
 The strided layers are made by `downsample` and `upsample` only, so that faster forms of
-them (issue #30: patches as matmuls, upsampling fused into a conv) can replace these
-plain `nn.Conv` / `nn.ConvTranspose` in one place, with the same parameter names.
+them (issue #30) replace the plain `nn.Conv` / `nn.ConvTranspose` in one place, with the
+same parameter names: `upsample` is `layers.SubpixelConvTranspose`, `downsample`
+`layers.SpaceToDepthConv`.
 """
 from __future__ import annotations
 
@@ -24,20 +25,22 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
+from ae_jax.models import checks, layers
 from ae_jax.models.gdn import GDN
 
 
 def downsample(features: int, kernel: int, dtype, name: str) -> nn.Module:
-  """A stride-2 conv, kernel x kernel, SAME padding: H x W -> ceil(H/2) x ceil(W/2)."""
-  return nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME", dtype=dtype,
-                 name=name)
+  """A stride-2 conv, kernel x kernel, SAME padding: H x W -> ceil(H/2) x ceil(W/2).
+  `nn.Conv`'s function and parameters, computed as a stride-1 conv of the input's
+  space-to-depth (`layers.SpaceToDepthConv`: its input gradient is far faster on XLA:CPU)."""
+  return layers.SpaceToDepthConv(features, kernel, dtype=dtype, name=name)
 
 
 def upsample(features: int, kernel: int, dtype, name: str) -> nn.Module:
-  """A stride-2 transposed conv, kernel x kernel, SAME padding: H x W -> 2H x 2W."""
-  return nn.ConvTranspose(features, (kernel, kernel), strides=(2, 2), padding="SAME",
-                          dtype=dtype, name=name)
+  """A stride-2 transposed conv, kernel x kernel, SAME padding: H x W -> 2H x 2W.
+  `nn.ConvTranspose`'s function and parameters, computed as a conv of the small image per
+  output parity (`layers.SubpixelConvTranspose`: its gradient is ~7x faster on XLA:CPU)."""
+  return layers.SubpixelConvTranspose(features, kernel, dtype=dtype, name=name)
 
 
 def pad_to_multiple(x_BxHxWxC: jax.Array, multiple: int) -> jax.Array:

@@ -185,3 +185,121 @@ class UpsampleConv(nn.Module):
       if two_same:
         y = y[:, 1:2 * h + 1, 1:2 * w + 1]
     return y + bias
+
+
+def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
+  """For `lax.conv_transpose(x, k, (2,), 'SAME')` along one axis: ([taps of parity 0, taps
+  of parity 1], d_min), where output 2n + r is sum_j k[taps_r[j]] * x[n + d_min + j] and
+  tap -1 stands for a zero. The transposed conv is a conv of the 2x zero-dilated input
+  padded by (pad_a, pad_b) (lax's 'SAME' for stride 2: pad_a = ceil((k + s - 2) / 2) when
+  k > s + 1, else k - 1); output t reads dilated sample t + a - pad_a with tap a, which is
+  x[m] where t + a - pad_a = 2m."""
+  k, s = kernel_size, 2
+  pad_a = k - 1 if s > k - 1 else -(-(k + s - 2) // 2)
+  offsets = {r: {(r + a - pad_a) // 2: a for a in range(k) if (r + a - pad_a) % 2 == 0}
+             for r in (0, 1)}
+  d_min = min(min(o) for o in offsets.values())
+  d_max = max(max(o) for o in offsets.values())
+  return [[offsets[r].get(d, -1) for d in range(d_min, d_max + 1)] for r in (0, 1)], d_min
+
+
+# Inputs of fewer pixels than this (the hyper-synthesis' 1x1 and 2x2) keep lax's dilated
+# form: there the parity conv measured 3x slower (h_s's 2x2 -> 4x4 layer, 96 -> 144
+# channels: 290 vs 98 ms of a 1-thread hyperprior step), from 4x4 up 10-30x faster.
+SUBPIXEL_MIN_PIXELS = 16
+
+
+class SubpixelConvTranspose(nn.Module):
+  """`nn.ConvTranspose(features, (k, k), strides=(2, 2), padding="SAME")` as one stride-1
+  conv of the small image with 4 * features outputs, then depth-to-space.
+
+  Output pixel (2n + r, 2m + s) of the transposed conv reads only the taps of one parity
+  (`_subpixel_taps`: for k = 5, taps (1, 3) at even rows, (0, 2, 4) at odd ones), so each
+  of the 4 parities is a small conv of the undilated input (3x3 for k = 5, a zero tap where
+  a parity has fewer; below SUBPIXEL_MIN_PIXELS input pixels, lax's dilated form). Same
+  parameters as the `nn.ConvTranspose` it stands for (names,
+  shapes, initializers), same values to float rounding (tests/test_gdn.py). XLA:CPU ran
+  the gradient of the dilated form in a slow loop: in the 1-thread profile of
+  configs/hyperprior.py's step the synthesis' last transposed conv took 1.47 s of its
+  2.51 s backward, 26x its forward (benchmarks/results/
+  20261207-xeon-profile_step-hyperprior-1thread.md).
+  """
+  features: int
+  kernel_size: int = 5
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    b, h, w, cin = x_BxHxWxC.shape
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
+                                                      dtype=self.dtype)
+    if h * w < SUBPIXEL_MIN_PIXELS:  # nn.ConvTranspose's own computation
+      return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+    taps, d_min = _subpixel_taps(k)
+    size = len(taps[0])
+    zero = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap -1: the zero tap
+    phases = [zero[np.asarray(taps[r])][:, np.asarray(taps[s])]
+              for r in (0, 1) for s in (0, 1)]  # [size, size, cin, features] each
+    k_sub = jnp.stack(phases, axis=3).reshape(size, size, cin, 4 * self.features)
+    pad = (-d_min, size - 1 + d_min)  # padded here, the conv 'VALID' (Eigen's own form)
+    x = jnp.pad(x_BxHxWxC, ((0, 0), pad, pad, (0, 0)))
+    y = jax.lax.conv_general_dilated(x, k_sub, (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    with jax.named_scope("depth_to_space"):
+      y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+      y = y.reshape(b, 2 * h, 2 * w, self.features)
+    return y + bias
+
+
+# A stride-2 conv on fewer input pixels than this (the hyper-analysis' 4x4 -> 2x2) keeps
+# lax's strided form: there the space-to-depth form measured 1.7x slower (34 vs 58 ms of
+# a 1-thread hyperprior step); on the analysis' 8x8 -> 4x4 it is 5x faster.
+SPACE_TO_DEPTH_MIN_PIXELS = 64
+
+
+class SpaceToDepthConv(nn.Module):
+  """`nn.Conv(features, (k, k), strides=(2, 2), padding="SAME")` as a stride-1 conv of the
+  input's space-to-depth: tap a = 2q + p of the kernel reads phase p of the (padded) input
+  at offset q, so the layer is a ceil(k/2) x ceil(k/2) conv over 4 * C channels (the
+  kernel's taps regrouped by reshapes, a zero tap where k is odd). Its gradients are
+  stride-1 convs: XLA:CPU ran the input gradient of the strided form 45x slower than its
+  forward (the analysis' last conv in configs/hyperprior.py's step, 1 thread). Below
+  SPACE_TO_DEPTH_MIN_PIXELS input pixels, lax's strided form. Same parameters as the `nn.Conv`
+  it stands for, same values to float rounding (tests/test_gdn.py)."""
+  features: int
+  kernel_size: int = 5
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    b, h, w, cin = x_BxHxWxC.shape
+    k = self.kernel_size
+    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
+                                                      dtype=self.dtype)
+    if h * w < SPACE_TO_DEPTH_MIN_PIXELS:  # nn.Conv's own computation
+      return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+    q = -(-k // 2)  # taps per phase
+
+    def pads(n):  # 'SAME''s padding before; after, up to the even length the phases need
+      out = -(-n // 2)
+      before = max((out - 1) * 2 + k - n, 0) // 2
+      return before, 2 * (out + q - 1) - n - before
+
+    (top, bottom), (left, right) = pads(h), pads(w)
+    with jax.named_scope("space_to_depth"):
+      x = jnp.pad(x_BxHxWxC, ((0, 0), (top, bottom), (left, right), (0, 0)))
+      hh, ww = (h + top + bottom) // 2, (w + left + right) // 2
+      x = x.reshape(b, hh, 2, ww, 2, cin).transpose(0, 1, 3, 2, 4, 5).reshape(b, hh, ww, 4 * cin)
+    k2 = jnp.pad(kernel, ((0, 2 * q - k), (0, 2 * q - k), (0, 0), (0, 0)))
+    k2 = k2.reshape(q, 2, q, 2, cin, self.features).transpose(0, 2, 1, 3, 4, 5)
+    k2 = k2.reshape(q, q, 4 * cin, self.features)
+    y = jax.lax.conv_general_dilated(x, k2, (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
