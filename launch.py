@@ -27,14 +27,18 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (configs
 class _FamilySwitchingParser(config_flags.config_flags.ConfigFileFlagParser):
   """ml_collections' config file parser, then `--config.encoder.name=conv` (a family other
   than the file's) makes that group the new family's defaults and the fields the command line
-  gives it (config_lib.switch_families), before the overrides are checked against it."""
+  gives it (config_lib.switch_families), and a field a group's module takes that the file
+  left out joins the group (config_lib.add_module_fields), before the overrides are
+  checked against it."""
 
   def parse(self, path):
     config = super().parse(path)
     if isinstance(config, ml_collections.ConfigDict):  # not a file that failed to load
       from ae_jax.training import config_lib  # pylint: disable=import-outside-toplevel
       argv = FLAGS.read_flags_from_files(sys.argv, force_gnu=False)  # as ml_collections
-      config_lib.switch_families(config, config_lib.command_line_overrides(argv))
+      overrides = config_lib.command_line_overrides(argv)
+      config_lib.switch_families(config, overrides)
+      config_lib.add_module_fields(config, overrides)
     return config
 
 

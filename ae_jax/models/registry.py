@@ -147,6 +147,11 @@ def _fields(cls: type[nn.Module]) -> list[str]:
   return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
 
 
+def module_fields(cls: type[nn.Module]) -> list[str]:
+  """The fields a config group of module `cls` may hold (its dataclass fields)."""
+  return _fields(cls)
+
+
 def _tupled(value):
   """Lists (from JSON or the command line) as tuples and groups as FrozenDicts: module
   fields must be hashable."""

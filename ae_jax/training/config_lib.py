@@ -218,6 +218,37 @@ def switch_families(config: ml_collections.ConfigDict, overrides: Mapping[str, s
   return replaced
 
 
+def add_module_fields(config: ml_collections.ConfigDict,
+                      overrides: Mapping[str, str]) -> list[str]:
+  """Fields that a model group's module takes but its config file left out (at the module's
+  default: `--config.decoder.kernel_init=glorot_uniform` on configs/wae.py, whose decoder
+  group lists no kernel_init) join the group with the value the command line gives, so the
+  override applies. A field the module does not take is still refused by the locked config.
+  Call it after `switch_families`, before the overrides are applied. Returns the dotted
+  names of the fields added."""
+  from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+  added = []
+  for path, text in overrides.items():
+    group, _, field = path.rpartition(".")
+    holder = _group_at(config, group) if group else None
+    if (group.split(".")[0] not in MODEL_GROUPS or holder is None or field in holder
+        or not isinstance(holder.get("name"), str)):
+      continue
+    try:  # nested encoder groups (a codec's analysis, a WAE's net) are encoders too
+      cls = registry.resolve(holder["name"], "decoder" if group.startswith("decoder")
+                             else "encoder")
+    except UserError:  # a group that names no module of that role (a VAE's prior)
+      continue
+    if field in registry.module_fields(cls):
+      was_locked = holder.is_locked
+      with holder.unlocked():
+        holder[field] = _literal(text)
+      if was_locked:
+        holder.lock()
+      added.append(path)
+  return added
+
+
 def _group_at(config: ml_collections.ConfigDict, dotted: str):
   """The group at `dotted` in `config`, or None where there is none."""
   value = config
