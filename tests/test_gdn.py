@@ -125,50 +125,36 @@ def test_parameter_counts():
       + (25 * 64 * 1 + 1) + 2 * gdn_params
 
 
-@pytest.mark.parametrize("kernel,shape", [(5, (2, 4, 5, 3, 2)), (5, (1, 7, 7, 8, 4)),
-                                          (3, (2, 4, 6, 2, 3)), (4, (1, 3, 5, 2, 2)),
-                                          (5, (2, 2, 2, 4, 3)), (5, (2, 1, 1, 4, 3))])
-def test_subpixel_transposed_conv_is_nn_conv_transpose_values_and_gradients(kernel, shape):
-  """The synthesis' stride-2 transposed conv, computed per output parity (the last two
-  shapes: below SUBPIXEL_MIN_PIXELS, lax's dilated form): the same
-  parameters (names, shapes, initial values) as nn.ConvTranspose(..., 'SAME'), the same
-  outputs and gradients (parameters and input) to float rounding."""
+def _strided_forms():
   import flax.linen as nn  # pylint: disable=import-outside-toplevel
   from ae_jax.models import layers  # pylint: disable=import-outside-toplevel
+  up = lambda c, k: (layers.SubpixelConvTranspose(c, k),
+                     nn.ConvTranspose(c, (k, k), strides=(2, 2), padding="SAME"))
+  down = lambda c, k: (layers.SpaceToDepthConv(c, k),
+                       nn.Conv(c, (k, k), strides=(2, 2), padding="SAME"))
+  # (forms, kernel, (batch, h, w, in, out)); the last of each: an input below the form's
+  # minimum size, where lax's own form is used
+  return ([(up, 5, (2, 4, 5, 3, 2)), (up, 5, (1, 7, 7, 8, 4)), (up, 3, (2, 4, 6, 2, 3)),
+           (up, 4, (1, 3, 5, 2, 2)), (up, 5, (2, 2, 2, 4, 3)), (up, 5, (2, 1, 1, 4, 3))]
+          + [(down, 5, (2, 8, 8, 3, 2)), (down, 5, (1, 7, 9, 4, 3)), (down, 3, (2, 6, 5, 2, 3)),
+             (down, 4, (1, 5, 6, 2, 2)), (down, 5, (2, 4, 4, 3, 2))])
+
+
+@pytest.mark.parametrize("forms,kernel,shape", _strided_forms())
+def test_strided_layers_are_the_plain_flax_layers_values_and_gradients(forms, kernel, shape):
+  """The synthesis' stride-2 transposed conv computed per output parity
+  (SubpixelConvTranspose) and the analysis' stride-2 conv as a conv of the space-to-depth
+  input (SpaceToDepthConv): the same parameters (names, shapes, initial values) as
+  nn.ConvTranspose / nn.Conv (strides 2, 'SAME'), the same outputs and gradients
+  (parameters and input) to float rounding."""
   b, h, w, cin, cout = shape
   x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
-  fast = layers.SubpixelConvTranspose(cout, kernel)
-  plain = nn.ConvTranspose(cout, (kernel, kernel), strides=(2, 2), padding="SAME")
+  fast, plain = forms(cout, kernel)
   v = fast.init(jax.random.key(1), x)
   jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
   v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
   y = fast.apply(v, x)
-  assert y.shape == (b, 2 * h, 2 * w, cout)
-  np.testing.assert_allclose(y, plain.apply(v, x), atol=1e-5, rtol=1e-5)
-  r = jax.random.normal(jax.random.key(3), y.shape)
-  grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)
-           for m in (fast, plain)]
-  jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-4, rtol=1e-5), *grads)
-
-
-@pytest.mark.parametrize("kernel,shape", [(5, (2, 8, 8, 3, 2)), (5, (1, 7, 9, 4, 3)),
-                                          (3, (2, 6, 5, 2, 3)), (4, (1, 5, 6, 2, 2)),
-                                          (5, (2, 4, 4, 3, 2))])
-def test_space_to_depth_conv_is_a_strided_nn_conv_values_and_gradients(kernel, shape):
-  """The analysis' stride-2 conv as a stride-1 conv of the space-to-depth input (the last
-  shape: below SPACE_TO_DEPTH_MIN_PIXELS, lax's strided form): the same parameters as
-  nn.Conv(..., strides=2, 'SAME'), the same outputs and gradients to float rounding."""
-  import flax.linen as nn  # pylint: disable=import-outside-toplevel
-  from ae_jax.models import layers  # pylint: disable=import-outside-toplevel
-  b, h, w, cin, cout = shape
-  x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
-  fast = layers.SpaceToDepthConv(cout, kernel)
-  plain = nn.Conv(cout, (kernel, kernel), strides=(2, 2), padding="SAME")
-  v = fast.init(jax.random.key(1), x)
-  jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
-  v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
-  y = fast.apply(v, x)
-  assert y.shape == (b, -(-h // 2), -(-w // 2), cout)
+  assert y.shape == plain.apply(v, x).shape
   np.testing.assert_allclose(y, plain.apply(v, x), atol=1e-5, rtol=1e-5)
   r = jax.random.normal(jax.random.key(3), y.shape)
   grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)

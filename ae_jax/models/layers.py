@@ -187,6 +187,16 @@ class UpsampleConv(nn.Module):
     return y + bias
 
 
+def _strided_params(module: nn.Module, x_BxHxWxC: jax.Array):
+  """(x, kernel, bias) in the compute dtype, for a stride-2 layer standing for `nn.Conv` or
+  `nn.ConvTranspose` with `module.kernel_size` and `module.features`: the same parameter
+  names, shapes and initializers, so checkpoints and inits are interchangeable with them."""
+  k, cin = module.kernel_size, x_BxHxWxC.shape[-1]
+  kernel = module.param("kernel", nn.linear.default_kernel_init, (k, k, cin, module.features))
+  bias = module.param("bias", nn.initializers.zeros_init(), (module.features,))
+  return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=module.dtype)
+
+
 def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
   """For `lax.conv_transpose(x, k, (2,), 'SAME')` along one axis: ([taps of parity 0, taps
   of parity 1], d_min), where output 2n + r is sum_j k[taps_r[j]] * x[n + d_min + j] and
@@ -232,10 +242,7 @@ class SubpixelConvTranspose(nn.Module):
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-    x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
-                                                      dtype=self.dtype)
+    x_BxHxWxC, kernel, bias = _strided_params(self, x_BxHxWxC)
     if h * w < SUBPIXEL_MIN_PIXELS:  # nn.ConvTranspose's own computation
       return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
@@ -278,10 +285,7 @@ class SpaceToDepthConv(nn.Module):
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-    x_BxHxWxC, kernel, bias = nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias,
-                                                      dtype=self.dtype)
+    x_BxHxWxC, kernel, bias = _strided_params(self, x_BxHxWxC)
     if h * w < SPACE_TO_DEPTH_MIN_PIXELS:  # nn.Conv's own computation
       return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
                                           dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
