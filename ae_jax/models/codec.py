@@ -43,9 +43,7 @@ class FactorizedPriorEncoder(WrapsEncoder, nn.Module):
   dtype: Any = jnp.float32
 
   def __post_init__(self):
-    if not isinstance(self.analysis, Mapping) or "name" not in self.analysis:
-      raise checks.BadField("analysis", "an encoder config group with a name, e.g. "
-                            "{'name': 'mlp', 'hidden': (512,), 'latent_dim': 96}")
+    self.check_inner_group("{'name': 'mlp', 'hidden': (512,), 'latent_dim': 96}")
     if self.analysis["name"] == "factorized":
       raise checks.BadField("analysis", "another encoder than 'factorized' itself")
     checks.positive_ints(self, "filters")

@@ -98,9 +98,7 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
   dtype: Any = jnp.float32
 
   def __post_init__(self):
-    if not isinstance(self.analysis, Mapping) or "name" not in self.analysis:
-      raise checks.BadField("analysis", "an encoder config group with a name, e.g. "
-                            "{'name': 'gdn', 'features': 64, 'latent_channels': 96}")
+    self.check_inner_group("{'name': 'gdn', 'features': 64, 'latent_channels': 96}")
     if self.analysis["name"] in ("hyperprior", "factorized"):
       raise checks.BadField("analysis", "a transform, not a codec ('gdn', say)")
     checks.positive_int(self, "hyper_features")

@@ -187,14 +187,20 @@ class UpsampleConv(nn.Module):
     return y + bias
 
 
-def _strided_params(module: nn.Module, x_BxHxWxC: jax.Array):
-  """(x, kernel, bias) in the compute dtype, for a stride-2 layer standing for `nn.Conv` or
-  `nn.ConvTranspose` with `module.kernel_size` and `module.features`: the same parameter
-  names, shapes and initializers, so checkpoints and inits are interchangeable with them."""
-  k, cin = module.kernel_size, x_BxHxWxC.shape[-1]
-  kernel = module.param("kernel", nn.linear.default_kernel_init, (k, k, cin, module.features))
-  bias = module.param("bias", nn.initializers.zeros_init(), (module.features,))
-  return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=module.dtype)
+class _Stride2Layer(nn.Module):
+  """A stride-2 layer standing for `nn.Conv` or `nn.ConvTranspose` (kernel_size x
+  kernel_size, 'SAME'): its fields, and its parameters with their names, shapes and
+  initializers, so checkpoints and inits are interchangeable with Flax's layer."""
+  features: int
+  kernel_size: int = 5
+  dtype: Any = None
+
+  def _params(self, x_BxHxWxC: jax.Array):
+    """(x, kernel, bias) in the compute dtype."""
+    k, cin = self.kernel_size, x_BxHxWxC.shape[-1]
+    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
 
 
 def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
@@ -219,7 +225,7 @@ def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
 SUBPIXEL_MIN_PIXELS = 16
 
 
-class SubpixelConvTranspose(nn.Module):
+class SubpixelConvTranspose(_Stride2Layer):
   """`nn.ConvTranspose(features, (k, k), strides=(2, 2), padding="SAME")` as one stride-1
   conv of the small image with 4 * features outputs, then depth-to-space.
 
@@ -234,15 +240,11 @@ class SubpixelConvTranspose(nn.Module):
   2.51 s backward, 26x its forward (benchmarks/results/
   20261207-xeon-profile_step-hyperprior-1thread.md).
   """
-  features: int
-  kernel_size: int = 5
-  dtype: Any = None
-
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    x_BxHxWxC, kernel, bias = _strided_params(self, x_BxHxWxC)
+    x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
     if h * w < SUBPIXEL_MIN_PIXELS:  # nn.ConvTranspose's own computation
       return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
@@ -268,7 +270,7 @@ class SubpixelConvTranspose(nn.Module):
 SPACE_TO_DEPTH_MIN_PIXELS = 64
 
 
-class SpaceToDepthConv(nn.Module):
+class SpaceToDepthConv(_Stride2Layer):
   """`nn.Conv(features, (k, k), strides=(2, 2), padding="SAME")` as a stride-1 conv of the
   input's space-to-depth: tap a = 2q + p of the kernel reads phase p of the (padded) input
   at offset q, so the layer is a ceil(k/2) x ceil(k/2) conv over 4 * C channels (the
@@ -277,15 +279,11 @@ class SpaceToDepthConv(nn.Module):
   forward (the analysis' last conv in configs/hyperprior.py's step, 1 thread). Below
   SPACE_TO_DEPTH_MIN_PIXELS input pixels, lax's strided form. Same parameters as the `nn.Conv`
   it stands for, same values to float rounding (tests/test_gdn.py)."""
-  features: int
-  kernel_size: int = 5
-  dtype: Any = None
-
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    x_BxHxWxC, kernel, bias = _strided_params(self, x_BxHxWxC)
+    x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
     if h * w < SPACE_TO_DEPTH_MIN_PIXELS:  # nn.Conv's own computation
       return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
                                           dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias

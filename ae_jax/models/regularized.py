@@ -31,9 +31,7 @@ class RegularizedEncoder(WrapsEncoder, nn.Module):
   INNER = "net"
 
   def __post_init__(self):
-    if not isinstance(self.net, Mapping) or "name" not in self.net:
-      raise checks.BadField("net", "an encoder config group with a name, e.g. "
-                            "{'name': 'mlp', 'hidden': (500,), 'latent_dim': 20}")
+    self.check_inner_group("{'name': 'mlp', 'hidden': (500,), 'latent_dim': 20}")
     checks.image_shape(self)
     self.build_inner(detached=True)  # a bad net group is refused at start-up
     super().__post_init__()

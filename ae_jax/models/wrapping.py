@@ -8,10 +8,19 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ae_jax.models import checks
+
 
 class WrapsEncoder:
   """A mixin for an encoder whose field named by INNER is another encoder's config group."""
   INNER = "analysis"
+
+  def check_inner_group(self, example: str) -> None:
+    """Refuses an INNER field that is not an encoder config group with a name (`example`:
+    one that is, for the message)."""
+    group = getattr(self, self.INNER)
+    if not isinstance(group, Mapping) or "name" not in group:
+      raise checks.BadField(self.INNER, f"an encoder config group with a name, e.g. {example}")
 
   def build_inner(self, detached: bool = False) -> nn.Module:
     """The inner encoder (`detached`: outside any parent, to check its group at start-up)."""
