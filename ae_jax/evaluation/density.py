@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ae_jax.core import files
 from ae_jax.core.errors import writing
 
 FILE = "ex_post_density.npz"
@@ -100,8 +101,6 @@ def load_or_fit(workdir: str, run: dict, codes_fn, components: int = COMPONENTS)
       if np.array_equal(f["fitted_to"], stamp):
         return {k: f[k] for k in ("weights", "means", "covariances", "log_likelihood")}
   gmm = fit_gmm(codes_fn(), components)
-  with writing(FILE, workdir):
-    tmp = path + ".tmp.npz"
+  with writing(FILE, workdir), files.atomic_path(path) as tmp:  # .npz kept: savez adds none
     np.savez(tmp, fitted_to=stamp, **gmm)
-    os.replace(tmp, path)
   return gmm
