@@ -8,7 +8,8 @@
 # with the same architecture), into runs/hyperprior_rd (rd.md, rd.png, rd_bd.md: BD-rates
 # payload against payload). Runs already trained are reused. From the repo root:
 #   bash scripts/hyperprior_results.sh
-# EPOCHS=2 bash scripts/hyperprior_results.sh shortens every run (a smoke pass).
+# EPOCHS=2 bash scripts/hyperprior_results.sh shortens every run (a smoke pass);
+# CONFIGS=hyperprior trains and compares only that config (default: both).
 set -u
 runs=()
 epochs=()
@@ -25,8 +26,7 @@ train_each() {
     runs+=(--workdir $2/$l)
   done
 }
-train_each hyperprior runs/hyperprior
-train_each codec_conv runs/codec_conv
+for c in ${CONFIGS:-hyperprior codec_conv}; do train_each $c runs/$c; done
 extra=()
 for f in ${HYPER_EXTRA:-}; do extra+=(--extra "$f"); done
 python -m ae_jax.rate_distortion "${runs[@]}" "${extra[@]}" --out runs/hyperprior_rd --overwrite

@@ -259,12 +259,13 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   step_dir = os.path.join(reference, "checkpoints", "6")
   enc = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "encoder"),
                                            abstract(model.encoder, x))
-  z = model.encoder.apply(enc, x)
+  z = jax.jit(model.encoder.apply)(enc, x)  # jitted: eager GDN layers compile op by op
   dec = ocp.StandardCheckpointer().restore(os.path.join(step_dir, "decoder"),
                                            abstract(model.decoder, z))
-  restored = jax.nn.sigmoid(model.decoder.apply(dec, z))
+  restored = jax.nn.sigmoid(jax.jit(model.decoder.apply)(dec, z))
   full_model, full = checkpoint.restore_autoencoder(reference)
-  np.testing.assert_array_equal(restored, full_model.apply(full, x, method="reconstruct"))
+  reconstruct = jax.jit(lambda v, x: full_model.apply(v, x, method="reconstruct"))
+  np.testing.assert_array_equal(restored, reconstruct(full, x))
 
   # Generative families: the sample command decodes draws from the run's prior (an RAE's:
   # the ex-post mixture, fitted to the training codes and stored beside the run).
@@ -281,7 +282,7 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   with open(path, "wb") as f:
     f.write(compress.codes_to_bytes(codes))
   decoded = compress.decode(compress.load_codes(path), reference)
-  expected = full_model.apply(full, jnp.asarray(images, jnp.float32) / 255, method="reconstruct")
+  expected = reconstruct(full, jnp.asarray(images, jnp.float32) / 255)
   np.testing.assert_allclose(decoded, expected, atol=1e-6)
   if family.startswith("vq"):  # codebook indices: 7x7 positions of 4 bits, 25 B per image
     indices = compress.encode(reference, images)

@@ -41,7 +41,7 @@ def _model(mean_scale=True, seed=0):
   record["encoder"]["mean_scale"] = mean_scale
   model, code = registry.checked_autoencoder(record, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(seed), (3, 28, 28, 1))
-  return model, model.init(registry.shape_rngs(), x)["params"], x, code
+  return model, jax.jit(model.init)(registry.shape_rngs(), x)["params"], x, code
 
 
 def _normal_cdf(x):
@@ -53,22 +53,27 @@ def test_rate_is_the_bits_of_y_under_its_gaussian_plus_the_bits_of_z(mean_scale)
   model, params, x, code = _model(mean_scale)
   assert code == (4, 4, 12)
   enc = {"params": params["encoder"]}
+  apply = jax.jit(model.encoder.apply, static_argnames=("method", "mutable"))
+  params_of = jax.jit(lambda e, z, y_shape: model.encoder.apply(e, z, y_shape,
+                                                                method="gaussian_params"),
+                      static_argnums=2)
   # Without the sample stream: symbols round(y - μ), the code symbols + μ.
-  y, z = model.encoder.apply(enc, x, method="latents")
+  y, z = apply(enc, x, method="latents")
   z_hat = jnp.round(z)
-  scales, means = model.encoder.apply(enc, z_hat, y.shape[1:], method="gaussian_params")
+  scales, means = params_of(enc, z_hat, y.shape[1:])
   assert scales.min() >= np.float32(entropy.SCALE_BOUND)
   # (ẑ is 0 at init: try other integers for the means)
   other = jax.random.randint(jax.random.key(1), z.shape, -3, 4).astype(jnp.float32)
-  _, other_means = model.encoder.apply(enc, other, y.shape[1:], method="gaussian_params")
+  _, other_means = params_of(enc, other, y.shape[1:])
   assert (float(jnp.abs(other_means).max()) > 0) == mean_scale
-  code_hat, reported = model.encoder.apply(enc, x, mutable=["losses", "metrics"])
+  code_hat, reported = apply(enc, x, mutable=("losses", "metrics"))
   symbols = np.rint(np.asarray(y - means))
   np.testing.assert_allclose(code_hat, symbols + np.asarray(means), rtol=0, atol=1e-6)
   p_y = np.vectorize(lambda v, s: _normal_cdf((0.5 - abs(v)) / s) - _normal_cdf((-0.5 - abs(v)) / s))(
       symbols.astype(np.float64), np.asarray(scales, np.float64))
   bits_y = -np.log2(np.maximum(p_y, 1e-9)).reshape(3, -1).sum(1)
-  p_z = entropy.FactorizedDensity().apply({"params": params["encoder"]["prior"]}, z_hat)
+  p_z = jax.jit(entropy.FactorizedDensity().apply)({"params": params["encoder"]["prior"]},
+                                                   z_hat)
   bits_z = -np.log2(np.asarray(p_z, np.float64)).reshape(3, -1).sum(1)
   np.testing.assert_allclose(reported["metrics"]["rate_z"][0], bits_z, rtol=1e-4)
   np.testing.assert_allclose(reported["losses"]["rate"][0], bits_y + bits_z, rtol=1e-4)
@@ -77,15 +82,16 @@ def test_rate_is_the_bits_of_y_under_its_gaussian_plus_the_bits_of_z(mean_scale)
 def test_training_adds_uniform_noise_and_the_rate_gradient_reaches_every_part():
   model, params, x, _ = _model()
   enc = {"params": params["encoder"]}
-  y, _ = model.encoder.apply(enc, x, method="latents")
-  noisy = model.encoder.apply(enc, x, rngs={"sample": jax.random.key(3)}, mutable=["losses"])[0]
+  apply = jax.jit(model.encoder.apply, static_argnames=("method", "mutable"))
+  y, _ = apply(enc, x, method="latents")
+  noisy = apply(enc, x, rngs={"sample": jax.random.key(3)}, mutable=("losses",))[0]
   u = np.asarray(noisy - y)
   assert np.abs(u).max() <= 0.5 and np.abs(u).min() > 0 and abs(u.mean()) < 0.1
 
   def rate(p):
     return objectives.apply(model.apply, p, x, jax.random.key(7))[1]["rate"].mean()
 
-  grads = jax.grad(rate)(params)["encoder"]
+  grads = jax.jit(jax.grad(rate))(params)["encoder"]
   for part in ("transform", "h_a", "h_s", "prior"):
     assert float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(grads[part]))) > 0, part
 
@@ -175,6 +181,11 @@ def hyper_run(tiny_data, tmp_path_factory):
   return workdir
 
 
+def _reconstruct(model):
+  """The model's reconstruction, jitted (eager, the GDN layers compile op by op)."""
+  return jax.jit(lambda v, x: model.apply(v, x, method="reconstruct"))
+
+
 def _images(n=40, seed=0):
   from conftest import make_images  # pylint: disable=import-outside-toplevel
   return make_images(n, seed)[0].reshape(n, 28, 28, 1)
@@ -209,7 +220,7 @@ def test_a_hyperprior_run_is_coded_within_its_estimate_and_decodes_to_the_model(
   assert actual.mean() <= estimated.mean() * 1.03 + 4, (actual.mean(), estimated.mean())
   assert actual.mean() >= estimated.mean() * 0.97 - 4, (actual.mean(), estimated.mean())
   model, variables = checkpoint.restore_autoencoder(hyper_run)
-  expected = model.apply(variables, jnp.asarray(images, jnp.float32) / 255, method="reconstruct")
+  expected = _reconstruct(model)(variables, jnp.asarray(images, jnp.float32) / 255)
   np.testing.assert_allclose(compress.decode(loaded, hyper_run), expected, atol=1e-6)
 
 
@@ -227,8 +238,8 @@ def test_images_of_mixed_sizes_come_back_at_their_sizes(hyper_run):
   model, variables = checkpoint.restore_autoencoder(hyper_run)
   for im, out in zip(images, decoded):
     dec = model.decoder.clone(image_shape=im.shape)
-    m = model.clone(decoder=dec)
-    expected = m.apply(variables, jnp.asarray(im[None], jnp.float32) / 255, method="reconstruct")
+    expected = _reconstruct(model.clone(decoder=dec))(variables,
+                                                      jnp.asarray(im[None], jnp.float32) / 255)
     np.testing.assert_allclose(out, expected[0], atol=1e-5)
 
 
