@@ -80,14 +80,14 @@ def test_upsample_conv_is_conv_of_the_upsampled_image(padding, hw, cin, cout, mi
   # Same parameter names, shapes and initial values as the nn.Conv it stands for.
   jax.tree.map(np.testing.assert_array_equal, v, v_plain)
   v = jax.tree.map(lambda k: k + 0.1 * jax.random.normal(jax.random.key(2), k.shape), v)
-  y = fused.apply(v, x)
-  y_plain = plain.apply(v, models.upsample_2x(x))
+  y = jax.jit(fused.apply)(v, x)  # jitted whole: eager, each operation compiles alone
+  y_plain = jax.jit(lambda v, x: plain.apply(v, models.upsample_2x(x)))(v, x)
   assert y.shape == y_plain.shape
   np.testing.assert_allclose(y, y_plain, atol=1e-5, rtol=1e-5)
   w = jax.random.normal(jax.random.key(3), y.shape)
-  g = jax.grad(lambda v, x: (fused.apply(v, x) * w).sum(), argnums=(0, 1))(v, x)
-  g_plain = jax.grad(lambda v, x: (plain.apply(v, models.upsample_2x(x)) * w).sum(),
-                     argnums=(0, 1))(v, x)
+  g = jax.jit(jax.grad(lambda v, x: (fused.apply(v, x) * w).sum(), argnums=(0, 1)))(v, x)
+  g_plain = jax.jit(jax.grad(lambda v, x: (plain.apply(v, models.upsample_2x(x)) * w).sum(),
+                             argnums=(0, 1)))(v, x)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), g, g_plain)
 
 
@@ -139,8 +139,8 @@ def test_convnet_equals_the_literal_lax_conv_forms_values_and_gradients(image_sh
   enc = models.ConvNetEncoder(features=(16, 32, 64), latent_channels=8)
   dec = models.ConvNetDecoder(features=(64, 32, 16), image_shape=image_shape)
   x = jax.random.uniform(jax.random.key(0), (3, *image_shape))
-  v_enc = enc.init(jax.random.key(1), x)
-  v_dec = dec.init(jax.random.key(2), enc.apply(v_enc, x))
+  v_enc = jax.jit(enc.init)(jax.random.key(1), x)
+  v_dec = jax.jit(dec.init)(jax.random.key(2), jax.jit(enc.apply)(v_enc, x))
   params = {"encoder": v_enc["params"], "decoder": v_dec["params"]}
 
   def literal(params, x):
@@ -156,9 +156,11 @@ def test_convnet_equals_the_literal_lax_conv_forms_values_and_gradients(image_sh
   def fast(params, x):
     return dec.apply({"params": params["decoder"]}, enc.apply({"params": params["encoder"]}, x))
 
-  np.testing.assert_allclose(fast(params, x), literal(params, x), atol=1e-5, rtol=1e-5)
+  # Each form jitted whole (eager, every operation would compile on its own).
+  np.testing.assert_allclose(jax.jit(fast)(params, x), jax.jit(literal)(params, x),
+                             atol=1e-5, rtol=1e-5)
   w = jax.random.normal(jax.random.key(3), (3, *image_shape))
-  grads = [jax.grad(lambda p, x: (f(p, x) * w).sum(), argnums=(0, 1))(params, x)
+  grads = [jax.jit(jax.grad(lambda p, x, f=f: (f(p, x) * w).sum(), argnums=(0, 1)))(params, x)
            for f in (fast, literal)]
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4), *grads)
 
@@ -168,10 +170,10 @@ def test_conv_encoder_equals_the_literal_lecture_encoder():
   v = models.ConvEncoder().init(jax.random.key(1), x)
   v_plain = models.PlainConvEncoder().init(jax.random.key(1), x)
   jax.tree.map(np.testing.assert_array_equal, v, v_plain)
-  np.testing.assert_allclose(models.ConvEncoder().apply(v, x),
-                             models.PlainConvEncoder().apply(v, x), atol=1e-5)
+  np.testing.assert_allclose(jax.jit(models.ConvEncoder().apply)(v, x),
+                             jax.jit(models.PlainConvEncoder().apply)(v, x), atol=1e-5)
   w = jax.random.normal(jax.random.key(2), (4, 4, 4, 8))
-  g, g_plain = (jax.grad(lambda v: (m.apply(v, x) * w).sum())(v)
+  g, g_plain = (jax.jit(jax.grad(lambda v, m=m: (m.apply(v, x) * w).sum()))(v)
                 for m in (models.ConvEncoder(), models.PlainConvEncoder()))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), g, g_plain)
 
@@ -181,11 +183,12 @@ def test_conv_decoder_equals_the_literal_lecture_decoder():
   v = models.ConvDecoder().init(jax.random.key(1), z)
   v_plain = models.PlainConvDecoder().init(jax.random.key(1), z)
   jax.tree.map(np.testing.assert_array_equal, v, v_plain)  # checkpoints interchangeable
-  out = models.ConvDecoder().apply(v, z)
+  out = jax.jit(models.ConvDecoder().apply)(v, z)
   assert out.shape == (4, 28, 28, 1)
-  np.testing.assert_allclose(out, models.PlainConvDecoder().apply(v, z), atol=1e-5)
+  np.testing.assert_allclose(out, jax.jit(models.PlainConvDecoder().apply)(v, z), atol=1e-5)
   w = jax.random.normal(jax.random.key(2), out.shape)
-  g, g_plain = (jax.grad(lambda v, z: (m.apply(v, z) * w).sum(), argnums=(0, 1))(v, z)
+  g, g_plain = (jax.jit(jax.grad(lambda v, z, m=m: (m.apply(v, z) * w).sum(),
+                                 argnums=(0, 1)))(v, z)
                 for m in (models.ConvDecoder(), models.PlainConvDecoder()))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), g, g_plain)
 

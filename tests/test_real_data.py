@@ -12,12 +12,10 @@ from conftest import FASHION_DIR
 
 
 @pytest.mark.slow
-def test_denoise_smoke_run_on_real_fashion_mnist(tmp_path):
-  assert data.idx.has_idx_files(FASHION_DIR), (
-      f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
+def test_denoise_smoke_run_on_real_fashion_mnist(real_data_dir, tmp_path):
   from configs import denoise  # pylint: disable=import-outside-toplevel
   config = denoise.get_config()
-  config.data_dir = str(tmp_path / "tfds")
+  config.data_dir = real_data_dir  # prepared once for the session (conftest)
   config.num_epochs, config.steps_per_epoch, config.eval_examples = 2, 5, 500
   config.progress_bar = False
   builder = data.get_builder(config.dataset, config.data_dir, FASHION_DIR)

@@ -24,7 +24,9 @@ def n_params(tree) -> int:
 def _init(config, image_shape=(28, 28, 1), batch=3):
   model, code = models.checked_autoencoder(config, image_shape)
   x = jax.random.uniform(jax.random.key(0), (batch, *image_shape))
-  return model, code, model.init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x), x
+  # jitted, as every apply here: eager, a model compiles one executable per operation
+  init = jax.jit(model.init)
+  return model, code, init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x), x
 
 
 @pytest.mark.parametrize("module,count,code", [
@@ -49,11 +51,11 @@ def test_the_general_conv_net_takes_any_image_size(image_shape, code, down, up, 
   config.encoder.norm = config.decoder.norm = norm
   model, got, variables, x = _init(config, image_shape, batch=2)
   assert got == code
-  out = model.apply(variables, x, method="reconstruct")
+  out = jax.jit(model.apply, static_argnames="method")(variables, x, method="reconstruct")
   assert out.shape == (2, *image_shape) and float(out.min()) >= 0 and float(out.max()) <= 1
   # The halves apart, with their own subtrees.
-  z = model.encoder.apply({"params": variables["params"]["encoder"]}, x)
-  np.testing.assert_allclose(jax.nn.sigmoid(model.decoder.apply(
+  z = jax.jit(model.encoder.apply)({"params": variables["params"]["encoder"]}, x)
+  np.testing.assert_allclose(jax.nn.sigmoid(jax.jit(model.decoder.apply)(
       {"params": variables["params"]["decoder"]}, z)), out, atol=1e-6)
 
 
@@ -122,11 +124,13 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters(module):
   config.dtype = "bfloat16"
   model, _, variables, x = _init(config)
   assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
-  assert model.apply(variables, x).dtype == jnp.float32  # logits for the loss
-  assert model.apply(variables, x, method="encode").dtype == jnp.bfloat16
+  apply = jax.jit(model.apply, static_argnames="method")
+  assert apply(variables, x).dtype == jnp.float32  # logits for the loss
+  assert apply(variables, x, method="encode").dtype == jnp.bfloat16
   ref = models.from_config(module.get_config(), (28, 28, 1))
-  np.testing.assert_allclose(model.apply(variables, x, method="reconstruct"),
-                             ref.apply(variables, x, method="reconstruct"), atol=0.05)
+  np.testing.assert_allclose(apply(variables, x, method="reconstruct"),
+                             jax.jit(ref.apply, static_argnames="method")(
+                                 variables, x, method="reconstruct"), atol=0.05)
 
 
 USER_MODULE = textwrap.dedent('''

@@ -16,6 +16,7 @@ mechanism as a user's, so there is one path for both.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import math
@@ -242,6 +243,20 @@ def shape_rngs() -> dict:
 
 
 def _output_shape(module: nn.Module, x: jax.ShapeDtypeStruct):
+  """module(x)'s shape and dtype, traced once per equal module and input (a run, its
+  checks, the tools and a resume each ask again)."""
+  try:
+    return _traced_output_shape(module, x.shape, x.dtype)
+  except TypeError:  # a module that cannot be hashed (a user's, with a list field) traces
+    return _trace_output_shape(module, x)
+
+
+@functools.lru_cache(maxsize=256)
+def _traced_output_shape(module: nn.Module, shape: tuple, dtype):
+  return _trace_output_shape(module, jax.ShapeDtypeStruct(shape, dtype))
+
+
+def _trace_output_shape(module: nn.Module, x: jax.ShapeDtypeStruct):
   def run(x):
     return module.init_with_output(shape_rngs(), x)[0]
   return jax.eval_shape(run, x)

@@ -6,6 +6,7 @@ partitions the work over however many devices the mesh has.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -47,14 +48,19 @@ def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigD
   rngs = {"params": rng, "sample": jax.random.fold_in(rng, objectives.SAMPLE_STREAM)}
   params = model.init(rngs, jnp.zeros((1, *image_shape)))["params"]
   groups = models.autoencoder.param_groups(model)
-  if not groups:
-    return TrainState.create(apply_fn=model.apply, params=params, tx=optimizer(config))
-  tx = optax.multi_transform(
-      {"model": optimizer(config), **{g.name: optax.adam(g.learning_rate or
-                                                         config.learning_rate)
-                                      for g in groups}},
-      functools.partial(group_labels, groups))
-  return TrainState.create(apply_fn=model.apply, params=params, tx=tx, groups=groups)
+  tx = _transformation(*_optimizer_key(config), groups)
+  return TrainState.create(apply_fn=ModelApply(model), params=params, tx=tx, groups=groups)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelApply:
+  """`model.apply`, equal for equal models. The state's apply_fn is static: a bound method
+  is equal only to itself, so each new (equal) model made the train and eval steps trace
+  again; this one finds them traced."""
+  model: models.Autoencoder
+
+  def __call__(self, *args, **kwargs):
+    return self.model.apply(*args, **kwargs)
 
 
 def group_labels(groups: tuple, params) -> dict:
@@ -72,9 +78,33 @@ def group_labels(groups: tuple, params) -> dict:
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam at config.learning_rate, after the weight decay of config.weight_decay (by half of
   the model: wd * params added to the gradient, as torch's Adam(weight_decay=wd))."""
-  adam = optax.adam(config.learning_rate)
-  decays = sorted((half, float(wd)) for half, wd in config.get("weight_decay", {}).items()
-                  if wd)
+  return _optimizer(*_optimizer_key(config))
+
+
+def _optimizer_key(config: ml_collections.ConfigDict) -> tuple:
+  return float(config.learning_rate), tuple(sorted(
+      (half, float(wd)) for half, wd in config.get("weight_decay", {}).items() if wd))
+
+
+# One transformation object per setting: the state's `tx` is static, so a second run in
+# the same process (a notebook, a sweep, a stopped run resumed, the tests) finds its train
+# and eval steps already traced instead of tracing them again for a new, equal optimizer.
+@functools.lru_cache(maxsize=None)
+def _transformation(learning_rate: float, decays: tuple, groups: tuple
+                    ) -> optax.GradientTransformation:
+  """The optimizer of `create_train_state`: `_optimizer`'s, and with parameter groups one
+  Adam per group beside it (optax.multi_transform)."""
+  if not groups:
+    return _optimizer(learning_rate, decays)
+  return optax.multi_transform(
+      {"model": _optimizer(learning_rate, decays),
+       **{g.name: optax.adam(g.learning_rate or learning_rate) for g in groups}},
+      functools.partial(group_labels, groups))
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer(learning_rate: float, decays: tuple) -> optax.GradientTransformation:
+  adam = optax.adam(learning_rate)
   if not decays:
     return adam
   def only(half):
