@@ -274,6 +274,32 @@ def test_one_compiled_step_serves_every_seed():
   assert losses[0][0] == losses[0][1] != losses[1][0]  # same init, different noise
 
 
+def test_a_second_run_of_an_equal_model_finds_its_step_traced():
+  """Each run builds its model and optimizer anew (a notebook's second run, a sweep, a
+  stopped run resumed in-process): equal ones are the same static parts of the state, so
+  the jitted step is traced once; another learning rate is another step."""
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from ae_jax.training import steps  # pylint: disable=import-outside-toplevel
+  from configs import rae  # pylint: disable=import-outside-toplevel  (weight decay: a chain)
+  images, perm = _resident_images()
+  steps.device_train_steps.clear_cache()
+
+  def one_step(learning_rate):
+    config = rae.get_config()
+    config.learning_rate = learning_rate
+    model = models.from_config(config, (28, 28, 1))  # a new, equal module each time
+    state = steps.create_train_state(model, config, (28, 28, 1))
+    return steps.device_train_steps(state, images, perm, jnp.int32(0), num_steps=1,
+                                    batch_size=32, seed=0, loc=0.0, scale=0.0,
+                                    loss_kind="mse")[1]["loss"][0]
+
+  first = one_step(1e-3)
+  assert float(one_step(1e-3)) == float(first)
+  assert steps.device_train_steps._cache_size() == 1  # pylint: disable=protected-access
+  one_step(1e-4)
+  assert steps.device_train_steps._cache_size() == 2  # pylint: disable=protected-access
+
+
 def test_unrolled_scan_gives_the_same_state_and_losses():
   """The CPU fast path (4 steps per loop iteration, here with a remainder: 6 steps) gives
   bit for bit what a scan of one step per iteration gives."""
