@@ -4,7 +4,8 @@ For each family's config (shrunk to a few steps on the tiny dataset) it checks:
   * a run stopped mid-epoch (as by SIGTERM), resumed, ends bit-identical to an unbroken
     run (parameters and every metrics row, reported terms included); the runs train in
     the test's process, so the three share their compiled steps;
-  * 4 devices give the 1-device run's numbers (to float summation order);
+  * 4 devices give the 1-device run's numbers (to float summation order): one process
+    (tests/four_devices.py) trains every family's 4-device run beside the harness;
   * the encoder and decoder checkpoint items restore apart with a plain orbax client
     that knows only the module and the item's name;
   * the compression tools encode and decode through a codes file (a VQ-VAE's also as
@@ -16,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -119,16 +121,40 @@ def _args(family, tiny_data, workdir):
           f"--config.idx_dir={idx_dir}", *TINY, *extra]
 
 
-def _start(args, devices=1):
+HARNESS = "test_every_family_resumes_shards_restores_apart_and_compresses"
+
+
+@pytest.fixture(scope="module")
+def four_devices(request, tiny_data, tmp_path_factory):
+  """wait(family) -> the workdir of the family's run on 4 devices (one epoch). One process
+  (tests/four_devices.py) trains the runs of every family this session tests, in the
+  harness's order, beside the harness's own runs."""
+  families = [item.callspec.params["family"] for item in request.session.items
+              if getattr(item, "originalname", None) == HARNESS]
+  root = str(tmp_path_factory.mktemp("four_devices"))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-  return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             XLA_FLAGS="--xla_force_host_platform_device_count=4")
+  with open(os.path.join(root, "log.txt"), "w") as log:
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "four_devices.py"),
+                             root, *tiny_data, *families], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
 
+  def wait(family):
+    workdir = os.path.join(root, family)
+    t0 = time.time()
+    while not os.path.exists(workdir + ".done"):
+      if os.path.exists(workdir + ".failed"):
+        with open(workdir + ".failed") as f:
+          pytest.fail(f"the 4-device run of {family} failed:\n{f.read()[-3000:]}")
+      if proc.poll() is not None or time.time() - t0 > 300:
+        with open(os.path.join(root, "log.txt")) as f:
+          pytest.fail(f"no 4-device run of {family}:\n{f.read()[-3000:]}")
+      time.sleep(0.05)
+    return workdir
 
-def _finish(proc):
-  _, err = proc.communicate(timeout=300)
-  assert proc.returncode == 0, err[-3000:]
+  yield wait
+  proc.kill()
+  proc.wait()
 
 
 def _rows(workdir):
@@ -158,11 +184,9 @@ def _config(family, tiny_data, workdir):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_data,
-                                                                   tmp_path, monkeypatch):
-  reference, four, stopped = (str(tmp_path / n) for n in ("reference", "four", "stopped"))
-  # 4 devices, beside the runs below: its first epoch is compared (the resume is the
-  # 1-device runs' concern).
-  sharded = _start(_args(family, tiny_data, four) + ["--config.num_epochs=1"], devices=4)
+                                                                   four_devices, tmp_path,
+                                                                   monkeypatch):
+  reference, stopped = (str(tmp_path / n) for n in ("reference", "stopped"))
   config = _config(family, tiny_data, stopped)
   train.train_and_evaluate(_config(family, tiny_data, reference), reference)
 
@@ -178,7 +202,6 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   assert int(state.step) == 6
   jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_autoencoder(stopped)[1],
                checkpoint.restore_autoencoder(reference)[1])
-  _finish(sharded)
   rows = _rows(reference)
   assert _rows(stopped) == rows and [r["step"] for r in rows] == [3, 6]
   if family == "sparse":  # its reported term and metric are logged, train and val
@@ -244,8 +267,10 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
   # one step), break exact ties another way (on this data many z_e are the same background
   # vector, and dead codes restart at them), and a few vectors go to another code. Measured
   # (EMA, 2 epochs): perplexity 0.45% apart, SSIM 4.2e-4 (of 0.0105), the rest < 1e-4.
-  assert len(_rows(four)) == 1
-  for row, ref in zip(_rows(four), rows):
+  # 4 devices (tests/four_devices.py, beside these runs): its one epoch is the first row.
+  four = _rows(four_devices(family))
+  assert len(four) == 1
+  for row, ref in zip(four, rows):
     assert row.keys() == ref.keys()
     for key in ref:
       rel = 1e-5
