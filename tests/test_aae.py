@@ -22,7 +22,9 @@ def _setup():
   config.decoder.hidden = (16,)
   model = models.from_config(config, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(0), (6, 28, 28, 1))
-  state = steps.create_train_state(model, config, (28, 28, 1))
+  # jitted (eager, each operation compiles alone): the same state, to the bit
+  state = jax.jit(lambda rng: steps.create_train_state(model, config, (28, 28, 1), rng))(
+      jax.random.key(config.seed))
   return config, model, state, x
 
 
@@ -44,15 +46,18 @@ def _bce(p, target):  # torch's F.binary_cross_entropy, mean over the batch
 def test_the_two_losses_are_pythaes():
   config, model, state, x = _setup()
   rng = jax.random.key(5)
-  logits, terms, _ = objectives.apply(model.apply, state.params, x, rng)
-  _, _, fake, real = _draws(model, state.params, x, rng)
+  # jitted: eager, each operation compiles alone
+  logits, terms, _ = jax.jit(lambda p, x: objectives.apply(model.apply, p, x, rng))(
+      state.params, x)
+  _, _, fake, real = jax.jit(lambda p, x: _draws(model, p, x, rng))(state.params, x)
   sig = lambda a: 1 / (1 + np.exp(-np.asarray(a, np.float64)))
-  recon = np.asarray(metrics.bernoulli_nll(logits, x), np.float64)
+  nll = jax.jit(metrics.bernoulli_nll)(logits, x)
+  recon = np.asarray(nll, np.float64)
   autoencoder_loss = ALPHA * _bce(sig(fake), 1.0) + recon.mean()
   discriminator_loss = _bce(sig(real), 1.0) + _bce(sig(fake), 0.0)
-  ours = objectives.total(metrics.bernoulli_nll(logits, x),
-                          {"adversarial": terms["adversarial"]},
-                          objectives.weights_of(config)).mean()
+  ours = jax.jit(lambda nll, adversarial: objectives.total(
+      nll, {"adversarial": adversarial}, objectives.weights_of(config)).mean())(
+          nll, terms["adversarial"])
   assert float(ours) == pytest.approx(autoencoder_loss, rel=1e-5)
   assert float(terms["discrimination"].mean()) == pytest.approx(discriminator_loss, rel=1e-5)
 
@@ -62,25 +67,29 @@ def test_one_step_updates_each_group_on_its_own_loss_with_its_own_adam():
   assert [g.name for g in state.groups] == ["discriminator"]
   assert set(state.opt_state.inner_states) == {"model", "discriminator"}
   rng = jax.random.key(9)
-  new, out = steps.train_step(state, x, x, "bernoulli", rng, objectives.weights_of(config))
+  # jitted: eager, each operation compiles alone
+  new, out = jax.jit(steps.train_step, static_argnums=(3, 5))(
+      state, x, x, "bernoulli", rng, objectives.weights_of(config))
 
   def losses(params):
     logits, terms, _ = objectives.apply(model.apply, params, x, rng)
     rec = metrics.bernoulli_nll(logits, x)
     return (rec + ALPHA * terms["adversarial"]).mean(), terms["discrimination"].mean()
 
-  g_ae = jax.grad(lambda p: losses(p)[0])(state.params)
-  g_d = jax.grad(lambda p: losses(p)[1])(state.params)
-  assert float(out["loss"]) == pytest.approx(float(losses(state.params)[0]), rel=1e-6)
+  g_ae = jax.jit(jax.grad(lambda p: losses(p)[0]))(state.params)
+  g_d = jax.jit(jax.grad(lambda p: losses(p)[1]))(state.params)
+  assert float(out["loss"]) == pytest.approx(float(jax.jit(losses)(state.params)[0]), rel=1e-6)
   lr, eps = config.learning_rate, 1e-8
   adam_first = lambda g: -lr * g / (jnp.abs(g) + eps)  # Adam's first step
+  # Each leaf's move and Adam's first step, jitted over the whole tree (eager, the
+  # operations of each leaf's shape compile alone).
+  moved = jax.jit(lambda a, b: jax.tree.map(jnp.subtract, a, b))(new.params, state.params)
+  adam_ae, adam_d = jax.jit(lambda g: jax.tree.map(adam_first, g))((g_ae, g_d))
   disc = ("encoder", "discriminator")
-  for path, new_leaf in jax.tree_util.tree_leaves_with_path(new.params):
+  for path, moved_leaf in jax.tree_util.tree_leaves_with_path(moved):
     keys = tuple(k.key for k in path)
-    old = _at(state.params, keys)
-    grad = _at(g_d if keys[:2] == disc else g_ae, keys)
-    np.testing.assert_allclose(new_leaf - old, adam_first(grad), rtol=1e-4, atol=1e-8,
-                               err_msg=str(keys))
+    step = _at(adam_d if keys[:2] == disc else adam_ae, keys)
+    np.testing.assert_allclose(moved_leaf, step, rtol=1e-4, atol=1e-8, err_msg=str(keys))
   # The discriminator's loss moved only the discriminator, the autoencoder's the rest.
   assert np.abs(_at(g_ae, disc + ("logit", "kernel"))).max() > 0  # (its grad is dropped)
 

@@ -110,13 +110,14 @@ def test_framing_round_trips_and_refuses_short_or_long_data():
 def _model_and_params(seed=0):
   model, code = registry.checked_autoencoder(RECORD, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(seed), (4, 28, 28, 1))
-  return model, model.init(registry.shape_rngs(), x)["params"], x, code
+  # jitted: eager, each operation compiles alone (the same params, to the bit)
+  return model, jax.jit(model.init)(registry.shape_rngs(), x)["params"], x, code
 
 
 def test_the_prior_is_a_distribution_over_the_integers_per_channel():
   model, params, _, code = _model_and_params()
-  pmf = np.asarray(model.encoder.apply({"params": params["encoder"]}, -255, 255,
-                                       method="pmf"))
+  pmf = np.asarray(jax.jit(lambda v: model.encoder.apply(v, -255, 255, method="pmf"))(
+      {"params": params["encoder"]}))
   assert pmf.shape == (code[-1], 511) and (pmf >= 0).all()
   np.testing.assert_allclose(pmf.sum(axis=1), 1.0, atol=1e-5)
 
@@ -129,16 +130,17 @@ def test_rate_is_the_bits_of_the_noisy_code_and_its_gradient_reaches_both_halves
     return terms["rate"].mean()
 
   # The rate is -sum log2 P(y + u) under the prior, per image, u ~ U(-1/2, 1/2).
+  # jitted: eager, each operation compiles alone
   enc = {"params": params["encoder"]}
-  y = model.encoder.apply(enc, x, method="analyse")
-  noisy, reported = model.encoder.apply(enc, x, rngs={"sample": jax.random.key(7)},
-                                        mutable=["losses"])
+  y = jax.jit(lambda v, x: model.encoder.apply(v, x, method="analyse"))(enc, x)
+  noisy, reported = jax.jit(lambda v, x: model.encoder.apply(
+      v, x, rngs={"sample": jax.random.key(7)}, mutable=["losses"]))(enc, x)
   u = np.asarray(noisy - y)
   assert np.abs(u).max() <= 0.5 and np.abs(u).min() > 0 and abs(u.mean()) < 0.1
-  p = entropy.FactorizedDensity().apply({"params": params["encoder"]["prior"]}, noisy)
+  p = jax.jit(entropy.FactorizedDensity().apply)({"params": params["encoder"]["prior"]}, noisy)
   np.testing.assert_allclose(reported["losses"]["rate"][0],
                              -np.log2(np.asarray(p)).sum(axis=1), rtol=1e-5)
-  grads = jax.grad(rate)(params)
+  grads = jax.jit(jax.grad(rate))(params)
   assert float(jnp.abs(grads["encoder"]["prior"]["matrix0"]).sum()) > 0
   assert float(jnp.abs(grads["encoder"]["transform"]["hidden0"]["kernel"]).sum()) > 0
 
@@ -146,8 +148,9 @@ def test_rate_is_the_bits_of_the_noisy_code_and_its_gradient_reaches_both_halves
 def test_without_the_sample_stream_the_code_is_rounded():
   model, params, x, _ = _model_and_params()
   enc = {"params": params["encoder"]}
-  y = model.encoder.apply(enc, x, method="analyse")
-  np.testing.assert_array_equal(model.encoder.apply(enc, x), jnp.round(y))
+  # Both sides jitted (eager, each operation compiles alone).
+  y = jax.jit(lambda v, x: model.encoder.apply(v, x, method="analyse"))(enc, x)
+  np.testing.assert_array_equal(jax.jit(model.encoder.apply)(enc, x), jnp.round(y))
 
 
 def test_the_floor_lets_a_gradient_raise_a_likelihood_stuck_below_it():

@@ -54,9 +54,10 @@ def test_gdn_matches_the_formula_values_and_gradients(inverse):
     return jnp.sum(jnp.asarray(w, jnp.float32) * layer.apply({"params": p}, x))
 
   xj = jnp.asarray(x, jnp.float32)
-  np.testing.assert_allclose(layer.apply({"params": params}, xj),
+  # jitted: eager, each operation compiles alone
+  np.testing.assert_allclose(jax.jit(layer.apply)({"params": params}, xj),
                              _reference(x, beta, gamma, inverse), rtol=2e-5, atol=1e-6)
-  g_params, g_x = jax.grad(loss, argnums=(0, 1))(params, xj)
+  g_params, g_x = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xj)
   ref_x, ref_beta, ref_gamma = _reference_grads(x, beta, gamma, w, inverse)
   np.testing.assert_allclose(g_x, ref_x, rtol=1e-4, atol=1e-5)
   # through the parameterization: value = p^2 - pedestal, d value / d p = 2 p
@@ -68,10 +69,10 @@ def test_gdn_matches_the_formula_values_and_gradients(inverse):
 
 def test_gdn_initialises_to_beta_one_and_gamma_a_tenth_of_the_identity():
   x = jax.random.normal(jax.random.key(0), (2, 3, 3, 4))
-  params = gdn.GDN().init(jax.random.key(1), x)["params"]
+  params = jax.jit(gdn.GDN().init)(jax.random.key(1), x)["params"]
   np.testing.assert_allclose(gdn.nonnegative(params["beta"], 1e-6), np.ones(4), rtol=1e-6)
   np.testing.assert_allclose(gdn.nonnegative(params["gamma"]), 0.1 * np.eye(4), atol=1e-7)
-  y = gdn.GDN().apply({"params": params}, x)
+  y = jax.jit(gdn.GDN().apply)({"params": params}, x)
   np.testing.assert_allclose(y, _reference(np.asarray(x, np.float64), np.ones(4),
                                            0.1 * np.eye(4), False), rtol=1e-5)
 
@@ -91,12 +92,12 @@ def test_the_transforms_take_any_size_and_give_it_back(size):
   h, w = size
   enc = GDNAnalysis(features=8, latent_channels=6, levels=3)
   x = jax.random.uniform(jax.random.key(0), (2, h, w, 1))
-  ev = enc.init(jax.random.key(1), x)
-  y = enc.apply(ev, x)
+  ev = jax.jit(enc.init)(jax.random.key(1), x)
+  y = jax.jit(enc.apply)(ev, x)
   assert y.shape == (2, -(-h // 8), -(-w // 8), 6)
   dec = GDNSynthesis(features=8, levels=3, image_shape=(h, w, 1))
-  dv = dec.init(jax.random.key(2), y)
-  assert dec.apply(dv, y).shape == (2, h, w, 1)
+  dv = jax.jit(dec.init)(jax.random.key(2), y)
+  assert jax.jit(dec.apply)(dv, y).shape == (2, h, w, 1)
 
 
 def test_padding_replicates_the_border():
@@ -150,13 +151,15 @@ def test_strided_layers_are_the_plain_flax_layers_values_and_gradients(forms, ke
   b, h, w, cin, cout = shape
   x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
   fast, plain = forms(cout, kernel)
-  v = fast.init(jax.random.key(1), x)
-  jax.tree.map(np.testing.assert_array_equal, v, plain.init(jax.random.key(1), x))
+  # Both sides jitted (eager, each operation compiles alone).
+  v = jax.jit(fast.init)(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v, jax.jit(plain.init)(jax.random.key(1), x))
   v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
-  y = fast.apply(v, x)
-  assert y.shape == plain.apply(v, x).shape
-  np.testing.assert_allclose(y, plain.apply(v, x), atol=1e-5, rtol=1e-5)
+  y = jax.jit(fast.apply)(v, x)
+  y_plain = jax.jit(plain.apply)(v, x)
+  assert y.shape == y_plain.shape
+  np.testing.assert_allclose(y, y_plain, atol=1e-5, rtol=1e-5)
   r = jax.random.normal(jax.random.key(3), y.shape)
-  grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)
+  grads = [jax.jit(jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1)))(v, x)
            for m in (fast, plain)]
   jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-4, rtol=1e-5), *grads)

@@ -19,7 +19,8 @@ def _model_and_params():
             "decoder": {"name": "mlp", "hidden": (16,)}}
   model = models.from_config(record, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1))
-  params = model.init(models.shape_rngs(), x)["params"]
+  # jitted: eager, each operation compiles alone (the same params, to the bit)
+  params = jax.jit(model.init)(models.shape_rngs(), x)["params"]
   return model, params, x
 
 
@@ -56,11 +57,14 @@ def test_the_objective_is_the_k_sample_bound_with_pythaes_gradient():
   model, params, x = _model_and_params()
   rng = jax.random.key(7)
   weights = objectives.Weights((("kl", 1.0),), K)
-  z = _draws(model, params, x, rng)
-  log_w = np.asarray(_pythae_log_w(model, params, x, z), np.float64)
+  # jitted: eager, each operation compiles alone
+  z = jax.jit(lambda p, x, r: _draws(model, p, x, r))(params, x, rng)
+  log_w = np.asarray(jax.jit(lambda p, x, z: _pythae_log_w(model, p, x, z))(params, x, z),
+                     np.float64)
   m = log_w.max(1, keepdims=True)
   bound = -(m[:, 0] + np.log(np.exp(log_w - m).mean(1)))  # -log (1/K) sum_k w_k
-  assert float(_ours(model, params, x, rng, weights)) == pytest.approx(bound.mean(), rel=2e-6)
+  ours = jax.jit(lambda p, x, r: _ours(model, p, x, r, weights))(params, x, rng)
+  assert float(ours) == pytest.approx(bound.mean(), rel=2e-6)
   w_tilde = np.exp(log_w - m) / np.exp(log_w - m).sum(1, keepdims=True)
   pythae_value = -(w_tilde * log_w).sum(1).mean()  # pythae's loss: another value ...
   assert pythae_value != pytest.approx(bound.mean(), rel=1e-3)
@@ -75,8 +79,8 @@ def test_the_objective_is_the_k_sample_bound_with_pythaes_gradient():
     wt = jax.lax.stop_gradient(jax.nn.softmax(lw, axis=1))
     return -(wt * lw).sum(1).mean()
 
-  ours = jax.grad(lambda p: _ours(model, p, x, rng, weights))(params)
-  theirs = jax.grad(pythae_loss)(params)
+  ours = jax.jit(jax.grad(lambda p: _ours(model, p, x, rng, weights)))(params)
+  theirs = jax.jit(jax.grad(pythae_loss))(params)
   # float32: pythae's BCE takes log(sigmoid(.)), ours the logits (softplus): ~1e-4 apart.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4), ours,
                theirs)
@@ -85,10 +89,14 @@ def test_the_objective_is_the_k_sample_bound_with_pythaes_gradient():
 def test_one_draw_is_the_elbo_and_more_draws_tighten_it():
   model, params, x = _model_and_params()
   rng = jax.random.key(3)
-  logits, terms, _ = objectives.apply(model.apply, params, x, rng, K)
-  rec = objectives.reconstruction("bernoulli", logits, x)
+
+  def draws(params, x):  # jitted: eager, each operation compiles alone
+    logits, terms, _ = objectives.apply(model.apply, params, x, rng, K)
+    return objectives.reconstruction("bernoulli", logits, x), terms
+  rec, terms = jax.jit(draws)(params, x)
   per_draw = rec + terms["kl"]  # [K, B]: each draw's -ELBO estimate
-  bound = objectives.total(rec, terms, objectives.Weights((("kl", 1.0),), K))
+  bound = jax.jit(objectives.total, static_argnums=2)(
+      rec, terms, objectives.Weights((("kl", 1.0),), K))
   assert bound.shape == (5,)
   assert np.all(bound <= per_draw.mean(0) + 1e-4)  # Jensen: the K-sample bound is tighter
   assert np.all(bound >= per_draw.min(0) - 1e-4)
@@ -99,9 +107,12 @@ def test_one_draw_is_the_elbo_and_more_draws_tighten_it():
 def test_the_sampled_kl_is_log_q_minus_log_p_at_the_draw():
   model, params, x = _model_and_params()
   rng = jax.random.key(5)
-  _, terms, _ = objectives.apply(model.apply, params, x, rng)
-  z = model.apply({"params": params}, x, rngs={"sample": rng}, method="encode")
-  mu, lv = model.apply({"params": params}, x, method=lambda m, x: m.encoder.posterior(x))
+  # jitted: eager, each operation compiles alone
+  _, terms, _ = jax.jit(lambda p, x: objectives.apply(model.apply, p, x, rng))(params, x)
+  z = jax.jit(lambda p, x: model.apply({"params": p}, x, rngs={"sample": rng},
+                                       method="encode"))(params, x)
+  mu, lv = jax.jit(lambda p, x: model.apply({"params": p}, x,
+                                            method=lambda m, x: m.encoder.posterior(x)))(params, x)
   log_q = (-0.5 * (np.log(2 * np.pi) + lv + (z - mu) ** 2 / np.exp(lv))).sum(-1)
   log_p = (-0.5 * (np.log(2 * np.pi) + z ** 2)).sum(-1)
   np.testing.assert_allclose(terms["kl"], log_q - log_p, rtol=1e-5, atol=1e-5)

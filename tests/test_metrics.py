@@ -49,8 +49,11 @@ def test_bce_softplus_form_equals_optax():
   import optax
   logits = 30 * jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
   target = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
-  expected = optax.sigmoid_binary_cross_entropy(logits, target).reshape(4, -1).mean(1)
-  np.testing.assert_allclose(metrics.bce_from_logits(logits, target), expected, rtol=1e-5)
+  # jitted: eager, each operation compiles alone
+  expected = jax.jit(lambda z, t: optax.sigmoid_binary_cross_entropy(z, t).reshape(4, -1).mean(1))(
+      logits, target)
+  np.testing.assert_allclose(jax.jit(metrics.bce_from_logits)(logits, target), expected,
+                             rtol=1e-5)
 
 
 def test_log1p_unit_equals_log1p_on_its_domain():
@@ -72,9 +75,10 @@ def test_bce_gradient_equals_autodiff_of_the_softplus_form():
   target = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
   plain = lambda z, t: (jax.nn.softplus(z) - z * t).reshape(3, -1).mean(1)
   weights = jnp.array([1.0, -2.0, 0.5])
-  for argnum in (0, 1):
-    got = jax.grad(lambda z, t: weights @ metrics.bce_from_logits(z, t), argnum)(logits, target)
-    want = jax.grad(lambda z, t: weights @ plain(z, t), argnum)(logits, target)
+  for argnum in (0, 1):  # jitted: eager, each operation compiles alone
+    got = jax.jit(jax.grad(lambda z, t: weights @ metrics.bce_from_logits(z, t), argnum))(
+        logits, target)
+    want = jax.jit(jax.grad(lambda z, t: weights @ plain(z, t), argnum))(logits, target)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
   np.testing.assert_allclose(jax.jit(metrics.bce_from_logits)(logits, target),
                              plain(logits, target), rtol=1e-6)
@@ -85,7 +89,11 @@ def test_ssim_equals_dm_pix_with_its_own_blur(shape):
   # ae_jax writes dm-pix's Gaussian blur as band-matrix products; a wrong band (offset,
   # width, sigma, normalisation) or swapped axes changes these values by far more than 1e-5.
   import dm_pix  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   a = rng.random(shape, np.float32)
   b = np.clip(a + 0.2 * rng.standard_normal(shape).astype(np.float32), 0, 1)
-  np.testing.assert_allclose(metrics.ssim(a, b), dm_pix.ssim(a, b, max_val=1.0), atol=1e-5)
+  # jitted: eager, each operation compiles alone
+  np.testing.assert_allclose(jax.jit(metrics.ssim)(a, b),
+                             jax.jit(lambda a, b: dm_pix.ssim(a, b, max_val=1.0))(a, b),
+                             atol=1e-5)

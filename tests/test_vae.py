@@ -41,27 +41,32 @@ def vae_run(tiny_data, tmp_path_factory):
 def test_likelihood_losses_are_summed_per_image_nats():
   logits = jax.random.normal(jax.random.key(0), (3, 28, 28, 1)) * 3
   x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
-  np.testing.assert_allclose(metrics.reconstruction_loss("bernoulli", logits, x),
-                             784 * metrics.bce_from_logits(logits, x), rtol=1e-5)
-  mean = jax.nn.sigmoid(logits)
-  gauss = -jax.scipy.stats.norm.logpdf(x, mean, 1.0).sum(axis=(1, 2, 3))
-  np.testing.assert_allclose(metrics.reconstruction_loss("gaussian", logits, x), gauss,
-                             rtol=1e-5)
+  # jitted: eager, each operation compiles alone
+  loss = jax.jit(metrics.reconstruction_loss, static_argnums=0)
+  np.testing.assert_allclose(loss("bernoulli", logits, x),
+                             784 * jax.jit(metrics.bce_from_logits)(logits, x), rtol=1e-5)
+  gauss = jax.jit(lambda logits, x: -jax.scipy.stats.norm.logpdf(
+      x, jax.nn.sigmoid(logits), 1.0).sum(axis=(1, 2, 3)))(logits, x)
+  np.testing.assert_allclose(loss("gaussian", logits, x), gauss, rtol=1e-5)
   assert set(metrics.LIKELIHOODS) < set(metrics.LOSSES)
 
 
 def test_the_kl_weight_warms_up_linearly_from_the_step():
   config = tiny_vae_config(("", ""))
   model = models.from_config(config, (28, 28, 1))
-  state = steps.create_train_state(model, config, (28, 28, 1))
+  # jitted (eager, each operation compiles alone): the same state, to the bit, and the
+  # train step taken whole
+  state = jax.jit(lambda rng: steps.create_train_state(model, config, (28, 28, 1), rng))(
+      jax.random.key(config.seed))
+  train_step = jax.jit(steps.train_step, static_argnums=(3, 5, 6))
   x = jax.random.uniform(jax.random.key(3), (8, 28, 28, 1))
   weights = (("kl", 4.0),)
   for step, factor in ((0, 0.0), (5, 0.5), (10, 1.0), (30, 1.0)):
     at = state.replace(step=jnp.int32(step))
-    _, out = steps.train_step(at, x, x, "bernoulli", jax.random.key(1), weights, 10)
+    _, out = train_step(at, x, x, "bernoulli", jax.random.key(1), weights, 10)
     assert float(out["loss"]) == pytest.approx(
         float(out["reconstruction"]) + 4.0 * factor * float(out["kl"]), rel=1e-5), step
-  _, out = steps.train_step(state, x, x, "bernoulli", jax.random.key(1), weights, 0)
+  _, out = train_step(state, x, x, "bernoulli", jax.random.key(1), weights, 0)
   assert float(out["loss"]) == pytest.approx(
       float(out["reconstruction"]) + 4.0 * float(out["kl"]), rel=1e-5)
   assert beta_vae.get_config().loss_weights.kl == 4.0
@@ -85,8 +90,9 @@ def test_the_code_of_a_trained_vae_is_its_mean(vae_run):
   from ae_jax.compression import compress
   encoder, variables = checkpoint.restore_encoder(vae_run)
   x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), np.uint8)
-  mean, _ = encoder.apply(variables, x / 255.0, method="posterior")
-  np.testing.assert_array_equal(encoder.apply(variables, x / 255.0), mean)
+  # Both sides jitted (eager, each operation compiles alone).
+  mean, _ = jax.jit(lambda v, x: encoder.apply(v, x, method="posterior"))(variables, x / 255.0)
+  np.testing.assert_array_equal(jax.jit(encoder.apply)(variables, x / 255.0), mean)
   codes = compress.encode(vae_run, x, "float32")
   np.testing.assert_allclose(codes.dequantized(), mean, rtol=1e-6)
 

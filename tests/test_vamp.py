@@ -22,12 +22,14 @@ def _model_and_params(kl=None):
   model = models.from_config({"encoder": encoder, "decoder": {"name": "mlp", "hidden": (16,)}},
                              (28, 28, 1))
   x = jax.random.uniform(jax.random.key(0), (5, 28, 28, 1))
-  params = model.init(models.shape_rngs(), x)["params"]
+  params = jax.jit(model.init)(models.shape_rngs(), x)["params"]  # the same, to the bit
   return model, params, x
 
 
 def _posterior(model, params, x):
-  return model.apply({"params": params}, x, method=lambda m, x: m.encoder.posterior(x))
+  # jitted here and below: eager, each operation compiles alone
+  return jax.jit(lambda p, x: model.apply({"params": p}, x,
+                                          method=lambda m, x: m.encoder.posterior(x)))(params, x)
 
 
 def _pythae_log_p_z(model, params, z):
@@ -48,8 +50,9 @@ def _pythae_log_p_z(model, params, z):
 def test_the_kl_is_pythaes_log_q_minus_log_vamp_prior():
   model, params, x = _model_and_params()
   rng = jax.random.key(4)
-  _, terms, _ = objectives.apply(model.apply, params, x, rng)
-  z = model.apply({"params": params}, x, rngs={"sample": rng}, method="encode")
+  _, terms, _ = jax.jit(lambda p, x: objectives.apply(model.apply, p, x, rng))(params, x)
+  z = jax.jit(lambda p, x: model.apply({"params": p}, x, rngs={"sample": rng},
+                                       method="encode"))(params, x)
   mu, log_var = (np.asarray(a, np.float64) for a in _posterior(model, params, x))
   log_q = (-0.5 * (log_var + (np.asarray(z) - mu) ** 2 / np.exp(log_var))).sum(1)
   kld = -(_pythae_log_p_z(model, params, z) - log_q)
@@ -72,9 +75,11 @@ def test_pseudo_inputs_are_a_clipped_linear_layer_initialized_as_torchs():
 
 def test_draws_from_the_prior_are_its_components_posteriors():
   model, params, _ = _model_and_params()
-  z = model.apply({"params": params}, jax.random.key(1), 4000,
-                  method=lambda m, k, n: m.encoder.sample_prior(k, n))
-  u = model.apply({"params": params}, method=lambda m: m.encoder.latent_prior.pseudo_inputs())
+  z = jax.jit(lambda p, k: model.apply({"params": p}, k, 4000,
+                                       method=lambda m, k, n: m.encoder.sample_prior(k, n)))(
+      params, jax.random.key(1))
+  u = jax.jit(lambda p: model.apply(
+      {"params": p}, method=lambda m: m.encoder.latent_prior.pseudo_inputs()))(params)
   mu, log_var = _posterior(model, params, u)
   # a uniform mixture: mean = mean of the means, variance = E[var] + Var[means]
   np.testing.assert_allclose(z.mean(0), mu.mean(0), atol=0.1)
@@ -86,12 +91,17 @@ def test_the_likelihood_uses_the_runs_prior():
   lw = likelihood._log_weights_fn(model, "bernoulli", 2)({"params": params}, x,
                                                            jax.random.key(0))
   eps = jax.random.normal(jax.random.key(0), (2, 5, D))
-  mu, log_var = _posterior(model, params, x)
-  z = mu + jnp.exp(0.5 * log_var) * eps
-  logits = model.apply({"params": params}, z.reshape(-1, D), method=lambda m, z: m.decoder(z))
   from ae_jax.core import metrics  # pylint: disable=import-outside-toplevel
-  log_px = -metrics.bernoulli_nll(logits, jnp.tile(x, (2, 1, 1, 1))).reshape(2, 5)
-  log_q = priors.log_normal(z, mu, log_var)
+
+  @jax.jit
+  def densities(params, x):
+    mu, log_var = model.apply({"params": params}, x,
+                              method=lambda m, x: m.encoder.posterior(x))
+    z = mu + jnp.exp(0.5 * log_var) * eps
+    logits = model.apply({"params": params}, z.reshape(-1, D), method=lambda m, z: m.decoder(z))
+    log_px = -metrics.bernoulli_nll(logits, jnp.tile(x, (2, 1, 1, 1))).reshape(2, 5)
+    return z, log_px, priors.log_normal(z, mu, log_var)
+  z, log_px, log_q = densities(params, x)
   log_p = _pythae_log_p_z(model, params, z.reshape(-1, D)).reshape(2, 5) - D / 2 * np.log(
       2 * np.pi)  # pythae leaves out the 2 pi of both densities; the NLL needs it
   np.testing.assert_allclose(lw, log_px + log_p - log_q, rtol=1e-5, atol=1e-3)

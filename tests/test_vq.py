@@ -1,6 +1,7 @@
 """The vector quantizer (ae_jax/models/vq.py): nearest assignment, the straight-through
 gradient, the loss terms, perplexity and usage, the EMA update and dead-code restarts,
 each against numpy written out here; and the train step adding the module's deltas."""
+import functools
 import re
 
 import jax
@@ -20,7 +21,13 @@ def _encoder(**fields):
 
 
 def _init(module, x):
-  return module.init({"params": jax.random.key(0)}, x)["params"]
+  return jax.jit(module.init)({"params": jax.random.key(0)}, x)["params"]
+
+
+def _apply(module, variables, *args, **kwargs):
+  """module.apply(variables, *args, **kwargs) jitted whole (eager, each operation would
+  compile alone)."""
+  return jax.jit(functools.partial(module.apply, **kwargs))(variables, *args)
 
 
 def _images(n=4, seed=0):
@@ -67,9 +74,9 @@ def test_straight_through_gives_e_exactly_and_passes_the_gradient_to_z_e_only():
 def test_the_code_is_codebook_rows_and_indices_name_them():
   module, x = _encoder(), _images()
   params = _init(module, x)
-  z_q = module.apply({"params": params}, x)
-  idx = module.apply({"params": params}, x, method="indices")
-  codebook = module.apply({"params": params}, method="get_codebook")
+  z_q = _apply(module, {"params": params}, x)
+  idx = _apply(module, {"params": params}, x, method="indices")
+  codebook = _apply(module, {"params": params}, method="get_codebook")
   assert z_q.shape == (4, 4, 4, D) and idx.shape == (4, 4, 4) and idx.dtype == jnp.int32
   np.testing.assert_array_equal(z_q, np.asarray(codebook)[np.asarray(idx)])
   assert vq.is_vq_encoder(vq.VQEncoder) and not vq.is_vq_encoder(ConvNetDecoder)
@@ -78,8 +85,8 @@ def test_the_code_is_codebook_rows_and_indices_name_them():
 def test_loss_terms_and_metrics_per_image():
   module, x = _encoder(codebook_update="loss"), _images()
   params = _init(module, x)
-  z_e = module.apply({"params": params}, x, method=lambda m, x: m.analysis(x))
-  _, reported = module.apply({"params": params}, x, mutable=["losses", "metrics"])
+  z_e = _apply(module, {"params": params}, x, method=lambda m, x: m.analysis(x))
+  _, reported = _apply(module, {"params": params}, x, mutable=["losses", "metrics"])
   idx = np.asarray(vq.nearest(z_e.reshape(-1, D), params["codebook"]))
   e = np.asarray(params["codebook"])[idx].reshape(z_e.shape)
   sq = ((np.asarray(z_e) - e) ** 2).reshape(4, -1).mean(1)
@@ -91,7 +98,7 @@ def test_loss_terms_and_metrics_per_image():
                              np.full(4, np.exp(-(p * np.log(p)).sum())), rtol=1e-6)
   np.testing.assert_allclose(reported["metrics"]["usage"][0], np.full(4, (counts > 0).mean()))
   # The 'ema' codebook reports no codebook term.
-  _, reported = _encoder().apply({"params": _init(_encoder(), x)}, x, mutable=["losses"])
+  _, reported = _apply(_encoder(), {"params": _init(_encoder(), x)}, x, mutable=["losses"])
   assert set(reported["losses"]) == {"commitment"}
 
 
@@ -105,13 +112,13 @@ def _gradients(update):
   model = Autoencoder(encoder=_encoder(codebook_update=update),
                       decoder=ConvNetDecoder(features=(4,), image_shape=(8, 8, 1)))
   x = _images()
-  params = model.init({"params": jax.random.key(0)}, x)["params"]
+  params = _init(model, x)
 
   def loss(p):
     logits, terms, _ = objectives.apply(model.apply, p, x, jax.random.key(1))
     return objectives.total(jnp.mean((logits - x) ** 2, axis=(1, 2, 3)), terms,
                             (("commitment", 0.25),)).mean()
-  return jax.grad(loss)(params)["encoder"]
+  return jax.jit(jax.grad(loss))(params)["encoder"]
 
 
 def test_gradients_reach_the_encoder_and_the_codebook_only_by_the_loss_in_loss_mode():
@@ -125,8 +132,8 @@ def test_gradients_reach_the_encoder_and_the_codebook_only_by_the_loss_in_loss_m
 
 
 def _deltas(module, params, x, key=2):
-  _, out = module.apply({"params": params}, x, rngs={"sample": jax.random.key(key)},
-                        mutable=[objectives.DELTAS])
+  _, out = _apply(module, {"params": params}, x, rngs={"sample": jax.random.key(key)},
+                  mutable=[objectives.DELTAS])
   return out[objectives.DELTAS]
 
 
@@ -134,7 +141,7 @@ def test_ema_update_is_sonnets_with_laplace_smoothing():
   module, x = _encoder(ema_decay=0.9, dead_code_after=0), _images()
   params = _init(module, x)
   params = {**params, "ema_cluster_size": jnp.arange(1.0, K + 1)}
-  z = np.asarray(module.apply({"params": params}, x, method=lambda m, x: m.analysis(x))
+  z = np.asarray(_apply(module, {"params": params}, x, method=lambda m, x: m.analysis(x))
                  ).reshape(-1, D)
   deltas = _deltas(module, params, x)
   new = {k: np.asarray(params[k]) + np.asarray(v) for k, v in deltas.items()}
@@ -148,7 +155,7 @@ def test_ema_update_is_sonnets_with_laplace_smoothing():
   np.testing.assert_allclose(new["codebook"], m_k / smoothed[:, None], rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(new["steps_unused"], np.where(onehot.sum(0) > 0, 0, 1))
   # Evaluation (no mutable deltas) and init change nothing.
-  reported = module.apply({"params": params}, x, mutable=list(objectives.REPORTS))[1]
+  reported = _apply(module, {"params": params}, x, mutable=list(objectives.REPORTS))[1]
   assert objectives.DELTAS not in reported
 
 
@@ -156,9 +163,9 @@ def test_ema_update_is_sonnets_with_laplace_smoothing():
 def test_a_code_unused_for_dead_code_after_steps_restarts_at_a_batch_output(update):
   module, x = _encoder(codebook_update=update, dead_code_after=3), _images()
   params = _init(module, x)
-  z = np.asarray(module.apply({"params": params}, x, method=lambda m, x: m.analysis(x))
+  z = np.asarray(_apply(module, {"params": params}, x, method=lambda m, x: m.analysis(x))
                  ).reshape(-1, D)
-  used = np.unique(np.asarray(module.apply({"params": params}, x, method="indices")))
+  used = np.unique(np.asarray(_apply(module, {"params": params}, x, method="indices")))
   unused = [k for k in range(K) if k not in used]
   assert unused, "the test needs a code the batch does not use"
   before = np.zeros(K, np.float32)
@@ -188,11 +195,13 @@ def test_the_train_step_adds_the_deltas_after_adam():
   model = Autoencoder(encoder=_encoder(dead_code_after=0),
                       decoder=ConvNetDecoder(features=(4,), image_shape=(8, 8, 1)))
   x = _images()
-  params = model.init({"params": jax.random.key(0)}, x)["params"]
+  params = _init(model, x)
   state = steps.TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(1e-3))
   rng = jax.random.key(5)
-  new, out = steps.train_step(state, x, x, "bce", rng, (("commitment", 0.25),))
-  deltas = objectives.apply_for_training(model.apply, params, x, rng)[3]["encoder"]
+  new, out = jax.jit(steps.train_step, static_argnums=(3, 5))(state, x, x, "bce", rng,
+                                                             (("commitment", 0.25),))
+  deltas = jax.jit(lambda p, x: objectives.apply_for_training(model.apply, p, x, rng))(
+      params, x)[3]["encoder"]
   for name in ("codebook", "ema_cluster_size", "ema_embed_sum", "steps_unused"):
     np.testing.assert_allclose(new.params["encoder"][name],  # to float rounding
                                params["encoder"][name] + deltas[name], rtol=1e-6, atol=1e-7)

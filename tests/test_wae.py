@@ -46,18 +46,21 @@ def test_the_model_reports_the_mmd_of_its_codes_against_prior_draws():
             "decoder": {"name": "mlp", "hidden": (16,)}}
   model = models.from_config(record, (28, 28, 1))
   x = jax.random.uniform(jax.random.key(0), (6, 28, 28, 1))
-  params = model.init(models.shape_rngs(), x)["params"]
+  # jitted: eager, each operation compiles alone
+  params = jax.jit(model.init)(models.shape_rngs(), x)["params"]  # the same, to the bit
   rng = jax.random.key(3)
-  _, terms, _ = objectives.apply(model.apply, params, x, rng)
-  z = model.apply({"params": params}, x, method="encode")  # deterministic: no 'sample'
+  _, terms, _ = jax.jit(lambda p, x: objectives.apply(model.apply, p, x, rng))(params, x)
+  # deterministic: no 'sample'
+  z = jax.jit(lambda p, x: model.apply({"params": p}, x, method="encode"))(params, x)
   # The prior draws are the wrapper's one make_rng('sample'): recompute them the same way.
-  prior = model.apply({"params": params}, x, rngs={"sample": rng},
-                      method=lambda m, x: jax.random.normal(m.encoder.make_rng("sample"),
-                                                            (6, 3)))
+  prior = jax.jit(lambda p, x: model.apply(
+      {"params": p}, x, rngs={"sample": rng},
+      method=lambda m, x: jax.random.normal(m.encoder.make_rng("sample"), (6, 3))))(params, x)
   want = _pythae_mmd(z, prior, "imq", 1.0, SCALES, 3)
   np.testing.assert_allclose(terms["mmd"], np.full(6, want), rtol=1e-5)
   assert set(terms) == {"mmd"}
-  _, without = model.apply({"params": params}, x, mutable=["losses"])  # no 'sample': no term
+  _, without = jax.jit(lambda p, x: model.apply({"params": p}, x, mutable=["losses"]))(
+      params, x)  # no 'sample': no term
   assert not without
 
 
