@@ -190,7 +190,9 @@ class UpsampleConv(nn.Module):
 class _Stride2Layer(nn.Module):
   """A stride-2 layer standing for `nn.Conv` or `nn.ConvTranspose` (kernel_size x
   kernel_size, 'SAME'): its fields, and its parameters with their names, shapes and
-  initializers, so checkpoints and inits are interchangeable with Flax's layer."""
+  initializers, so checkpoints and inits are interchangeable with Flax's layer. Below
+  `_min_pixels()` input pixels a subclass computes Flax's form (`_plain`), else its own
+  (`_fast`); the bias is added after either."""
   features: int
   kernel_size: int = 5
   dtype: Any = None
@@ -201,6 +203,14 @@ class _Stride2Layer(nn.Module):
     kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
     return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
+
+  @nn.compact
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
+    h, w = x_BxHxWxC.shape[1:3]
+    if h * w < self._min_pixels():  # Flax's layer's own computation
+      return self._plain(x_BxHxWxC, kernel) + bias
+    return self._fast(x_BxHxWxC, kernel) + bias
 
 
 def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
@@ -240,14 +250,16 @@ class SubpixelConvTranspose(_Stride2Layer):
   2.51 s backward, 26x its forward (benchmarks/results/
   20261207-xeon-profile_step-hyperprior-1thread.md).
   """
-  @nn.compact
-  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+  def _min_pixels(self) -> int:
+    return SUBPIXEL_MIN_PIXELS
+
+  def _plain(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def _fast(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
-    if h * w < SUBPIXEL_MIN_PIXELS:  # nn.ConvTranspose's own computation
-      return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
     taps, d_min = _subpixel_taps(k)
     size = len(taps[0])
     zero = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap -1: the zero tap
@@ -260,8 +272,7 @@ class SubpixelConvTranspose(_Stride2Layer):
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     with jax.named_scope("depth_to_space"):
       y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
-      y = y.reshape(b, 2 * h, 2 * w, self.features)
-    return y + bias
+      return y.reshape(b, 2 * h, 2 * w, self.features)
 
 
 # A stride-2 conv on fewer input pixels than this (the hyper-analysis' 4x4 -> 2x2) keeps
@@ -279,14 +290,16 @@ class SpaceToDepthConv(_Stride2Layer):
   forward (the analysis' last conv in configs/hyperprior.py's step, 1 thread). Below
   SPACE_TO_DEPTH_MIN_PIXELS input pixels, lax's strided form. Same parameters as the `nn.Conv`
   it stands for, same values to float rounding (tests/test_gdn.py)."""
-  @nn.compact
-  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+  def _min_pixels(self) -> int:
+    return SPACE_TO_DEPTH_MIN_PIXELS
+
+  def _plain(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def _fast(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
     b, h, w, cin = x_BxHxWxC.shape
     k = self.kernel_size
-    x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
-    if h * w < SPACE_TO_DEPTH_MIN_PIXELS:  # nn.Conv's own computation
-      return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
-                                          dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
     q = -(-k // 2)  # taps per phase
 
     def pads(n):  # 'SAME''s padding before; after, up to the even length the phases need
@@ -302,6 +315,5 @@ class SpaceToDepthConv(_Stride2Layer):
     k2 = jnp.pad(kernel, ((0, 2 * q - k), (0, 2 * q - k), (0, 0), (0, 0)))
     k2 = k2.reshape(q, 2, q, 2, cin, self.features).transpose(0, 2, 1, 3, 4, 5)
     k2 = k2.reshape(q, q, 4 * cin, self.features)
-    y = jax.lax.conv_general_dilated(x, k2, (1, 1), "VALID",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias
+    return jax.lax.conv_general_dilated(x, k2, (1, 1), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
