@@ -160,7 +160,7 @@ CASES = [
      "is named like a method this command measures"),
     ("--extra row with an unknown count",
      ["--dataset", "fashion_mnist", "--extra", "{tmp}/peer.jsonl"], "jsonl_count",
-     "count='bits' must be one of ('payload', 'file')"),
+     "count='bits' must be one of ('payload', 'file', 'tables shared')"),
     ("--extra row of 0 bytes", ["--dataset", "fashion_mnist", "--extra", "{tmp}/peer.jsonl"],
      "jsonl_bytes", "bytes_per_image=0 must be a number > 0"),
 ]
@@ -181,6 +181,35 @@ def test_bad_flags_are_one_line_and_make_no_out(case, runs, tiny_data, tmp_path,
   line = lines[0].replace(str(tmp_path), "$TMP").replace(run, "$RUN")
   test_errors._check_documented(f"| {what} | `{line.replace('|', '/')}` |", _WRITTEN,  # pylint: disable=protected-access
                                 "tests/test_rd_compare.py")
+
+
+def test_a_reports_own_rd_json_comes_back_as_extra_rows(runs, tiny_data, tmp_path):
+  """The classic codecs measured once (--codecs png,jpeg: a lossless row, 'tables shared'
+  counts), their rd.json passed back as --extra with --codecs none: the same rows, JPEG's
+  curves the anchors of the runs' BD-rates as if measured, PNG the lossless line."""
+  first = tmp_path / "classic"
+  assert rate_distortion.main(["--dataset", "fashion_mnist", "--data_dir", tiny_data[1],
+                               "--idx_dir", tiny_data[0], "--out", str(first),
+                               "--codecs", "png,jpeg", *SMALL]) == 0
+  measured = json.load(open(first / "rd.json"))
+  assert {r["count"] for r in measured} == {"file", "payload", "tables shared"}
+  assert [r["psnr"] for r in measured if r["method"] == "PNG"] == [None]
+  again = tmp_path / "again"
+  assert rate_distortion.main(["--workdir", runs[2], "--data_dir", tiny_data[1], "--out",
+                               str(again), "--codecs", "none", "--extra",
+                               str(first / "rd.json"), *SMALL]) == 0
+  rows = json.load(open(again / "rd.json"))
+  back = [r for r in rows if not r["method"].startswith("autoencoder")]
+  assert [{k: v for k, v in r.items() if k != "source"} for r in back] == measured
+  bd = {(r["method"], r["anchor"]) for r in json.load(open(again / "rd_bd.json"))
+        if r["range"] == "overlap"}
+  assert {("autoencoder uint8", a) for a in
+          ("JPEG file", "JPEG, tables shared", "JPEG, scan only")} <= bd
+  assert not {m for m, a in bd if m == "PNG" or a == "PNG"}
+  # Still refused: a classic codec's rows where this command measures that codec.
+  assert rate_distortion.main(["--workdir", runs[2], "--data_dir", tiny_data[1], "--out",
+                               str(tmp_path / "clash"), "--codecs", "jpeg", "--extra",
+                               str(first / "rd.json"), *SMALL]) == 2
 
 
 def test_extra_rows_read_from_a_json_list(tmp_path):

@@ -19,7 +19,9 @@ whole file ("JPEG file"), the file without its tables ("JPEG, tables shared": Pi
 abbreviated `streamtype=2` stream, still ~45 B of per-image markers) and the entropy-coded
 scan data alone ("JPEG, scan only": payload, the like-for-like match for the autoencoder's
 count); WebP and AVIF the whole file and the coded data in it (the `VP8 ` chunk, the `mdat`
-box: payload). --extra rows say theirs (payload unless `"count": "file"`).
+box: payload). --extra rows say theirs (payload unless `"count": "file"` or "tables
+shared"); an earlier report's rd.json is such a file: `--codecs none --extra
+runs/classic_rd/rd.json` reuses the classic codecs measured once, as if measured again.
 """
 from __future__ import annotations
 
@@ -194,7 +196,8 @@ def rd_figure(rows: list[dict], title: str, raw_bytes: int):
   sizes = [r["bytes_per_image"] for r in rows]
   ticks = [2**i for i in range(0, 14) if min(sizes) / 2 <= 2**i <= max(sizes) * 2]
   methods = list(dict.fromkeys(r["method"] for r in rows))
-  families = list(dict.fromkeys(_family(m) for m in methods if m != "PNG"))
+  lossless = {m for m in methods if all(r["psnr"] is None for r in rows if r["method"] == m)}
+  families = list(dict.fromkeys(_family(m) for m in methods if m not in lossless))
   colour = dict(zip(families, plots.colours(len(families))))
   columns, legend_rows = plots.legend_layout(len(methods))
   fig = plots.figure(figsize=(13, 4.6 + 0.25 * (legend_rows + 1)), dpi=100,
@@ -205,8 +208,9 @@ def rd_figure(rows: list[dict], title: str, raw_bytes: int):
     for method in methods:
       mine = [r for r in rows if r["method"] == method]
       pts = sorted((r["bytes_per_image"], r[metric], r["setting"]) for r in mine)
-      if method == "PNG":  # lossless: a vertical line at its size, not a point at infinity
-        ax.axvline(pts[0][0], color="gray", ls=":", label=f"PNG lossless ({pts[0][0]:.0f} B)")
+      if method in lossless:  # PNG's: a vertical line at its size, not a point at infinity
+        ax.axvline(pts[0][0], color="gray", ls=":",
+                   label=f"{method} lossless ({pts[0][0]:.0f} B)")
         continue
       line, marker = _COUNT_STYLE.get(mine[0].get("count", "payload"), ("-", "o"))
       ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=line, marker=marker, ms=4,
@@ -385,7 +389,7 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
   # training in a workdir must not change which checkpoint the report names.
   steps = [runs.run_identity(w)["step"] for w in workdirs]
   extra_rows = [row for path in extra for row in rd_compare.read_extra(path)]
-  rd_compare.refuse_clashes(extra_rows, classic.methods())
+  rd_compare.refuse_clashes(extra_rows, classic.methods(), runs=bool(workdirs))
   if not workdirs and not classic.codecs and not extra_rows:
     raise UserError("nothing to measure: --codecs none without --workdir or --extra")
   # So does a bad split or missing data; --out is made only when the report is written.
@@ -406,7 +410,8 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
   with files.output_set(out, OUTPUTS, overwrite) as staging:
     write_table(staging, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"),
                 source=source)
-    anchors = rd_compare.ANCHORS + tuple(r["method"] for r in extra_rows)  # a peer's too
+    anchors = tuple(dict.fromkeys(  # a peer's too
+        rd_compare.ANCHORS + tuple(r["method"] for r in extra_rows if r["psnr"] is not None)))
     rd_compare.write_bd(staging, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
                         rd_compare.bd_rows(rows, bd_range, bd_method, anchors), bd_range,
                         bd_method, source)

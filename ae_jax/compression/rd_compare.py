@@ -20,7 +20,7 @@ from ae_jax.core.errors import UserError
 ANCHORS = ("JPEG file", "JPEG, tables shared", "JPEG, scan only", "WebP file",
            "WebP, VP8 payload", "AVIF file", "AVIF, mdat payload")
 EXTRA_FIELDS = ("method", "setting", "bytes_per_image", "psnr", "ssim")
-COUNTS = ("payload", "file")
+COUNTS = ("payload", "file", "tables shared")  # the last: JPEG's rows of rate_distortion
 
 
 # ------------------------------------------------------------------- --extra rows
@@ -28,7 +28,9 @@ COUNTS = ("payload", "file")
 def read_extra(path: str) -> list[dict]:
   """The rows of a JSON list or a JSONL file (one object per line), each with method,
   setting, bytes_per_image, psnr and ssim, and optionally `count` (`payload`, the default:
-  a bitstream without container; or `file`)."""
+  a bitstream without container; `file`; or `tables shared`). An `rd.json` this tool wrote
+  is such a list: its lossless rows (psnr null, as PNG's) come back as they were, rows
+  with no curve."""
   try:
     with open(path) as f:
       text = f.read()
@@ -66,9 +68,13 @@ def _checked(row, path: str, number: int) -> dict:
                     f"{', '.join(EXTRA_FIELDS)}")
   if not isinstance(row["method"], str) or not row["method"].strip():
     raise UserError(f"{where}: method must be a non-empty string, the curve's name")
+  lossless = row["psnr"] is None and row.get("mse") == 0  # as rate_distortion writes PNG
   for key in ("bytes_per_image", "psnr", "ssim"):
+    if key == "psnr" and lossless:
+      continue
     if isinstance(row[key], bool) or not isinstance(row[key], (int, float)):
-      raise UserError(f"{where}: {key}={row[key]!r} must be a number")
+      raise UserError(f"{where}: {key}={row[key]!r} must be a number"
+                      + (" (null only in a lossless row, with mse 0)" if key == "psnr" else ""))
   if not (math.isfinite(row["bytes_per_image"]) and row["bytes_per_image"] > 0):
     raise UserError(f"{where}: bytes_per_image={row['bytes_per_image']} must be a number > 0")
   count = row.get("count", "payload")
@@ -76,15 +82,18 @@ def _checked(row, path: str, number: int) -> dict:
     raise UserError(f"{where}: count={count!r} must be one of {COUNTS} (how its bytes were "
                     "counted)")
   return {**row, "setting": str(row["setting"]), "bytes_per_image": float(row["bytes_per_image"]),
-          "psnr": float(row["psnr"]), "ssim": float(row["ssim"]), "count": count,
-          "source": os.path.basename(path)}
+          "psnr": None if lossless else float(row["psnr"]), "ssim": float(row["ssim"]),
+          "count": count, "source": os.path.basename(path)}
 
 
-def refuse_clashes(extra: Sequence[dict], measured: Sequence[str]) -> None:
-  """An --extra method named like one this command measures would merge into its curve."""
+def refuse_clashes(extra: Sequence[dict], measured: Sequence[str], runs: bool = True) -> None:
+  """An --extra method named like one this command measures (`measured`: its classic
+  codecs' curves; `runs`: it measures autoencoder runs too) would merge into its curve.
+  A classic codec's rows from an earlier report ('JPEG, scan only' with --codecs none)
+  are that codec's curve here, the anchor of BD-rates as if measured."""
   for row in extra:
     name = row["method"]
-    if name in measured or name in ANCHORS or name == "PNG" or name.startswith("autoencoder"):
+    if name in measured or (runs and name.startswith("autoencoder")):
       raise UserError(f"--extra row of method {name!r} (from {row['source']}) is named like a "
                       "method this command measures: rename it in the file, e.g. "
                       f"'{name} (extra)'")
@@ -93,10 +102,12 @@ def refuse_clashes(extra: Sequence[dict], measured: Sequence[str]) -> None:
 # -------------------------------------------------------------------------- BD-rate
 
 def curves(rows: Sequence[dict]) -> dict[str, list[tuple[float, float]]]:
-  """{method: [(bytes/image, PSNR)]} in the rows' order of methods."""
+  """{method: [(bytes/image, PSNR)]} in the rows' order of methods; lossless rows (PSNR
+  None, as PNG's) have no curve."""
   out: dict[str, list[tuple[float, float]]] = {}
   for r in rows:
-    out.setdefault(r["method"], []).append((r["bytes_per_image"], r["psnr"]))
+    if r["psnr"] is not None:
+      out.setdefault(r["method"], []).append((r["bytes_per_image"], r["psnr"]))
   return out
 
 
