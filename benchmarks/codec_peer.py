@@ -6,6 +6,10 @@ peer in its own venv, then measures what it decoded with ae_jax.core.quality.
   python benchmarks/codec_peer.py --read runs/compressai   # only (b)+(c) on existing outputs
   python benchmarks/codec_peer.py --time_sizes 32x48,64x96,128x192 --train_images 2560
                                                            # s/epoch per (N, M) on a slice
+  python benchmarks/codec_peer.py --model mbt2018-mean --N 64 --M 96 --lambdas 0.025 \
+      --speed configs/hyperprior.py --train_images 6400 --epochs 3 --rounds 2 --threads 2
+                                                           # s/step beside ae_jax's config,
+                                                           # alternating processes
 
 With --out FOLDER, a lambda whose FOLDER/lambda_<value>/result.json exists is not trained
 again: the same command finishes an interrupted run.
@@ -44,7 +48,7 @@ from benchmarks.peers import common  # noqa: E402
 VENV_PYTHON = os.path.join(HERE, ".venv-compressai", "bin", "python")
 RUNNER = os.path.join(HERE, "peers", "compressai_codec.py")
 LAMBDAS = (0.0009, 0.0018, 0.0035, 0.0067, 0.013)
-METHOD = "CompressAI bmshj2018-factorized"
+METHOD = "CompressAI bmshj2018-factorized"  # --model mbt2018-mean: "CompressAI mbt2018-mean"
 COLUMNS = ("setting", "bytes_per_image", "estimated_bytes_per_image", "overhead_bytes",
            "psnr", "ssim", "seconds_per_epoch", "cpu_seconds_per_epoch", "train_seconds",
            "encode_images_per_s", "decode_images_per_s", "peak_rss_mb")
@@ -62,7 +66,7 @@ def run_peer(args: argparse.Namespace, lmbda: float, n: int, m: int, out: str, l
   """One lambda in its own process under the venv's python; its JSON line, parsed."""
   cmd = [args.python, RUNNER, "--lambdas", repr(lmbda), "--out", out, "--epochs",
          str(args.epochs), "--N", str(n), "--M", str(m), "--threads", str(args.threads),
-         "--seed", str(args.seed), "--idx_dir", args.idx_dir]
+         "--seed", str(args.seed), "--idx_dir", args.idx_dir, "--model", args.model]
   for flag in ("train_images", "test_images"):
     if getattr(args, flag):
       cmd += [f"--{flag}", str(getattr(args, flag))]
@@ -96,7 +100,7 @@ def read_outputs(folder: str, images_u8: np.ndarray) -> list[dict]:
     estimated = float(bits.mean() / 8)
     actual = float(nbytes.mean())
     rows.append({
-        "method": METHOD, "setting": f"λ={record['lambda']:g}, N={record['N']}, M={record['M']}",
+        "method": f"CompressAI {record.get('model', 'bmshj2018-factorized')}", "setting": f"λ={record['lambda']:g}, N={record['N']}, M={record['M']}",
         "lambda": record["lambda"], "N": record["N"], "M": record["M"],
         "bytes_per_image": actual, "estimated_bytes_per_image": estimated,
         "overhead_bytes": actual - estimated, "min_bytes": int(nbytes.min()),
@@ -161,6 +165,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="skip training: read an existing output folder")
   parser.add_argument("--time_sizes", default=None, metavar="NxM,...",
                       help="instead: s/epoch per (N, M) at the first lambda (use a slice)")
+  parser.add_argument("--model", default="bmshj2018-factorized",
+                      choices=("bmshj2018-factorized", "mbt2018-mean"),
+                      help="the peer's model (peers/compressai_codec.py)")
+  parser.add_argument("--speed", default=None, metavar="CONFIG",
+                      help="instead: seconds per step of the peer and of ae_jax's CONFIG at "
+                           "the first lambda, --rounds alternating processes each")
+  parser.add_argument("--rounds", type=int, default=2)
+  parser.add_argument("--data_dir", default=None,
+                      help="--speed: ae_jax's tfds data_dir (default: the config's)")
   parser.add_argument("--python", default=VENV_PYTHON, help="the venv's python")
   parser.add_argument("--idx_dir", default=common.IDX_DIR, help="Fashion-MNIST's IDX files")
   parser.add_argument("--results_dir", default=os.path.join(HERE, "results"))
@@ -181,6 +194,8 @@ def main(argv=None) -> None:
   with open(os.path.join(out, "peer.log"), "a") as log:
     if args.time_sizes:
       return time_sizes(args, out, log, stamp, command, load_before)
+    if args.speed:
+      return speed(args, out, log, stamp, command, load_before)
     if not args.read:
       for lmbda in (float(v) for v in args.lambdas.split(",")):
         done = os.path.join(out, f"lambda_{lmbda:g}", "result.json")
@@ -191,9 +206,10 @@ def main(argv=None) -> None:
   rows = read_outputs(out, test_images_uint8(args.idx_dir))
   r0 = rows[0]
   header = [
-      f"# CompressAI {r0['compressai_version']} bmshj2018-factorized on Fashion-MNIST — {stamp}",
+      f"# {r0['method']} (CompressAI {r0['compressai_version']}) on Fashion-MNIST — {stamp}",
       "", f"Command: `{command}` (outputs in `{out}`).",
-      f"FactorizedPrior(N={r0['N']}, M={r0['M']}), 1-channel, images zero-padded to 32×32 and "
+      ("MeanScaleHyperprior" if "mbt2018" in r0["method"] else "FactorizedPrior")
+      + f"(N={r0['N']}, M={r0['M']}), 1-channel, images zero-padded to 32×32 and "
       f"cropped back; {r0['num_params']:,} params; {r0['epochs']} epochs of "
       f"{r0['train_images']:,} train images, batch 128, Adam 1e-3 + aux Adam 1e-3; "
       f"torch {r0['torch_version']}, {r0['torch_threads']} thread(s). Evaluated on "
@@ -202,6 +218,74 @@ def main(argv=None) -> None:
       "s/epoch: median wall time (evaluation excluded); cpu s/epoch: the process's CPU time.",
       machine_line(load_before, os.getloadavg())]
   path = write_results(rows, stamp, header, args.results_dir)
+  print(open(path).read())
+
+
+def run_ae_jax(args, config: str, lmbda: float, workdir: str, log) -> dict:
+  """ae_jax's `config` at `lmbda` on the peer's slice (--train_images / 128 steps an epoch,
+  --epochs), as launch.py trains it, in its own process; its metrics rows and peak RSS.
+  One thread: XLA's Eigen pool off, the process on one core (the peer: torch's one thread)."""
+  steps = (args.train_images or 60000) // common.BATCH_SIZE
+  cmd = [sys.executable, os.path.join(os.path.dirname(HERE), "launch.py"), "--config",
+         f"{config}:{lmbda!r}", "--workdir", workdir, f"--config.num_epochs={args.epochs}",
+         f"--config.steps_per_epoch={steps}", "--config.eval_examples=256",
+         "--config.progress_bar=False", f"--config.seed={args.seed}",
+         f"--config.idx_dir={args.idx_dir}", "--compilation_cache_dir="]
+  if args.data_dir:
+    cmd.append(f"--config.data_dir={args.data_dir}")
+  env = dict(os.environ)
+  if args.threads == 1:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    cmd = ["taskset", "-c", "0"] + cmd
+  rss_file = workdir + ".peak_rss_kb"
+  if os.path.exists("/usr/bin/time"):  # GNU time: this process's own peak, not the peer's
+    cmd = ["/usr/bin/time", "-o", rss_file, "-f", "%M"] + cmd
+  print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd)}", file=sys.stderr, flush=True)
+  proc = subprocess.run(cmd, stdout=log, stderr=log, env=env)
+  if proc.returncode != 0:
+    raise SystemExit(f"ae_jax's {config} failed (exit {proc.returncode}): see {log.name}")
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  peak = None
+  if os.path.exists(rss_file):
+    with open(rss_file) as f:
+      peak = int(f.read().split()[-1]) / 1024
+  return {"rows": rows, "steps": steps, "peak_rss_mb": peak}
+
+
+def speed(args, out, log, stamp, command, load_before) -> None:
+  """Seconds per train step of the peer and of ae_jax's --speed config, same slice, same
+  thread count, --rounds times each, alternating; medians over every epoch after the first
+  (ae_jax's first compiles; the peer's is dropped alike)."""
+  import statistics  # pylint: disable=import-outside-toplevel
+  lmbda = float(args.lambdas.split(",")[0])
+  if args.epochs < 2:
+    raise SystemExit("--speed needs --epochs 2 or more: the first epoch of each is dropped")
+  steps = (args.train_images or 60000) // common.BATCH_SIZE
+  per_step = {"ae_jax": [], "peer": []}
+  rss = {"ae_jax": [], "peer": []}
+  for r in range(args.rounds):
+    a = run_ae_jax(args, args.speed, lmbda, os.path.join(out, f"ae_jax_{r}"), log)
+    per_step["ae_jax"] += [row["seconds"] / steps for row in a["rows"][1:]]
+    rss["ae_jax"].append(a["peak_rss_mb"])
+    p = run_peer(args, lmbda, args.N, args.M, os.path.join(out, f"peer_{r}"), log)
+    per_step["peer"] += [sec / steps for sec in p["epoch_seconds"][1:]]
+    rss["peer"].append(p["peak_rss_mb"])
+  med = {k: statistics.median(v) for k, v in per_step.items()}
+  rows = [{"framework": k, "ms_per_step": 1000 * med[k], "fastest_ms_per_step":
+           1000 * min(per_step[k]), "s_per_468_step_epoch": med[k] * 468,
+           "ratio_to_peer": med[k] / med["peer"], "epochs_timed": len(per_step[k]),
+           "peak_rss_mb": max((x for x in rss[k] if x), default=None)}
+          for k in ("ae_jax", "peer")]
+  header = [f"# {args.speed} beside CompressAI {args.model} — {stamp}", "",
+            f"Command: `{command}`. λ={lmbda:g}, N={args.N}, M={args.M}, batch 128, "
+            f"{steps} steps an epoch, {args.epochs} epochs per process (the first dropped), "
+            f"{args.rounds} rounds alternating ae_jax / peer, {args.threads} thread(s) each. "
+            "Wall seconds of training (evaluation excluded) per step: medians and fastest.",
+            machine_line(load_before, os.getloadavg())]
+  columns = ("framework", "ms_per_step", "fastest_ms_per_step", "s_per_468_step_epoch",
+             "ratio_to_peer", "epochs_timed", "peak_rss_mb")
+  path = write_results(rows, stamp, header, args.results_dir, "codec-speed", columns)
   print(open(path).read())
 
 

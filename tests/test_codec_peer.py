@@ -121,6 +121,36 @@ def test_a_finished_lambda_is_not_trained_again(tmp_path):
   assert json.loads(jsonl.read_text())["bytes_per_image"] == 70
 
 
+def test_speed_alternates_ae_jax_and_the_peer_and_tabulates_seconds_per_step(tmp_path,
+                                                                            tiny_data):
+  """--speed: ae_jax's config trained by launch.py on the peer's slice, the peer (a stub
+  that prints the peer's record: its venv is not here) the same number of times,
+  alternating; medians over the epochs after the first, per step."""
+  calls = tmp_path / "calls.txt"
+  stub = tmp_path / "peer_python"
+  stub.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                  f"open({str(calls)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+                  "print(json.dumps({'epoch_seconds': [9.0, 0.4, 0.6], 'peak_rss_mb': 900.0}))\n")
+  stub.chmod(0o755)
+  results = tmp_path / "results"
+  codec_peer.main(["--speed", "configs/codec.py", "--lambdas", "0.025", "--model",
+                   "mbt2018-mean", "--train_images", "256", "--epochs", "3", "--rounds", "2",
+                   "--python", str(stub), "--out", str(tmp_path / "out"), "--results_dir",
+                   str(results), "--idx_dir", tiny_data[0], "--data_dir", tiny_data[1]])
+  peer_calls = calls.read_text().splitlines()
+  assert len(peer_calls) == 2 and all("--model mbt2018-mean" in c for c in peer_calls)
+  (jsonl,) = results.glob("*-codec-speed.jsonl")
+  ae, peer = [json.loads(line) for line in jsonl.read_text().splitlines()]
+  assert peer["framework"] == "peer" and peer["ms_per_step"] == pytest.approx(250.0)
+  assert peer["fastest_ms_per_step"] == pytest.approx(200.0) and peer["epochs_timed"] == 4
+  rows = [json.loads(l) for r in (0, 1)
+          for l in open(tmp_path / "out" / f"ae_jax_{r}" / "metrics.jsonl")]
+  assert [r["step"] for r in rows] == [2, 4, 6] * 2  # 256 images: 2 steps an epoch
+  timed = sorted(r["seconds"] / 2 for r in rows if r["epoch"] > 1)
+  assert ae["ms_per_step"] == pytest.approx(1000 * (timed[1] + timed[2]) / 2)
+  assert ae["ratio_to_peer"] == pytest.approx(ae["ms_per_step"] / 250.0)
+
+
 def test_the_real_peer_trains_and_codes_in_its_own_venv(tmp_path):
   """peers/compressai_codec.py for real, as codec_peer.py runs it: one λ, 2 steps of the
   tiny IDX dataset, 8 test images coded and decoded, then measured here. Needs CompressAI's

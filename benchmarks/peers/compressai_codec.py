@@ -1,8 +1,20 @@
 """CompressAI's factorized-prior codec (bmshj2018-factorized) on Fashion-MNIST: the learned
-codec's reference peer (issue #23). Runs in CompressAI's own venv (compressai_env.sh):
+codec's reference peer (issue #23); with --model mbt2018-mean, its mean-scale hyperprior
+built from its own layers in configs/hyperprior.py's architecture (issue #29's peer, #30's
+timing). Runs in CompressAI's own venv (compressai_env.sh):
 
   benchmarks/.venv-compressai/bin/python benchmarks/peers/compressai_codec.py \
       --lambdas 0.0018 --epochs 10 --out runs/compressai
+  benchmarks/.venv-compressai/bin/python benchmarks/peers/compressai_codec.py \
+      --model mbt2018-mean --N 64 --M 96 --lambdas 0.025 --epochs 8 --out runs/compressai_mbt
+
+mbt2018-mean here: `compressai.models.MeanScaleHyperprior(N, M)` with g_a and g_s at three
+stride-2 levels, as configs/hyperprior.py (conv 5x5/2 -> GDN, twice, then conv 5x5/2 to M;
+1-channel input and output), h_a and h_s CompressAI's own (conv 3x3 -> LeakyReLU -> conv
+5x5/2 -> LeakyReLU -> conv 5x5/2; deconv 5x5/2 -> LeakyReLU -> deconv 5x5/2 to 3M/2 ->
+LeakyReLU -> conv 3x3 to 2M): the same parameter count as ae_jax's (h_a 260,288, h_s
+748,464 at N=64, M=96). Its latents are y M x 4 x 4 and z N x 1 x 1 per padded image; the
+bytes are both strings, the estimate both likelihoods.
 
 Model: `compressai.models.FactorizedPrior(N, M)` (4 stride-2 5x5 convs with GDN, an
 EntropyBottleneck on the M-channel latent, the mirrored transposed convs with inverse GDN)
@@ -48,7 +60,8 @@ from torch.nn import functional as F  # noqa: E402
 
 import compressai  # noqa: E402
 from compressai.losses import RateDistortionLoss  # noqa: E402
-from compressai.models import FactorizedPrior  # noqa: E402
+from compressai.layers import GDN  # noqa: E402
+from compressai.models import FactorizedPrior, MeanScaleHyperprior  # noqa: E402
 from compressai.models.utils import conv, deconv  # noqa: E402
 from compressai.optimizers import net_aux_optimizer  # noqa: E402
 
@@ -63,6 +76,21 @@ def grayscale_factorized_prior(n: int, m: int) -> FactorizedPrior:
   model.g_a[0] = conv(1, n)
   model.g_s[-1] = deconv(n, 1)
   return model
+
+
+def grayscale_mean_scale_hyperprior(n: int, m: int) -> MeanScaleHyperprior:
+  """CompressAI's MeanScaleHyperprior(N, M) with configs/hyperprior.py's three-level,
+  1-channel g_a and g_s (its h_a, h_s, entropy bottleneck and Gaussian conditional as
+  they are)."""
+  model = MeanScaleHyperprior(n, m)
+  model.g_a = torch.nn.Sequential(conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
+  model.g_s = torch.nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n),
+                                  GDN(n, inverse=True), deconv(n, 1))
+  return model
+
+
+MODELS = {"bmshj2018-factorized": grayscale_factorized_prior,
+          "mbt2018-mean": grayscale_mean_scale_hyperprior}
 
 
 def pad(x_bchw: torch.Tensor) -> torch.Tensor:
@@ -104,9 +132,10 @@ def train_epoch(model, criterion, optimizers, x_train: np.ndarray, order: np.nda
 
 @torch.no_grad()
 def estimated_bits(model, x_bchw: torch.Tensor) -> np.ndarray:
-  """Per image: -log2 of CompressAI's likelihoods of the rounded latent (eval mode)."""
-  likelihoods = model(pad(x_bchw))["likelihoods"]["y"]
-  return (-torch.log2(likelihoods)).flatten(1).sum(1).double().numpy()
+  """Per image: -log2 of CompressAI's likelihoods of the rounded latents (eval mode; y, and
+  z where the model has a hyperprior)."""
+  likelihoods = model(pad(x_bchw))["likelihoods"].values()
+  return sum((-torch.log2(p)).flatten(1).sum(1).double() for p in likelihoods).numpy()
 
 
 @torch.no_grad()
@@ -125,7 +154,7 @@ def evaluate(model, x_test: np.ndarray, batch_size: int) -> dict:
     x_hat = model.decompress(packed["strings"], packed["shape"])["x_hat"]
     t2 = time.perf_counter()
     encode_s, decode_s = encode_s + t1 - t0, decode_s + t2 - t1
-    # One string per image per latent (the factorized prior has one latent, "y").
+    # One string per image per latent (y; z too with a hyperprior).
     nbytes.extend(sum(len(s[i]) for s in packed["strings"]) for i in range(len(x)))
     bits.append(estimated_bits(model, x))
     pixels = torch.round(crop(x_hat).clamp(0, 1) * 255).to(torch.uint8)
@@ -138,7 +167,7 @@ def evaluate(model, x_test: np.ndarray, batch_size: int) -> dict:
 def run_lambda(lmbda: float, data: dict, args: argparse.Namespace) -> dict:
   """Trains one model for `lmbda`, evaluates it, writes its folder; returns the record."""
   torch.manual_seed(args.seed)
-  model = grayscale_factorized_prior(args.N, args.M)
+  model = MODELS[args.model](args.N, args.M)
   optimizers = net_aux_optimizer(model, {"net": {"type": "Adam", "lr": args.lr},
                                          "aux": {"type": "Adam", "lr": args.aux_lr}})
   criterion = RateDistortionLoss(lmbda=lmbda)
@@ -169,7 +198,7 @@ def run_lambda(lmbda: float, data: dict, args: argparse.Namespace) -> dict:
   record = {
       "framework": "compressai", "compressai_version": compressai.__version__,
       "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-      "model": "bmshj2018-factorized", "N": args.N, "M": args.M, "lambda": lmbda,
+      "model": args.model, "N": args.N, "M": args.M, "lambda": lmbda,
       "num_params": sum(p.numel() for p in model.parameters()),
       "epochs": args.epochs, "steps_per_epoch": len(x_train) // args.batch_size,
       "batch_size": args.batch_size, "seed": args.seed, "train_images": len(x_train),
@@ -199,6 +228,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--lambdas", default=",".join(map(str, LAMBDAS)),
                       help="comma-separated lambda values, each trained in turn")
   parser.add_argument("--out", required=True, help="folder for lambda_<value>/ outputs")
+  parser.add_argument("--model", choices=sorted(MODELS), default="bmshj2018-factorized")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--N", type=int, default=32, help="channels of the conv stages")
   parser.add_argument("--M", type=int, default=48, help="channels of the latent")
