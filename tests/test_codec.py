@@ -125,8 +125,8 @@ def test_the_prior_is_a_distribution_over_the_integers_per_channel():
 def test_rate_is_the_bits_of_the_noisy_code_and_its_gradient_reaches_both_halves():
   model, params, x, _ = _model_and_params()
 
-  def rate(p):
-    _, terms, _ = objectives.apply(model.apply, p, x, jax.random.key(7))
+  def rate(p):  # as the train step computes it (evaluation rounds: no gradient to y)
+    _, terms, _, _ = objectives.apply_for_training(model.apply, p, x, jax.random.key(7))
     return terms["rate"].mean()
 
   # The rate is -sum log2 P(y + u) under the prior, per image, u ~ U(-1/2, 1/2).
@@ -134,7 +134,7 @@ def test_rate_is_the_bits_of_the_noisy_code_and_its_gradient_reaches_both_halves
   enc = {"params": params["encoder"]}
   y = jax.jit(lambda v, x: model.encoder.apply(v, x, method="analyse"))(enc, x)
   noisy, reported = jax.jit(lambda v, x: model.encoder.apply(
-      v, x, rngs={"sample": jax.random.key(7)}, mutable=["losses"]))(enc, x)
+      v, x, rngs={"quantization": jax.random.key(7)}, mutable=["losses"]))(enc, x)
   u = np.asarray(noisy - y)
   assert np.abs(u).max() <= 0.5 and np.abs(u).min() > 0 and abs(u.mean()) < 0.1
   p = jax.jit(entropy.FactorizedDensity().apply)({"params": params["encoder"]["prior"]}, noisy)
@@ -145,7 +145,7 @@ def test_rate_is_the_bits_of_the_noisy_code_and_its_gradient_reaches_both_halves
   assert float(jnp.abs(grads["encoder"]["transform"]["hidden0"]["kernel"]).sum()) > 0
 
 
-def test_without_the_sample_stream_the_code_is_rounded():
+def test_without_the_quantization_stream_the_code_is_rounded():
   model, params, x, _ = _model_and_params()
   enc = {"params": params["encoder"]}
   # Both sides jitted (eager, each operation compiles alone).

@@ -14,6 +14,12 @@ import jax.numpy as jnp
 LOSSES = "losses"
 METRICS = "metrics"
 DELTAS = "param_deltas"
+# RNG streams: 'sample' draws what a model samples in training and evaluation alike (a
+# VAE's z, a prior's draws); 'quantization' the uniform noise that stands in for rounding
+# in training only (the codecs': evaluation rounds, as the codes files do, and as
+# CompressAI's eval mode).
+SAMPLE = "sample"
+QUANTIZATION = "quantization"
 
 
 @dataclasses.dataclass(frozen=True)

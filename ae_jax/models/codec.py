@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ae_jax.models import checks
+from ae_jax.models.autoencoder import QUANTIZATION
 from ae_jax.models.entropy import FactorizedDensity, bits, prior_pmf
 from ae_jax.models.wrapping import WrapsEncoder
 
@@ -66,8 +67,8 @@ class FactorizedPriorEncoder(WrapsEncoder, nn.Module):
 
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     y = self.analyse(x_BxHxWxC)
-    if self.has_rng("sample"):
-      y = y + jax.random.uniform(self.make_rng("sample"), y.shape, jnp.float32, -0.5, 0.5)
+    if self.has_rng(QUANTIZATION):  # training: noise for rounding
+      y = y + jax.random.uniform(self.make_rng(QUANTIZATION), y.shape, jnp.float32, -0.5, 0.5)
     else:
       y = jnp.round(y)
     self.sow("losses", "rate", bits(self.prior(y)))

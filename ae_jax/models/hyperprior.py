@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from ae_jax.models import checks
+from ae_jax.models.autoencoder import QUANTIZATION
 from ae_jax.models.entropy import (SCALE_BOUND, FactorizedDensity, bits, gaussian_likelihood,
                                    lower_bound, prior_pmf)
 from ae_jax.models.gdn_transforms import downsample, pad_to_multiple, upsample
@@ -138,14 +139,14 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
 
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     y, z = self.latents(x_BxHxWxC)
-    noisy = self.has_rng("sample")
+    noisy = self.has_rng(QUANTIZATION)  # training: noise for rounding
     if noisy:
-      z_q = z + jax.random.uniform(self.make_rng("sample"), z.shape, jnp.float32, -0.5, 0.5)
+      z_q = z + jax.random.uniform(self.make_rng(QUANTIZATION), z.shape, jnp.float32, -0.5, 0.5)
     else:
       z_q = jnp.round(z)
     scales, means = self.gaussian_params(z_q, y.shape[1:])
     if noisy:
-      y_q = y + jax.random.uniform(self.make_rng("sample"), y.shape, jnp.float32, -0.5, 0.5)
+      y_q = y + jax.random.uniform(self.make_rng(QUANTIZATION), y.shape, jnp.float32, -0.5, 0.5)
       values = y_q - means
     else:
       values = jnp.round(y - means)  # the coded symbols: y less its mean, rounded

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from ae_jax.core import metrics
 from ae_jax.models import autoencoder
+from ae_jax.models.autoencoder import QUANTIZATION, SAMPLE
 
 REPORTS = (autoencoder.LOSSES, autoencoder.METRICS)
 # What a module adds to its parameters after the optimizer's update, written in the train
@@ -59,9 +60,10 @@ def _by_name(tree) -> dict[str, jax.Array]:
 
 def apply(apply_fn: Callable, params, images: jax.Array, rng: jax.Array, draws: int = 1
           ) -> tuple[jax.Array, dict[str, jax.Array], dict[str, jax.Array]]:
-  """(logits, loss terms, metrics) of the autoencoder on `images`; `rng` is the key of
-  the 'sample' stream, for models that sample (`self.make_rng('sample')`); `draws` > 1:
-  each with a leading axis of that many draws."""
+  """(logits, loss terms, metrics) of the autoencoder on `images`, as evaluation sees it:
+  `rng` is the key of the 'sample' stream, for models that sample
+  (`self.make_rng('sample')`), and there is no 'quantization' stream (a codec rounds its
+  code, as its codes files do); `draws` > 1: each with a leading axis of that many draws."""
   return apply_for_training(apply_fn, params, images, rng, updates=False, draws=draws)[:3]
 
 
@@ -80,12 +82,15 @@ def apply_for_training(apply_fn: Callable, params, images: jax.Array, rng: jax.A
                        updates: bool = True, draws: int = 1):
   """`apply`'s (logits, loss terms, metrics), and the parameter deltas the model writes in
   a train step (`DELTAS`, a tree like the params' holding only what changes; {} for most
-  models): `add_deltas` adds them after the optimizer's update.
+  models): `add_deltas` adds them after the optimizer's update. In a train step
+  (`updates`) the 'quantization' stream gets the same key as 'sample' (Flax folds the
+  module path in, not the stream's name; no model draws from both).
 
   With `draws` = K > 1 the model runs on K keys split from `rng` (vmapped): logits, terms
   and metrics get a leading axis of K draws ([K, B, ...])."""
   def run(key):
-    logits, reported = apply_fn({"params": params}, images, rngs={"sample": key},
+    rngs = {SAMPLE: key, QUANTIZATION: key} if updates else {SAMPLE: key}
+    logits, reported = apply_fn({"params": params}, images, rngs=rngs,
                                 mutable=list(REPORTS) + ([DELTAS] if updates else []))
     return (logits, _by_name(reported.get("losses", {})),
             _by_name(reported.get("metrics", {})), dict(reported.get(DELTAS, {})))
