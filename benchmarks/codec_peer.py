@@ -10,6 +10,8 @@ peer in its own venv, then measures what it decoded with ae_jax.core.quality.
       --speed configs/hyperprior.py --train_images 6400 --epochs 3 --rounds 2 --threads 2
                                                            # s/step beside ae_jax's config,
                                                            # alternating processes
+  python benchmarks/codec_peer.py --levels 3 --N 64 --M 96 --lambdas 0.025 \
+      --speed configs/codec_conv.py --train_images 6400 --epochs 3 --rounds 2 --threads 2
 
 With --out FOLDER, a lambda whose FOLDER/lambda_<value>/result.json exists is not trained
 again: the same command finishes an interrupted run.
@@ -67,6 +69,8 @@ def run_peer(args: argparse.Namespace, lmbda: float, n: int, m: int, out: str, l
   cmd = [args.python, RUNNER, "--lambdas", repr(lmbda), "--out", out, "--epochs",
          str(args.epochs), "--N", str(n), "--M", str(m), "--threads", str(args.threads),
          "--seed", str(args.seed), "--idx_dir", args.idx_dir, "--model", args.model]
+  if args.levels:
+    cmd += ["--levels", str(args.levels)]
   for flag in ("train_images", "test_images"):
     if getattr(args, flag):
       cmd += [f"--{flag}", str(getattr(args, flag))]
@@ -168,6 +172,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument("--model", default="bmshj2018-factorized",
                       choices=("bmshj2018-factorized", "mbt2018-mean"),
                       help="the peer's model (peers/compressai_codec.py)")
+  parser.add_argument("--levels", type=int, default=None,
+                      help="the peer's stride-2 levels (peers/compressai_codec.py's default)")
   parser.add_argument("--speed", default=None, metavar="CONFIG",
                       help="instead: seconds per step of the peer and of ae_jax's CONFIG at "
                            "the first lambda, --rounds alternating processes each")

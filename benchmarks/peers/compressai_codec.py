@@ -7,6 +7,7 @@ timing). Runs in CompressAI's own venv (compressai_env.sh):
       --lambdas 0.0018 --epochs 10 --out runs/compressai
   benchmarks/.venv-compressai/bin/python benchmarks/peers/compressai_codec.py \
       --model mbt2018-mean --N 64 --M 96 --lambdas 0.025 --epochs 8 --out runs/compressai_mbt
+  (--levels 3 with the factorized model: configs/codec_conv.py's transforms)
 
 mbt2018-mean here: `compressai.models.MeanScaleHyperprior(N, M)` with g_a and g_s at three
 stride-2 levels, as configs/hyperprior.py (conv 5x5/2 -> GDN, twice, then conv 5x5/2 to M;
@@ -70,22 +71,37 @@ PAD = 2  # 28 + 2 * 2 = 32, a multiple of FactorizedPrior's downsampling factor 
 SIZE = 28
 
 
-def grayscale_factorized_prior(n: int, m: int) -> FactorizedPrior:
-  """CompressAI's FactorizedPrior(N, M) with 1 input and 1 output channel."""
+def transforms(n: int, m: int, levels: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+  """1-channel g_a and g_s of CompressAI's layers at `levels` stride-2 levels, as
+  ae_jax/models/gdn_transforms.py: [conv 5x5/2 -> GDN] x (levels - 1) -> conv 5x5/2 to M,
+  and the mirror with transposed convs and inverse GDN."""
+  g_a, g_s = [], []
+  for i in range(levels - 1):
+    g_a += [conv(1 if i == 0 else n, n), GDN(n)]
+    g_s += [deconv(m if i == 0 else n, n), GDN(n, inverse=True)]
+  g_a.append(conv(1 if levels == 1 else n, m))
+  g_s.append(deconv(m if levels == 1 else n, 1))
+  return torch.nn.Sequential(*g_a), torch.nn.Sequential(*g_s)
+
+
+def grayscale_factorized_prior(n: int, m: int, levels: int = 4) -> FactorizedPrior:
+  """CompressAI's FactorizedPrior(N, M) with 1 input and 1 output channel (its own four
+  levels; three: configs/codec_conv.py's transforms)."""
   model = FactorizedPrior(n, m)
-  model.g_a[0] = conv(1, n)
-  model.g_s[-1] = deconv(n, 1)
+  if levels == 4:
+    model.g_a[0] = conv(1, n)
+    model.g_s[-1] = deconv(n, 1)
+  else:
+    model.g_a, model.g_s = transforms(n, m, levels)
   return model
 
 
-def grayscale_mean_scale_hyperprior(n: int, m: int) -> MeanScaleHyperprior:
-  """CompressAI's MeanScaleHyperprior(N, M) with configs/hyperprior.py's three-level,
-  1-channel g_a and g_s (its h_a, h_s, entropy bottleneck and Gaussian conditional as
-  they are)."""
+def grayscale_mean_scale_hyperprior(n: int, m: int, levels: int = 3) -> MeanScaleHyperprior:
+  """CompressAI's MeanScaleHyperprior(N, M) with configs/hyperprior.py's 1-channel g_a and
+  g_s (three levels; its h_a, h_s, entropy bottleneck and Gaussian conditional as they
+  are)."""
   model = MeanScaleHyperprior(n, m)
-  model.g_a = torch.nn.Sequential(conv(1, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
-  model.g_s = torch.nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n),
-                                  GDN(n, inverse=True), deconv(n, 1))
+  model.g_a, model.g_s = transforms(n, m, levels)
   return model
 
 
@@ -167,7 +183,8 @@ def evaluate(model, x_test: np.ndarray, batch_size: int) -> dict:
 def run_lambda(lmbda: float, data: dict, args: argparse.Namespace) -> dict:
   """Trains one model for `lmbda`, evaluates it, writes its folder; returns the record."""
   torch.manual_seed(args.seed)
-  model = MODELS[args.model](args.N, args.M)
+  levels = args.levels or (4 if args.model == "bmshj2018-factorized" else 3)
+  model = MODELS[args.model](args.N, args.M, levels)
   optimizers = net_aux_optimizer(model, {"net": {"type": "Adam", "lr": args.lr},
                                          "aux": {"type": "Adam", "lr": args.aux_lr}})
   criterion = RateDistortionLoss(lmbda=lmbda)
@@ -198,7 +215,7 @@ def run_lambda(lmbda: float, data: dict, args: argparse.Namespace) -> dict:
   record = {
       "framework": "compressai", "compressai_version": compressai.__version__,
       "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-      "model": args.model, "N": args.N, "M": args.M, "lambda": lmbda,
+      "model": args.model, "N": args.N, "M": args.M, "levels": levels, "lambda": lmbda,
       "num_params": sum(p.numel() for p in model.parameters()),
       "epochs": args.epochs, "steps_per_epoch": len(x_train) // args.batch_size,
       "batch_size": args.batch_size, "seed": args.seed, "train_images": len(x_train),
@@ -229,6 +246,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="comma-separated lambda values, each trained in turn")
   parser.add_argument("--out", required=True, help="folder for lambda_<value>/ outputs")
   parser.add_argument("--model", choices=sorted(MODELS), default="bmshj2018-factorized")
+  parser.add_argument("--levels", type=int, default=None,
+                      help="stride-2 levels of g_a and g_s (default: factorized 4, as "
+                           "CompressAI's; mbt2018-mean 3, as configs/hyperprior.py)")
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--N", type=int, default=32, help="channels of the conv stages")
   parser.add_argument("--M", type=int, default=48, help="channels of the latent")
