@@ -167,7 +167,9 @@ def load(folder: str) -> tuple[dict, dict]:
     raise UserError(f"--classifier {folder} cannot be read ({type(e).__name__}): {fix}") from None
   want = traverse_util.flatten_dict(jax.eval_shape(init_params))
   shapes = {k: v.shape for k, v in flat.items()}
+  numbers = ("test_accuracy", "fd_classifier_train_vs_test")
   if (not isinstance(info, dict) or info.get("architecture") != ARCHITECTURE
+      or not all(isinstance(info.get(k), (int, float)) for k in numbers)
       or shapes != {k: v.shape for k, v in want.items()}):
     raise UserError(f"--classifier {folder} is not this version's classifier "
                     f"({ARCHITECTURE}): {fix}")
