@@ -54,7 +54,7 @@ def test_a_package_imports_only_the_packages_below_it(package, path):
 def test_every_module_lives_in_a_package_or_is_a_command():
   """Top-level modules are the thin entry points of `python -m ae_jax.<tool>` only."""
   commands = {"compress", "rate_distortion", "rd_compare", "sweep", "out_of_domain", "latent",
-              "likelihood", "sample", "code_table"}
+              "likelihood", "sample", "code_table", "classifier", "frechet"}
   top = {n[:-3] for n in os.listdir(PACKAGE_ROOT) if n.endswith(".py")} - {"__init__"}
   assert top == commands
   for name in commands:

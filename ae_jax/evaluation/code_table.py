@@ -35,11 +35,13 @@ from ae_jax.training.config_lib import model_label
 K_NEIGHBOURS = 5
 
 
-def read_labelled(idx_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """{'train'|'test': (uint8 images [N, H, W, 1], labels [N])} from IDX files."""
+def read_labelled(idx_dir: str | None, needs: str = "the code table"
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """{'train'|'test': (uint8 images [N, H, W, 1], labels [N])} from IDX files (`needs`:
+  the tool that reads them, for the message when they are missing)."""
   from ae_jax.data import idx  # pylint: disable=import-outside-toplevel
   if not idx.has_idx_files(idx_dir):
-    raise UserError(f"the code table needs the dataset's IDX files with their labels, and "
+    raise UserError(f"{needs} needs the dataset's IDX files with their labels, and "
                     f"{idx_dir!r} has none: pass --idx_dir (Debian's dataset-fashion-mnist "
                     "installs them in /usr/share/datasets/fashion-mnist)")
   out = {}
