@@ -223,6 +223,7 @@ SLOW_MODULES = {
     "test_launch", "test_legacy", "test_notebook", "test_parallel", "test_progress",
     "test_rd_compare", "test_readme_example", "test_real_data", "test_resume", "test_setup",
     "test_train", "test_vae", "test_vq", "test_hyperprior", "test_folder", "test_faults",
+    "test_frechet",
 }
 SLOW_TESTS = {
     "test_the_general_conv_net_trains_on_cifar_shaped_images",
