@@ -20,8 +20,9 @@ import jax.numpy as jnp
 from ae_jax.models import checks
 
 
-def torch_bias_init(fan_in: int):
-  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): `nn.Linear.reset_parameters`' bias."""
+def torch_uniform(fan_in: int):
+  """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): `nn.Linear.reset_parameters`' bias (and, the same
+  bound, its kernel; the VampPrior's pseudo-inputs, ae_jax/models/priors.py)."""
   bound = 1.0 / math.sqrt(fan_in)
 
   def init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
@@ -31,7 +32,7 @@ def torch_bias_init(fan_in: int):
 
 class TorchDense(nn.Module):
   """`nn.Dense(features)` initialized as PyTorch's `nn.Linear` (kernel 'torch', bias
-  `torch_bias_init`): params `kernel` [fan_in, features] and `bias` [features]."""
+  `torch_uniform`): params `kernel` [fan_in, features] and `bias` [features]."""
   features: int
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
@@ -40,7 +41,7 @@ class TorchDense(nn.Module):
     fan_in = x.shape[-1]
     kernel = self.param("kernel", checks.INITIALIZERS["torch"], (fan_in, self.features),
                         jnp.float32)
-    bias = self.param("bias", torch_bias_init(fan_in), (self.features,), jnp.float32)
+    bias = self.param("bias", torch_uniform(fan_in), (self.features,), jnp.float32)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return jnp.dot(x, kernel) + bias
 
