@@ -90,7 +90,7 @@ CASES = [
     ("unknown kernel initializer", ["--config", "configs/deep.py",
                                     "--config.encoder.kernel_init=zeros"], None,
      "encoder.kernel_init='zeros': it must be one of ('lecun_normal', 'glorot_uniform', "
-     "'he_normal')"),
+     "'he_normal', 'torch')"),
     ("bad code activation", ["--config", "configs/deep.py",
                              "--config.encoder.code_activation=step"], None,
      "encoder.code_activation='step'"),

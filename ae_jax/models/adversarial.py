@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
+from ae_jax.models import checks, linear
 from ae_jax.models.autoencoder import ParamGroup
 from ae_jax.models.regularized import RegularizedEncoder, flat
 
@@ -32,13 +32,14 @@ from ae_jax.models.regularized import RegularizedEncoder, flat
 class Discriminator(nn.Module):
   """Dense(h) + relu for each h, then Dense(1): the logit of 'drawn from the prior'."""
   hidden: Sequence[int] = (256,)
+  kernel_init: str = "lecun_normal"  # checks.INITIALIZERS; 'torch' as pythae's (nn.Linear)
 
   @nn.compact
   def __call__(self, z_BxD: jax.Array) -> jax.Array:
     x = z_BxD
     for i, h in enumerate(self.hidden):
-      x = nn.relu(nn.Dense(h, name=f"hidden{i}")(x))
-    return nn.Dense(1, name="logit")(x)[:, 0]
+      x = nn.relu(linear.dense(h, self.kernel_init, name=f"hidden{i}")(x))
+    return linear.dense(1, self.kernel_init, name="logit")(x)[:, 0]
 
 
 class AdversarialEncoder(RegularizedEncoder):
@@ -46,9 +47,12 @@ class AdversarialEncoder(RegularizedEncoder):
   are the parameter group 'discriminator'."""
   discriminator_hidden: Sequence[int] = (256,)  # pythae's Discriminator_MLP
   discriminator_learning_rate: float | None = None  # None: the run's learning rate
+  # pythae's Discriminator_MLP keeps PyTorch's initialization: 'torch' matches it
+  discriminator_kernel_init: str = "lecun_normal"
 
   def __post_init__(self):
     checks.positive_ints(self, "discriminator_hidden")
+    checks.initializer(self, "discriminator_kernel_init")
     lr = self.discriminator_learning_rate
     if lr is not None and not (isinstance(lr, (int, float)) and lr > 0):
       raise checks.BadField("discriminator_learning_rate", "a positive number, or None")
@@ -62,7 +66,8 @@ class AdversarialEncoder(RegularizedEncoder):
 
   def setup(self):
     super().setup()
-    self.discriminator = Discriminator(tuple(self.discriminator_hidden))
+    self.discriminator = Discriminator(tuple(self.discriminator_hidden),
+                                       self.discriminator_kernel_init)
 
   def regularize(self, z) -> None:
     if not self.has_rng("sample"):

@@ -15,10 +15,13 @@ import jax.numpy as jnp
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "elu": nn.elu,
                "tanh": jnp.tanh, "sigmoid": nn.sigmoid, "linear": lambda x: x}
 DTYPES = ("float32", "bfloat16")
-# Kernel initializers by name: Flax's default (lecun_normal) and Keras' (glorot_uniform).
+# Kernel initializers by name: Flax's default (lecun_normal), Keras' (glorot_uniform), and
+# PyTorch's nn.Linear default ('torch': U(+-1/sqrt(fan_in)), kaiming_uniform(a=sqrt(5));
+# its bias is drawn too, by ae_jax/models/linear.py, where the fan_in is known).
 INITIALIZERS = {"lecun_normal": nn.initializers.lecun_normal(),
                 "glorot_uniform": nn.initializers.glorot_uniform(),
-                "he_normal": nn.initializers.he_normal()}
+                "he_normal": nn.initializers.he_normal(),
+                "torch": nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")}
 
 
 class BadField(ValueError):

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
+from ae_jax.models import checks, linear
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -25,10 +25,9 @@ def _flatten(x: jax.Array) -> jax.Array:
 def _hidden_layers(module: nn.Module, x: jax.Array) -> jax.Array:
   """Flatten, then Dense(h) + the module's activation for each h in its `hidden`."""
   act = checks.ACTIVATIONS[module.activation]
-  init = checks.INITIALIZERS[module.kernel_init]
   x = _flatten(x)
   for i, h in enumerate(module.hidden):
-    x = act(nn.Dense(h, dtype=module.dtype, kernel_init=init, name=f"hidden{i}")(x))
+    x = act(linear.dense(h, module.kernel_init, module.dtype, name=f"hidden{i}")(x))
   return x
 
 
@@ -51,7 +50,7 @@ class DenseEncoder(nn.Module):
 class DenseDecoder(nn.Module):
   """Dense(H*W*C) -> reshape; returns logits (the sigmoid is applied at the edge)."""
   image_shape: Sequence[int] = IMAGE_SHAPE
-  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
+  kernel_init: str = "lecun_normal"  # Flax's; 'glorot_uniform' Keras'; 'torch' PyTorch's
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
@@ -62,9 +61,8 @@ class DenseDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z_BxK: jax.Array) -> jax.Array:
-    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype,
-                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="output")(
-                     _flatten(z_BxK))
+    x = linear.dense(math.prod(self.image_shape), self.kernel_init, self.dtype,
+                     name="output")(_flatten(z_BxK))
     return x.reshape(z_BxK.shape[0], *self.image_shape)
 
 
@@ -75,7 +73,7 @@ class MLPEncoder(nn.Module):
   latent_dim: int = 32
   activation: str = "relu"
   code_activation: str = "relu"
-  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
+  kernel_init: str = "lecun_normal"  # Flax's; 'glorot_uniform' Keras'; 'torch' PyTorch's
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
@@ -90,8 +88,7 @@ class MLPEncoder(nn.Module):
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     x = _hidden_layers(self, x_BxHxWxC)
-    z = nn.Dense(self.latent_dim, dtype=self.dtype,
-                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="latent_vector")(x)
+    z = linear.dense(self.latent_dim, self.kernel_init, self.dtype, name="latent_vector")(x)
     z = checks.ACTIVATIONS[self.code_activation](z)
     self.report(z)
     return z
@@ -106,7 +103,7 @@ class MLPDecoder(nn.Module):
   hidden: Sequence[int] = (64, 128)
   activation: str = "relu"
   image_shape: Sequence[int] = IMAGE_SHAPE
-  kernel_init: str = "lecun_normal"  # Flax's default; 'glorot_uniform' is Keras'
+  kernel_init: str = "lecun_normal"  # Flax's; 'glorot_uniform' Keras'; 'torch' PyTorch's
   dtype: Any = jnp.float32
   SCAN_ON_CPU = True
 
@@ -120,6 +117,5 @@ class MLPDecoder(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     x = _hidden_layers(self, z)
-    x = nn.Dense(math.prod(self.image_shape), dtype=self.dtype,
-                 kernel_init=checks.INITIALIZERS[self.kernel_init], name="output")(x)
+    x = linear.dense(math.prod(self.image_shape), self.kernel_init, self.dtype, name="output")(x)
     return x.reshape(z.shape[0], *self.image_shape)

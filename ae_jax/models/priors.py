@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
+from ae_jax.models import checks, linear
 
 LOG_2PI = math.log(2 * math.pi)
 Posterior = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
@@ -48,11 +48,6 @@ class StandardNormal(nn.Module):
     return jax.random.normal(key, (num, self.latent_dim), jnp.float32)
 
 
-def _torch_linear_init(fan_in: int):
-  bound = 1.0 / math.sqrt(fan_in)
-  return lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
-
-
 class VampPrior(nn.Module):
   """p(z) = 1/C sum_c q(z | u_c) over C learned pseudo-inputs u_c of the image's shape."""
   components: int = 500
@@ -68,7 +63,7 @@ class VampPrior(nn.Module):
   def pseudo_inputs(self) -> jax.Array:
     """[C, H, W, C'] in [0, 1]."""
     size = math.prod(self.image_shape)
-    init = _torch_linear_init(self.components)
+    init = linear.torch_uniform(self.components)
     kernel = self.param("pseudo_inputs", init, (self.components, size))
     bias = self.param("pseudo_bias", init, (size,))
     return jnp.clip(kernel + bias, 0.0, 1.0).reshape(self.components, *self.image_shape)

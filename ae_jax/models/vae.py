@@ -30,7 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks, priors
+from ae_jax.models import checks, linear, priors
 from ae_jax.models.priors import LOG_2PI, log_normal  # noqa: F401  (the tools' names)
 
 
@@ -118,6 +118,7 @@ class VAEEncoder(GaussianEncoder):
   hidden: Sequence[int] = (500,)
   latent_dim: int = 20
   activation: str = "relu"
+  kernel_init: str = "lecun_normal"  # Flax's; 'torch' PyTorch's (checks.INITIALIZERS)
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
   SCAN_ON_CPU = True  # see train._steps_per_call
 
@@ -125,14 +126,16 @@ class VAEEncoder(GaussianEncoder):
     checks.positive_ints(self, "hidden")
     checks.positive_int(self, "latent_dim")
     checks.activation(self, "activation")
+    checks.initializer(self)
     super().__post_init__()
 
   def setup(self):
     super().setup()
-    self.layers = [nn.Dense(h, dtype=self.dtype, name=f"hidden{i}")
+    self.layers = [linear.dense(h, self.kernel_init, self.dtype, name=f"hidden{i}")
                    for i, h in enumerate(self.hidden)]
-    self.mean_head = nn.Dense(self.latent_dim, dtype=self.dtype, name="mean")
-    self.logvar_head = nn.Dense(self.latent_dim, dtype=self.dtype, name="logvar")
+    self.mean_head = linear.dense(self.latent_dim, self.kernel_init, self.dtype, name="mean")
+    self.logvar_head = linear.dense(self.latent_dim, self.kernel_init, self.dtype,
+                                    name="logvar")
 
   def posterior(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(mean, logvar) of q(z|x), each [B, latent_dim], float32."""

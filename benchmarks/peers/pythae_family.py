@@ -8,7 +8,8 @@ VAE's, whose architecture, initialization, data, timer and NLL it reuses.
       --test_images 20 --num_samples 10          # a smoke run (seconds)
 
 The same networks as ae_jax's configs (784-500 relu -> 20; 20-500 relu -> 784 sigmoid),
-Flax's initialization, Adam 1e-3, batch 128, evaluation on the test split each epoch:
+Flax's initialization (`--init torch`: PyTorch's nn.Linear default kept, as ae_jax's
+`kernel_init: torch`), Adam 1e-3, batch 128, evaluation on the test split each epoch:
   * iwae     IWAE(number_samples=5)                                  BaseTrainer
   * vamp     VAMP(number_components=500)                             BaseTrainer
   * beta_tc  BetaTCVAE(alpha=1, beta=6, gamma=1, use_mss=False)      BaseTrainer
@@ -65,14 +66,16 @@ class DeterministicEncoder(BaseEncoder):
     return ModelOutput(embedding=self.code(torch.relu(self.hidden(x.reshape(x.shape[0], -1)))))
 
 
-def build(family: str, lr: float):
-  """(model, trainer config class and kwargs) of a family."""
+def build(family: str, lr: float, init: str = "flax"):
+  """(model, trainer config class and kwargs) of a family; `init` 'flax' re-initializes
+  the encoder and decoder as Flax's nn.Dense, 'torch' keeps nn.Linear's own."""
   common_cfg = {"input_dim": (1, 28, 28), "latent_dim": LATENT_DIM}
   gaussian = family not in ("wae", "rae")
   encoder = pythae_vae.Encoder() if gaussian else DeterministicEncoder()
   decoder = pythae_vae.Decoder()
-  pythae_vae.flax_init(encoder)
-  pythae_vae.flax_init(decoder)
+  if init == "flax":
+    pythae_vae.flax_init(encoder)
+    pythae_vae.flax_init(decoder)
   if family == "iwae":
     model = pm.IWAE(pm.IWAEConfig(**common_cfg, reconstruction_loss="bce", number_samples=5),
                     encoder=encoder, decoder=decoder)
@@ -115,6 +118,7 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--family", required=True, choices=FAMILIES)
   parser.add_argument("--epochs", type=int, default=30)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--init", choices=("flax", "torch"), default="flax")
   parser.add_argument("--threads", type=int, default=None)
   parser.add_argument("--num_samples", type=int, default=pythae_vae.NUM_SAMPLES)
   parser.add_argument("--train_images", type=int, default=None)
@@ -131,7 +135,7 @@ def main() -> None:
   x_train = data["x_train"][:args.train_images].transpose(0, 3, 1, 2)  # NCHW
   x_test = data["x_test"][:args.test_images].transpose(0, 3, 1, 2)
   del data
-  model, config_cls, optim = build(args.family, common.LEARNING_RATE)
+  model, config_cls, optim = build(args.family, common.LEARNING_RATE, args.init)
   timer = pythae_vae.EpochTimer()
   with tempfile.TemporaryDirectory(prefix=f"pythae_{args.family}_") as tmp:
     config = config_cls(output_dir=tmp, num_epochs=args.epochs,
@@ -147,7 +151,8 @@ def main() -> None:
   restored = reconstructions(trained, test)
   clean = x_test.transpose(0, 2, 3, 1)
   record = {
-      "framework": "pythae", "model": args.family, "epochs": len(timer.epoch_seconds),
+      "framework": "pythae", "model": args.family, "init": args.init,
+      "epochs": len(timer.epoch_seconds),
       "steps_per_epoch": len(pipeline.trainer.train_loader), "threads": torch.get_num_threads(),
       "num_params": sum(p.numel() for p in trained.parameters()),
       "epoch_seconds": [round(s, 4) for s in timer.epoch_seconds],
