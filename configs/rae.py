@@ -16,7 +16,8 @@ def get_config():
   config = default.get_config()
   config.encoder = ml_collections.ConfigDict({
       "name": "rae",
-      "net": {"name": "mlp", "hidden": (500,), "latent_dim": 20, "activation": "relu"}})
+      "net": {"name": "mlp", "hidden": (500,), "latent_dim": 20, "activation": "relu",
+              "code_activation": "linear"}})  # pythae's code is linear (mlp: relu)
   config.decoder = ml_collections.ConfigDict(
       {"name": "mlp", "hidden": (500,), "activation": "relu"})
   config.loss = "sse"
