@@ -133,12 +133,16 @@ def _strided_forms():
                      nn.ConvTranspose(c, (k, k), strides=(2, 2), padding="SAME"))
   down = lambda c, k: (layers.SpaceToDepthConv(c, k),
                        nn.Conv(c, (k, k), strides=(2, 2), padding="SAME"))
-  # (forms, kernel, (batch, h, w, in, out)); the last of each: an input below the form's
-  # minimum size, where lax's own form is used
+  # (forms, kernel, (batch, h, w, in, out)); inputs below the form's minimum size are one
+  # matmul (layers._dense: the 2x2, 1x1, 1x3, 4x4, 2x2, 1x1 rows, even and odd kernels),
+  # or lax's own form where that matrix would be large (the last of each)
   return ([(up, 5, (2, 4, 5, 3, 2)), (up, 5, (1, 7, 7, 8, 4)), (up, 3, (2, 4, 6, 2, 3)),
-           (up, 4, (1, 3, 5, 2, 2)), (up, 5, (2, 2, 2, 4, 3)), (up, 5, (2, 1, 1, 4, 3))]
+           (up, 4, (1, 3, 5, 2, 2)), (up, 5, (2, 2, 2, 4, 3)), (up, 5, (2, 1, 1, 4, 3)),
+           (up, 4, (2, 1, 3, 3, 2)), (up, 3, (2, 2, 2, 3, 2)), (up, 5, (1, 3, 5, 128, 128))]
           + [(down, 5, (2, 8, 8, 3, 2)), (down, 5, (1, 7, 9, 4, 3)), (down, 3, (2, 6, 5, 2, 3)),
-             (down, 4, (1, 5, 6, 2, 2)), (down, 5, (2, 4, 4, 3, 2))])
+             (down, 4, (1, 5, 6, 2, 2)), (down, 5, (2, 4, 4, 3, 2)), (down, 5, (2, 2, 2, 3, 2)),
+             (down, 5, (2, 1, 1, 3, 2)), (down, 4, (2, 3, 5, 2, 3)), (down, 3, (2, 5, 3, 2, 2)),
+             (down, 5, (1, 7, 8, 256, 128))])
 
 
 @pytest.mark.parametrize("forms,kernel,shape", _strided_forms())

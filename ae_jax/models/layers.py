@@ -207,10 +207,48 @@ class _Stride2Layer(nn.Module):
   @nn.compact
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
     x_BxHxWxC, kernel, bias = self._params(x_BxHxWxC)
-    h, w = x_BxHxWxC.shape[1:3]
-    if h * w < self._min_pixels():  # Flax's layer's own computation
-      return self._plain(x_BxHxWxC, kernel) + bias
+    h, w, cin = x_BxHxWxC.shape[1:]
+    if h * w < self._min_pixels():
+      taps = [self._taps(n) for n in (h, w)]
+      if h * w * cin * taps[0].shape[1] * taps[1].shape[1] * self.features <= DENSE_MAX:
+        return _dense(x_BxHxWxC, kernel, *taps) + bias
+      return self._plain(x_BxHxWxC, kernel) + bias  # Flax's layer's own computation
     return self._fast(x_BxHxWxC, kernel) + bias
+
+
+# A small input's layer as one matmul (`_dense`) while its matrix has at most this many
+# entries (16 MiB of float32): the hyperprior's h_a and h_s on a 28x28 image's 4x4 y, whose
+# convolutions XLA:CPU ran slowly (h_s's 2x2 -> 4x4 transposed conv: 97 ms of a 483 ms
+# one-thread step, 77 of them its gradient).
+DENSE_MAX = 1 << 22
+
+
+def _dense(x_BxHxWxC: jax.Array, kernel: jax.Array, taps_h: np.ndarray, taps_w: np.ndarray
+           ) -> jax.Array:
+  """A stride-2 layer on a small input as x.reshape(B, h*w*C) @ M: M's entry for input
+  (i, j, c) and output (p, q, f) is kernel[a, b, c, f], where taps_h[i, p] is one-hot in a
+  (all zero where output p does not read input i), taps_w[j, q] in b. M is built by two
+  einsums with those static one-hot tables, so its gradient reaches the kernel as matmuls
+  (no scatter)."""
+  b, h, w, cin = x_BxHxWxC.shape
+  out_h, out_w, features = taps_h.shape[1], taps_w.shape[1], kernel.shape[-1]
+  with jax.named_scope("dense_matrix"):
+    t = jnp.einsum("ipa,abcf->ipbcf", taps_h.astype(kernel.dtype), kernel)
+    m = jnp.einsum("jqb,ipbcf->ijcpqf", taps_w.astype(kernel.dtype), t)
+    m = m.reshape(h * w * cin, out_h * out_w * features)
+  y = jnp.dot(x_BxHxWxC.reshape(b, h * w * cin), m)
+  return y.reshape(b, out_h, out_w, features)
+
+
+def _one_hot_taps(n_in: int, n_out: int, kernel_size: int, tap) -> np.ndarray:
+  """[n_in, n_out, kernel_size]: 1 where output t reads input m with tap a = tap(m, t)."""
+  table = np.zeros((n_in, n_out, kernel_size), np.float32)
+  for m in range(n_in):
+    for t in range(n_out):
+      a = tap(m, t)
+      if 0 <= a < kernel_size:
+        table[m, t, a] = 1.0
+  return table
 
 
 def _subpixel_taps(kernel_size: int) -> tuple[list[list[int]], int]:
@@ -253,6 +291,13 @@ class SubpixelConvTranspose(_Stride2Layer):
   def _min_pixels(self) -> int:
     return SUBPIXEL_MIN_PIXELS
 
+  def _taps(self, n: int) -> np.ndarray:
+    """`_dense`'s table along an axis of n inputs, 2n outputs: output t reads dilated sample
+    t + a - pad_a with tap a (`_subpixel_taps`), input m being dilated sample 2m."""
+    k = self.kernel_size
+    pad_a = k - 1 if 2 > k - 1 else -(-k // 2)
+    return _one_hot_taps(n, 2 * n, k, lambda m, t: 2 * m - t + pad_a)
+
   def _plain(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.lax.conv_transpose(x_BxHxWxC, kernel, (2, 2), "SAME",
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -292,6 +337,13 @@ class SpaceToDepthConv(_Stride2Layer):
   it stands for, same values to float rounding (tests/test_gdn.py)."""
   def _min_pixels(self) -> int:
     return SPACE_TO_DEPTH_MIN_PIXELS
+
+  def _taps(self, n: int) -> np.ndarray:
+    """`_dense`'s table along an axis of n inputs, ceil(n/2) outputs: output t reads input
+    2t + a - before with tap a ('SAME''s padding before)."""
+    k, out = self.kernel_size, -(-n // 2)
+    before = max((out - 1) * 2 + k - n, 0) // 2
+    return _one_hot_taps(n, out, k, lambda m, t: m - 2 * t + before)
 
   def _plain(self, x_BxHxWxC: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.lax.conv_general_dilated(x_BxHxWxC, kernel, (2, 2), "SAME",
