@@ -230,6 +230,8 @@ SLOW_TESTS = {
     "test_the_general_conv_net_takes_any_image_size",
     "test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters",
     "test_convnet_equals_the_literal_lax_conv_forms_values_and_gradients",
+    "test_speed_alternates_ae_jax_and_the_peer_and_tabulates_seconds_per_step",
+    "test_the_real_peer_trains_and_codes_in_its_own_venv",
 }
 
 
