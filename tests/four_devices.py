@@ -10,7 +10,10 @@ import os
 import sys
 import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This checkout's ae_jax first (test_families imports it before conftest puts the repo on the
+# path: an editable install elsewhere would otherwise be the one imported), then tests/.
+sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.path.dirname(os.path.abspath(__file__))]
 
 
 def main(root: str, idx_dir: str, data_dir: str, families: list[str]) -> None:
