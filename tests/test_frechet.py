@@ -11,8 +11,8 @@ import pytest
 
 from ae_jax.evaluation import classifier, code_table, frechet
 from ae_jax.training import train
-from configs import vae
 from saved_runs import saved_run
+from test_vae import tiny_vae_config
 
 
 def _whitened(n, d, seed):
@@ -109,12 +109,8 @@ def test_training_is_deterministic(tiny_data):
 
 @pytest.fixture(scope="module")
 def vae_run(tiny_data, tmp_path_factory):
-  config = vae.get_config()
-  config.idx_dir, config.data_dir = tiny_data
-  config.encoder.hidden, config.encoder.latent_dim = (32,), 2
-  config.decoder.hidden = (32,)
-  config.batch_size, config.steps_per_epoch, config.num_epochs = 32, 4, 1
-  config.eval_batch_size, config.num_images, config.progress_bar = 64, 4, False
+  config = tiny_vae_config(tiny_data)
+  config.steps_per_epoch, config.num_epochs = 4, 1
   workdir = str(tmp_path_factory.mktemp("vae") / "run")
   train.train_and_evaluate(config, workdir)
   return workdir
