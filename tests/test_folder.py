@@ -301,6 +301,9 @@ def test_every_tool_takes_a_folder_dataset(folder_runs, capsys):
   assert len(os.listdir(tmp / "restored")) == 12
   assert rate_distortion.main(["--workdir", dense, "--out", str(tmp / "rd"), "--codecs",
                                "jpeg", "--jpeg_qualities", "10,50"]) == 0
+  assert rate_distortion.main(["--workdir", dense, "--whole", "--out", str(tmp / "w")]) == 2
+  assert "--whole measures every image at its own size" in capsys.readouterr().err
+  assert not os.path.exists(tmp / "w")
   assert rate_distortion.main(["--dataset", dataset, "--out", str(tmp / "classic"),
                                "--codecs", "png"]) == 0
   assert f"12 {dataset} test images" in open(tmp / "classic" / "rd.md").read()

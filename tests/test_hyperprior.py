@@ -339,3 +339,52 @@ def test_the_rate_distortion_tool_measures_a_hyperprior_run_by_its_bitstreams(hy
   assert row["quant"] == "entropy" and row["bytes_per_image"] == codes.bytes_per_image
   assert row["estimated_bytes_per_image"] == pytest.approx(codes.estimated_bits.mean() / 8)
   assert row["setting"].endswith("λ=0.01")
+
+
+def test_whole_measures_each_image_at_its_own_size_in_bits_per_pixel(hyper_run, tmp_path,
+                                                                     capsys):
+  """rate_distortion --whole (photographs): every codec codes each image at its own size as
+  its own file; a row is the mean over the images, bits per pixel their bits over their
+  pixels."""
+  # pylint: disable=import-outside-toplevel
+  from ae_jax.compression import classic_codecs, rate_distortion
+  from ae_jax.core import quality
+  from ae_jax.training import runs
+  from conftest import write_png_folder
+  sizes = [(28, 28), (37, 50), (16, 40)]
+  images = _sized(sizes, seed=3)
+  step = runs.run_identity(hyper_run)["step"]
+  classic = rate_distortion.Classic(codecs=("jpeg",), jpeg_qualities=(50,))
+  rows = rate_distortion.whole_rows(images, lambda one: rate_distortion.measure(
+      one, lambda: rate_distortion._autoencoder_rows([hyper_run], [step], one), classic=classic))
+  by = {r["method"]: r for r in rows}
+  codec = by["hyperprior codec (mean-scale, 3 epochs)"]  # the code's size left the name
+  each = [compress.encode(hyper_run, [im], "entropy").bytes_per_image for im in images]
+  pixels = sum(h * w for h, w in sizes)
+  assert codec["bytes_per_image"] == pytest.approx(np.mean(each))
+  assert codec["bits_per_pixel"] == pytest.approx(8 * sum(each) / pixels)
+  decoded = [compress.decode(compress.encode(hyper_run, [im], "entropy"), hyper_run)
+             for im in images]
+  assert codec["psnr"] == pytest.approx(np.mean(
+      [float(quality.psnr(quality.to_uint8(d), im[None])[0]) for d, im in zip(decoded, images)]),
+      abs=1e-4)
+  scan = by["JPEG, scan only"]
+  jpegs = [classic_codecs.jpeg(im[None], 50) for im in images]
+  assert scan["bytes_per_image"] == pytest.approx(np.mean([s["scan only"] for _, s in jpegs]))
+  assert scan["psnr"] == pytest.approx(np.mean(
+      [float(quality.psnr(r, im[None])[0]) for (r, _), im in zip(jpegs, images)]), abs=1e-4)
+  assert scan["ratio"] == pytest.approx(sum(h * w for h, w in sizes) / sum(
+      s["scan only"] for _, s in jpegs))
+  # The tool on a folder of several sizes: --whole, else refused in one line naming it.
+  folder = tmp_path / "mixed"
+  write_png_folder(str(folder / "train"), images)
+  write_png_folder(str(folder / "test"), images)
+  argv = ["--dataset", f"folder:{folder}", "--data_dir", str(tmp_path / "tfds"), "--codecs",
+          "png", "--out", str(tmp_path / "rd")]
+  assert rate_distortion.main(argv) == 2
+  assert "add --whole" in capsys.readouterr().err
+  assert rate_distortion.main(argv + ["--whole"]) == 0
+  png, = json.load(open(tmp_path / "rd" / "rd.json"))
+  assert png["images"] == 3 and png["bits_per_pixel"] == pytest.approx(
+      8 * png["bytes_per_image"] * 3 / pixels)
+  assert "each whole (28x28, 40x16, 50x37)" in open(tmp_path / "rd" / "rd.md").read()

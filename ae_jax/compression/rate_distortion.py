@@ -5,12 +5,20 @@ codecs (JPEG, WebP, AVIF, PNG) and other codecs' results, with BD-rates.
     python -m ae_jax.rate_distortion --workdir runs/sweep/runs/K8 --workdir runs/sweep/runs/K64 \
         --extra compressai.jsonl --out runs/rd          # several runs, another codec's rows
     python -m ae_jax.rate_distortion --dataset fashion_mnist --split test --out runs/classic
+    python -m ae_jax.rate_distortion --workdir runs/photo/0.0067 --whole --out runs/photo_rd
+                                                        # photographs, each at its own size
 
 For every method, bytes per image and the mean MSE, PSNR, SSIM and BCE of what a user gets
 back (uint8 pixels) against the originals (by default the runs' eval split; without a run,
 --dataset/--split). Writes rd.md, rd.csv, rd.json and rd.png (PSNR and SSIM against
 bytes/image, a curve per method), and rd_bd.md / rd_bd.json (the BD-rate of every curve
 against every classic codec's, over the PSNR range both cover and over --bd_range) into --out.
+
+--whole measures images of several sizes (photographs) each at its own size, each its own
+file, as one would store them: runs that take any size (hyperprior codecs) and the
+classic codecs, image by image; a row's bytes per image and qualities are the means over
+the images, and `bits_per_pixel` is their bits over their pixels (H x W), the field's rate
+for photographs. Without it, a run's eval images are cut to the size it trained on.
 
 What the bytes count (the `count` column): for the autoencoder, one image's code (the
 decoder's weights and the quantization parameters are shared by every image, like a codec's
@@ -113,7 +121,8 @@ def codec_row(workdir: str, images_u8: np.ndarray, label: str | None = None,
   t2 = time.perf_counter()
   cfg = runs.read_run_config(workdir)
   weight = cfg.get("loss_weights", {}).get("rate")
-  lmbda = 1.0 / (weight * 255.0**2 * raw) if weight else None
+  pixels = int(np.prod(cfg["image_shape"][:2]))  # what the rate weight counts (configs/codec.py)
+  lmbda = 1.0 / (weight * 255.0**2 * pixels) if weight else None
   label = label or (f"{codes.model} λ={lmbda:.4g}" if lmbda else code_label(codes))
   # One curve per architecture and training length (the runs of one λ sweep share both).
   method = f"learned codec ({codes.latent_dim} values, {cfg.get('num_epochs')} epochs)"
@@ -319,20 +328,20 @@ BD_RANGE = (21.0, 25.0)  # issue #23's range for the BD-rate against JPEG
 
 
 def _sources(workdirs: Sequence[str], dataset: str | None, split: str | None,
-             data_dir: str | None, idx_dir: str | None):
+             data_dir: str | None, idx_dir: str | None, whole: bool = False):
   """(tfds builder, split, dataset name, image shape or None) of the runs (one dataset and
   split for all; the first run's image shape) or of --dataset; refused in seconds when
-  they differ or the split is unknown or empty."""
+  they differ or the split is unknown or empty. `whole`: images of any sizes are taken."""
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   if not workdirs:
     builder = data.get_builder(dataset, data_dir, idx_dir or data.DEFAULT_IDX_DIR,
                                options="--")
     split = split or "test"
     data.num_examples(builder, split, flag="--split")
-    if None in data.image_shape(builder)[:2]:
-      raise UserError(f"{dataset} holds images of several sizes, and the classic codecs are "
-                      "measured here on images of one size: give a dataset (folder) of one "
-                      "size, or a run, whose size they are measured at (centre crops)")
+    if None in data.image_shape(builder)[:2] and not whole:
+      raise UserError(f"{dataset} holds images of several sizes: add --whole to measure "
+                      "each at its own size, or give a run, whose size they are measured "
+                      "at (centre crops)")
     return builder, split, dataset, None
   seen, shapes = {}, []
   for workdir in workdirs:
@@ -363,16 +372,58 @@ def _autoencoder_rows(workdirs: Sequence[str], steps: Sequence[int],
   return [row for run_rows in rows for row in run_rows]
 
 
+def whole_rows(images: Sequence[np.ndarray],
+               rows_of: Callable[[np.ndarray], list[dict]]) -> list[dict]:
+  """Rows over images of several sizes, each measured at its own size (`rows_of` a batch of
+  one image): per method and setting, every number the mean over the images, then
+  `bits_per_pixel` (their bytes in bits over their H x W pixels) and `ratio` (their raw
+  bytes over their bytes) of them all."""
+  groups: dict[tuple[str, str], list[dict]] = {}
+  for image in images:
+    for row in rows_of(image[None]):
+      # A codec's code grows with the image: its size leaves the curve's name.
+      row["method"] = re.sub(r"\d+ values, ", "", row["method"])
+      groups.setdefault((row["method"], row["setting"]), []).append(row)
+  pixels = sum(im.shape[0] * im.shape[1] for im in images)
+  raw = sum(im.size for im in images)
+  out = []
+  for rows in groups.values():
+    if len(rows) != len(images):  # every method measures every image
+      raise ValueError(f"{rows[0]['method']} {rows[0]['setting']}: {len(rows)} rows for "
+                       f"{len(images)} images")
+    row = dict(rows[0])
+    for key, value in rows[0].items():
+      if isinstance(value, float) or key == "clipped":
+        row[key] = float(np.mean([r[key] for r in rows]))
+    total = row["bytes_per_image"] * len(images)
+    row.update(bits_per_pixel=8 * total / pixels, ratio=raw / total, images=len(images))
+    out.append(row)
+  return out
+
+
+def _check_whole(workdirs: Sequence[str]) -> None:
+  """--whole measures runs at any size: those that take one (hyperprior codecs) only."""
+  for workdir in workdirs:
+    cfg = runs.read_run_config(workdir)
+    if not runs.is_hyperprior(cfg):
+      h, w, _ = cfg["image_shape"]
+      raise UserError(f"--whole measures every image at its own size, and {workdir} is a "
+                      f"{compress.model_label(cfg)} model of {w}x{h} images: give runs that "
+                      "take any size (hyperprior codecs, configs/hyperprior_photo.py), or "
+                      "drop --whole (its images are cut to its size)")
+
+
 def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = None,
         max_images: int | None = None, jpeg_qualities: Sequence[int] = JPEG_QUALITIES,
         classic: Classic | None = None, dataset: str | None = None,
         extra: Sequence[str] = (), bd_range: tuple[float, float] = BD_RANGE,
         bd_method: str = "pchip", overwrite: bool = False, data_dir: str | None = None,
-        idx_dir: str | None = None) -> list[dict]:
+        idx_dir: str | None = None, whole: bool = False) -> list[dict]:
   """Measures the runs in `workdir` (one or several; none: the classic codecs alone on
   `dataset`'s `split`) and the classic codecs on their eval images, adds the rows of the
   `extra` files, and writes the table, the plot and the BD-rates (refused before any work
-  if they exist in `out`, unless `overwrite`)."""
+  if they exist in `out`, unless `overwrite`). `whole`: each image at its own size, each
+  its own file (`whole_rows`), for runs that take any size."""
   from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
   workdirs = [workdir] if isinstance(workdir, str) else list(workdir or ())
   classic = classic or Classic(jpeg_qualities=tuple(jpeg_qualities))
@@ -388,28 +439,38 @@ def run(workdir: str | Sequence[str] | None, out: str, *, split: str | None = No
   # Runs without a checkpoint fail here, before any work. Steps are pinned: a run still
   # training in a workdir must not change which checkpoint the report names.
   steps = [runs.run_identity(w)["step"] for w in workdirs]
+  if whole:
+    _check_whole(workdirs)
   extra_rows = [row for path in extra for row in rd_compare.read_extra(path)]
   rd_compare.refuse_clashes(extra_rows, classic.methods(), runs=bool(workdirs))
   if not workdirs and not classic.codecs and not extra_rows:
     raise UserError("nothing to measure: --codecs none without --workdir or --extra")
   # So does a bad split or missing data; --out is made only when the report is written.
-  builder, split, name, shape = _sources(workdirs, dataset, split, data_dir, idx_dir)
+  builder, split, name, shape = _sources(workdirs, dataset, split, data_dir, idx_dir, whole)
   files.check_output_folder(out, OUTPUTS, overwrite)
   images = data.load_images(builder, split, max_images)
-  if shape is not None:  # the runs' size (centre crops of larger images)
-    images = runs.run_images(images, shape, f"{name} {split}")
-  rows = measure(images, lambda: _autoencoder_rows(workdirs, steps, images), classic=classic)
-  raw = int(images[0].size)
+  if whole:
+    images = list(images)
+    rows = whole_rows(images, lambda one: measure(
+        one, lambda: _autoencoder_rows(workdirs, steps, one), classic=classic))
+    raw = round(float(np.mean([im.size for im in images])))
+  else:
+    if shape is not None:  # the runs' size (centre crops of larger images)
+      images = runs.run_images(images, shape, f"{name} {split}")
+    rows = measure(images, lambda: _autoencoder_rows(workdirs, steps, images), classic=classic)
+    raw = int(images[0].size)
   rows += [{**r, "ratio": raw / r["bytes_per_image"]} for r in extra_rows]
   measured = "; ".join(runs.run_summary(w, s) for w, s in zip(workdirs, steps))
+  sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images}) if whole else []
   source = (f"{len(images)} {name} {split} images; "
+            + (f"each whole ({', '.join(sizes)}), each its own file; " if whole else "")
             + (f"autoencoder{'s' if len(workdirs) > 1 else ''}: {measured}" if workdirs
                else "classic codecs only")
             + "".join(f"; extra rows: {p}" for p in extra))
   # The six files appear together (or, after a failure or a stop, none of them).
   with files.output_set(out, OUTPUTS, overwrite) as staging:
-    write_table(staging, "rd", rows, COLUMNS + ("count", "file_bytes_per_image"),
-                source=source)
+    write_table(staging, "rd", rows, COLUMNS + ("count", "file_bytes_per_image")
+                + (("bits_per_pixel",) if whole else ()), source=source)
     anchors = tuple(dict.fromkeys(  # a peer's too
         rd_compare.ANCHORS + tuple(r["method"] for r in extra_rows if r["psnr"] is not None)))
     rd_compare.write_bd(staging, rd_compare.bd_rows(rows, method=bd_method, anchors=anchors),
@@ -494,6 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--bd_method", choices=("pchip", "cubic"), default="pchip",
                       help="BD-rate interpolation (see ae_jax/compression/bd_rate.py)")
   parser.add_argument("--overwrite", action="store_true", help="replace rd.* in --out")
+  parser.add_argument("--whole", action="store_true",
+                      help="every image at its own size, each its own file (photographs; "
+                      "runs that take any size): adds bits per pixel")
   cli.add_run_data_flags(parser)
   args = parser.parse_args(argv)
   cli.quiet_logs()
@@ -514,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run(args.workdir, args.out, split=args.split, max_images=args.max_images,
                classic=classic, dataset=args.dataset, extra=args.extra,
                bd_range=parse_range(args.bd_range), bd_method=args.bd_method,
-               overwrite=args.overwrite, data_dir=args.data_dir, idx_dir=args.idx_dir)
+               overwrite=args.overwrite, data_dir=args.data_dir, idx_dir=args.idx_dir,
+               whole=args.whole)
     return Report(os.path.join(args.out, "rd.md"),
                   f"wrote {len(rows)} rows, rd.png and rd_bd.md to {args.out}")
   return run_cli(work)
