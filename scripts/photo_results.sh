@@ -15,7 +15,9 @@ epochs=()
 [ -n "${EPOCHS:-}" ] && epochs=(--config.num_epochs=$EPOCHS)
 runs=()
 mkdir -p runs/photo
-for l in $(python -c "from configs import hyperprior_photo as c; print(' '.join(map(str, c.LAMBDAS)))"); do
+lambdas=$(python -c "from configs import hyperprior_photo as c; print(' '.join(map(str, c.LAMBDAS)))") \
+  || { echo "python cannot read configs/hyperprior_photo.py: activate ae_jax's environment"; exit 1; }
+for l in $lambdas; do
   [ -d runs/photo/$l/checkpoints ] || python launch.py --config configs/hyperprior_photo.py:$l \
     --config.dataset=folder:$photos --workdir runs/photo/$l --config.progress_bar=False \
     "${epochs[@]}" > runs/photo/$l.log 2>&1 || { echo "photo $l failed: runs/photo/$l.log"; exit 1; }

@@ -15,7 +15,7 @@ import ae_jax.data
 from ae_jax.core.errors import UserError
 from ae_jax.data import folder, folder_builder, idx
 from ae_jax.data import pipeline as data
-from ae_jax.training import parallel, steps, train
+from ae_jax.training import objectives, parallel, steps, train
 from conftest import FASHION_DIR, make_images, write_idx, write_image_folder, write_png_folder
 
 TIMING = ("seconds", "images_per_sec")
@@ -263,6 +263,35 @@ def test_whole_images_are_evaluated_padded_for_the_convnet(tmp_path):
   with pytest.raises(UserError, match=r"image 1 of the test split is 6x9x1, and the run "
                                       r"takes 8x8x1"):
     train.eval_sets(_config("folder:x", None, crop_size=8), images, (8, 8, 1))
+
+
+def test_a_hyperprior_is_evaluated_on_whole_images_as_its_codes_files_take_them():
+  """The GDN transforms and the hyperprior take any size (their codes files keep each
+  image's): evaluation gives each eval image whole, and its rate and error are the model's
+  at the image's own size (g_a pads inside as evaluation pads: the same y)."""
+  from configs import hyperprior  # pylint: disable=import-outside-toplevel
+  config = hyperprior.get_config()
+  config.update(dict(dataset="folder:x", crop_size=8, batch_size=8, eval_batch_size=4,
+                     num_images=1, progress_bar=False))
+  config.encoder.analysis.update(dict(features=4, latent_channels=6, levels=2))
+  config.encoder.update(dict(hyper_features=4, hyper_levels=1))
+  config.decoder.update(dict(features=4, levels=2))
+  assert models.registry.size_multiple(config) == 4
+  images = [_rgb(0, 8, 8)[..., :1], _rgb(1, 9, 6)[..., :1]]
+  sets = train.eval_sets(config, images, (8, 8, 1))
+  assert [(len(s[0]), s[2]) for s in sets] == [(1, None), (1, (12, 8))]
+  model = models.from_config(config, (8, 8, 1))
+  state = steps.create_train_state(model, config, (8, 8, 1))
+  val, _ = train.evaluate(state, images, config, parallel.make_mesh(), sets)
+  rates, mse = [], []
+  for im in images:
+    own = models.from_config(config, im.shape)
+    x = jnp.asarray(im[None] / 255.0, jnp.float32)
+    logits, terms, _ = objectives.apply(own.apply, state.params, x, jax.random.key(0))
+    rates.append(float(terms["rate"][0]))
+    mse.append(float(jnp.mean((jax.nn.sigmoid(logits[0]) - x[0]) ** 2)))
+  assert val["val_rate"] == pytest.approx(np.mean(rates), rel=1e-5)
+  assert val["val_mse"] == pytest.approx(np.mean(mse), rel=1e-5)
 
 
 # ------------------------------------------------------------------ the tools

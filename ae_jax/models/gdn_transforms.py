@@ -77,6 +77,12 @@ class GDNAnalysis(nn.Module):
     """How much smaller y is than the image, per side."""
     return 2**self.levels
 
+  @classmethod
+  def size_multiple(cls, spec) -> int:
+    """It takes images of any size (padded to a multiple of 2^levels, as evaluation
+    pads them: registry.size_multiple)."""
+    return 2 ** spec.get("levels", cls.levels)
+
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     h = pad_to_multiple(x.astype(self.dtype), self.stride)
@@ -99,6 +105,11 @@ class GDNSynthesis(nn.Module):
     _check(self)
     checks.image_shape(self)
     super().__post_init__()
+
+  @classmethod
+  def size_multiple(cls, spec) -> int:
+    """Built for any `image_shape`, with the same parameters (see GDNAnalysis')."""
+    return 2 ** spec.get("levels", cls.levels)
 
   @nn.compact
   def __call__(self, y: jax.Array) -> jax.Array:

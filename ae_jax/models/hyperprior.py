@@ -113,6 +113,14 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
     self.build_inner(detached=True)  # a bad analysis group is refused at start-up
     super().__post_init__()
 
+  @classmethod
+  def size_multiple(cls, spec) -> int | None:
+    """Its analysis transform's (h_a pads y itself), or None where that takes one size."""
+    from ae_jax.models import registry  # pylint: disable=import-outside-toplevel
+    analysis = spec["analysis"]
+    hook = getattr(registry.resolve(analysis["name"], "encoder"), "size_multiple", None)
+    return None if hook is None else hook(analysis)
+
   def setup(self):
     self.transform = self.build_inner()
     self.h_a = HyperAnalysis(self.hyper_features, self.hyper_levels, self.mean_scale,

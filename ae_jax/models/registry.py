@@ -218,13 +218,15 @@ def size_multiple(record: Mapping) -> int | None:
   model a config (or a run's config.json record) describes, or None when it takes only
   the size it was built for. A module says it takes any size, with the same parameters,
   by a classmethod `size_multiple(spec) -> int` (the convnet family's: 2^stages, what its
-  strides need); the model does when both halves do, and needs both multiples."""
+  strides need; the GDN transforms' 2^levels; a wrapper's, such as the hyperprior's, its
+  inner module's, or None); the model does when both halves do, and needs both multiples."""
   multiples = []
   for role in ("encoder", "decoder"):
     hook = getattr(resolve(record[role]["name"], role), "size_multiple", None)
-    if hook is None:
+    multiple = None if hook is None else hook(record[role])
+    if multiple is None:
       return None
-    multiples.append(int(hook(record[role])))
+    multiples.append(int(multiple))
   return math.lcm(*multiples)
 
 
