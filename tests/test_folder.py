@@ -265,7 +265,7 @@ def test_whole_images_are_evaluated_padded_for_the_convnet(tmp_path):
     train.eval_sets(_config("folder:x", None, crop_size=8), images, (8, 8, 1))
 
 
-def test_a_hyperprior_is_evaluated_on_whole_images_as_its_codes_files_take_them():
+def test_a_hyperprior_is_evaluated_on_whole_images_as_its_codes_files_take_them(monkeypatch):
   """The GDN transforms and the hyperprior take any size (their codes files keep each
   image's): evaluation gives each eval image whole, and its rate and error are the model's
   at the image's own size (g_a pads inside as evaluation pads: the same y)."""
@@ -282,7 +282,12 @@ def test_a_hyperprior_is_evaluated_on_whole_images_as_its_codes_files_take_them(
   assert [(len(s[0]), s[2]) for s in sets] == [(1, None), (1, (12, 8))]
   model = models.from_config(config, (8, 8, 1))
   state = steps.create_train_state(model, config, (8, 8, 1))
+  batches = []
+  real = data.eval_batches
+  monkeypatch.setattr(data, "eval_batches",
+                      lambda ims, size: batches.append(size) or real(ims, size))
   val, _ = train.evaluate(state, images, config, parallel.make_mesh(), sets)
+  assert batches == [4, 1]  # another size: its own images, not padded to eval_batch_size
   rates, mse = [], []
   for im in images:
     own = models.from_config(config, im.shape)

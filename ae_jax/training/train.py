@@ -38,14 +38,19 @@ def evaluate(state: TrainState, eval_images, config, mesh,
   """Metrics over the whole eval split, and (original, noisy, restored) of its first images.
 
   `sets`: `eval_sets(config, eval_images, image_shape)`, made once by the caller; by
-  default the images as they are, all of the model's size."""
+  default the images as they are, all of the model's size. A set of another size goes in
+  batches of at most its own number of images (rounded up to the devices), not padded to
+  eval_batch_size: a padded batch of 1,000 photographs would not fit in memory."""
   totals = shown = None
   first_batch = n = 0
   for images, apply_fn, padded in sets or [(eval_images, None, None)]:
     # A size other than the model was built for: the same parameters in a model built for
     # it (apply_fn), the images padded to what its strides need.
     in_state = state if apply_fn is None else state.replace(apply_fn=apply_fn)
-    for clean, mask, b in data.eval_batches(images, config.eval_batch_size):
+    batch = config.eval_batch_size
+    if apply_fn is not None:  # a few large images (photographs): no padding to a full batch
+      batch = min(batch, -(-len(images) // jax.device_count()) * jax.device_count())
+    for clean, mask, b in data.eval_batches(images, batch):
       sums, first = steps.eval_step(
           in_state, parallel.global_array(clean, parallel.batch_sharding(mesh)),
           parallel.global_array(mask, parallel.batch_sharding(mesh)), first_batch + b,
@@ -55,7 +60,7 @@ def evaluate(state: TrainState, eval_images, config, mesh,
           warmup_steps=config.loss_warmup_steps, padded=padded)
       totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
       shown = first if shown is None else shown
-    first_batch += -(-len(images) // config.eval_batch_size)
+    first_batch += -(-len(images) // batch)
     n += len(images)
   val = {k: float(v) / n for k, v in jax.device_get(totals).items()}
   if "val_noisy_psnr" in val:
