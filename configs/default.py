@@ -50,6 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.steps_per_call = 0
 
   config.learning_rate = 1e-3
+  # Clip each gradient to this global norm before Adam (optax.clip_by_global_norm; torch's
+  # clip_grad_norm_, CompressAI's example trainer's 1.0). None = no clipping.
+  config.grad_clip_norm = config_dict.placeholder(float)
   config.num_epochs = 10
   config.batch_size = 128
   config.eval_batch_size = 1000

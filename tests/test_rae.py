@@ -50,6 +50,37 @@ def test_weight_decay_on_the_decoder_is_torch_adams():
       np.testing.assert_allclose(u, want, rtol=1e-4, atol=1e-9)
 
 
+def test_grad_clip_norm_clips_the_global_norm_before_adam():
+  """config.grad_clip_norm (CompressAI's example trainer clips at 1.0): a gradient above the
+  norm is scaled down to it before Adam sees it (Adam's first step alone would not show
+  it: the second does)."""
+  config, model = _model()
+  config.weight_decay = {}  # the RAE's decoder decay aside: the clip alone
+  params = model.init(models.shape_rngs(), np.zeros((1, 28, 28, 1), np.float32))["params"]
+  big = jax.tree.map(lambda p: 10.0 * np.ones_like(p), params)
+  small = jax.tree.map(lambda p: 0.001 * np.ones_like(p), params)
+  n = sum(np.size(p) for p in jax.tree.leaves(params))
+  assert 0.001 * np.sqrt(n) < 0.5  # the second gradient is below the norm: not clipped
+  lr, b1, b2, eps = config.learning_rate, 0.9, 0.999, 1e-8
+
+  def second_update(clip):
+    config.grad_clip_norm = clip
+    tx = steps.optimizer(config)
+    state = tx.init(params)
+    _, state = tx.update(big, state, params)
+    return jax.tree.leaves(tx.update(small, state, params)[0])[0].ravel()[0]
+
+  def adam_by_hand(g1):
+    m = b1 * (1 - b1) * g1 + (1 - b1) * 0.001
+    v = b2 * (1 - b2) * g1**2 + (1 - b2) * 0.001**2
+    return -lr * (m / (1 - b1**2)) / (np.sqrt(v / (1 - b2**2)) + eps)
+
+  clipped = 10.0 * min(1.0, 0.5 / (10.0 * np.sqrt(n)))  # each entry of the clipped gradient
+  assert second_update(0.5) == pytest.approx(adam_by_hand(clipped), rel=1e-4)
+  assert second_update(None) == pytest.approx(adam_by_hand(10.0), rel=1e-4)
+  assert abs(second_update(0.5) - second_update(None)) > 1e-4
+
+
 def test_the_ex_post_mixture_recovers_the_components_of_its_codes():
   rng = np.random.default_rng(0)
   means = np.array([[-4.0, 0.0], [4.0, 1.0], [0.0, 6.0]])

@@ -113,6 +113,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       "of the model, weight_decay.encoder or weight_decay.decoder")
     need(isinstance(decay, (int, float)) and not isinstance(decay, bool)
          and math.isfinite(decay) and decay >= 0, f"weight_decay.{half}", "a number >= 0")
+  clip = config.get("grad_clip_norm")
+  need(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool)
+                        and math.isfinite(clip) and clip > 0), "grad_clip_norm",
+       "a number > 0, or None (no clipping)")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
   need(isinstance(config.dataset, str) and bool(config.dataset.strip()), "dataset",
        "a tfds dataset name, or folder:DIR for a folder of images")
@@ -302,7 +306,7 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
 # an older config.json reads as if it held them (`upgrade_record`), and the hash of a run's
 # config leaves them out at that value (runs.config_hash), so its codes files still decode.
 LATER_FIELDS = {"loss_warmup_steps": 0, "importance_samples": 1, "weight_decay": {},
-                "crop_size": None, "test_fraction": 0.1}
+                "crop_size": None, "test_fraction": 0.1, "grad_clip_norm": None}
 
 
 def upgrade_record(record: dict) -> dict:

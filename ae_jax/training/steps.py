@@ -77,40 +77,46 @@ def group_labels(groups: tuple, params) -> dict:
 
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam at config.learning_rate, after the weight decay of config.weight_decay (by half of
-  the model: wd * params added to the gradient, as torch's Adam(weight_decay=wd))."""
+  the model: wd * params added to the gradient, as torch's Adam(weight_decay=wd)), the
+  gradient first clipped to a global norm of config.grad_clip_norm where one is set
+  (torch's clip_grad_norm_, as CompressAI's example trainer)."""
   return _optimizer(*_optimizer_key(config))
 
 
 def _optimizer_key(config: ml_collections.ConfigDict) -> tuple:
+  clip = config.get("grad_clip_norm")
   return float(config.learning_rate), tuple(sorted(
-      (half, float(wd)) for half, wd in config.get("weight_decay", {}).items() if wd))
+      (half, float(wd)) for half, wd in config.get("weight_decay", {}).items() if wd)), (
+          None if clip is None else float(clip))
 
 
 # One transformation object per setting: the state's `tx` is static, so a second run in
 # the same process (a notebook, a sweep, a stopped run resumed, the tests) finds its train
 # and eval steps already traced instead of tracing them again for a new, equal optimizer.
 @functools.lru_cache(maxsize=None)
-def _transformation(learning_rate: float, decays: tuple, groups: tuple
+def _transformation(learning_rate: float, decays: tuple, clip: float | None, groups: tuple
                     ) -> optax.GradientTransformation:
   """The optimizer of `create_train_state`: `_optimizer`'s, and with parameter groups one
   Adam per group beside it (optax.multi_transform)."""
   if not groups:
-    return _optimizer(learning_rate, decays)
+    return _optimizer(learning_rate, decays, clip)
   return optax.multi_transform(
-      {"model": _optimizer(learning_rate, decays),
+      {"model": _optimizer(learning_rate, decays, clip),
        **{g.name: optax.adam(g.learning_rate or learning_rate) for g in groups}},
       functools.partial(group_labels, groups))
 
 
 @functools.lru_cache(maxsize=None)
-def _optimizer(learning_rate: float, decays: tuple) -> optax.GradientTransformation:
+def _optimizer(learning_rate: float, decays: tuple, clip: float | None = None
+               ) -> optax.GradientTransformation:
   adam = optax.adam(learning_rate)
-  if not decays:
-    return adam
-  def only(half):
-    return lambda params: {k: jax.tree.map(lambda _: k == half, v) for k, v in params.items()}
-  return optax.chain(*[optax.add_decayed_weights(wd, mask=only(half)) for half, wd in decays],
-                     adam)
+  if decays:
+    def only(half):
+      return lambda params: {k: jax.tree.map(lambda _: k == half, v) for k, v in params.items()}
+    adam = optax.chain(*[optax.add_decayed_weights(wd, mask=only(half)) for half, wd in decays],
+                       adam)
+  # Unclipped runs keep their optimizer state's structure (and their checkpoints).
+  return adam if clip is None else optax.chain(optax.clip_by_global_norm(clip), adam)
 
 
 def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, image_shape,
