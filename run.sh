@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then trains or tests (the README's two commands):
 #   ./run.sh train [launch.py flags]   python launch.py --config configs/denoise.py ...
+#                                      (or the --config the flags name)
 #   ./run.sh test [--fast] [pytest arguments]
 #                                      python -m pytest -q -n 2 --dist loadfile ... (two
 #                                      workers, a test file each; --fast: -m 'not slow')
@@ -97,7 +98,13 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
 fi
 
 case $COMMAND in
-  train) exec "$VENV/bin/python" launch.py --config configs/denoise.py "$@" ;;
+  train)
+    # configs/denoise.py unless the user names a config: two --config flags would define
+    # every --config.x override twice (absl refuses that).
+    for arg in "$@"; do
+      case $arg in --config | --config=*) exec "$VENV/bin/python" launch.py "$@" ;; esac
+    done
+    exec "$VENV/bin/python" launch.py --config configs/denoise.py "$@" ;;
   test)
     args=()
     for arg in "$@"; do  # --fast: the edit loop's tier, without the runs (tests/conftest.py)

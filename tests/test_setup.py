@@ -55,9 +55,13 @@ def test_pip_runs_once_until_pyproject_changes_and_commands_get_their_arguments(
   assert log[2:] == ["python -m pytest -q -n 2 --dist loadfile -m not slow -x"]
   done, log = env("train", "--config.num_epochs=1")
   assert log[3:] == ["python launch.py --config configs/denoise.py --config.num_epochs=1"]
+  done, log = env("train", "--config", "configs/dense.py", "--config.num_epochs=1")
+  assert log[4:] == ["python launch.py --config configs/dense.py --config.num_epochs=1"]
+  done, log = env("train", "--config=configs/conv.py")
+  assert log[5:] == ["python launch.py --config=configs/conv.py"]
   (tmp_path / "venv" / ".ae_jax-installed").write_text("an older pyproject.toml\n")
   done, log = env("setup")
-  assert log[4:] == ["python -m pip install --disable-pip-version-check -e .[test]"]
+  assert log[6:] == ["python -m pip install --disable-pip-version-check -e .[test]"]
 
 
 def test_missing_data_without_root_says_what_to_run_and_sets_up_nothing(env, tmp_path):
