@@ -1,26 +1,42 @@
-"""configs/vae.py in ae_jax beside the same VAE in pythae 0.1.2 (issue #22's side by side).
+"""configs/vae.py in ae_jax beside the same VAE in pythae 0.1.2 (issue #22's side by side),
+and with --family one of the research families beside pythae's own model (issue #31).
 
   python benchmarks/vae_vs_pythae.py                      # 30 epochs each, 1 round
   python benchmarks/vae_vs_pythae.py --rounds 3           # 3 rounds, medians
+  python benchmarks/vae_vs_pythae.py --family wae --rounds 3    # configs/wae.py vs WAE_MMD
   python benchmarks/vae_vs_pythae.py --epochs 1 --steps_per_epoch 4 --test_images 20 \
       --num_samples 10 --out /tmp/smoke                   # a smoke run (a minute)
   python benchmarks/vae_vs_pythae.py --tabulate benchmarks/results/*-vae_vs_pythae.jsonl
                                                           # medians over earlier runs
+  python benchmarks/vae_vs_pythae.py --tabulate benchmarks/results/*-wae_vs_pythae.jsonl
 
-Each framework trains in its own process (benchmarks/peers/ae_jax_vae.py and
-pythae_vae.py: same architecture, data files, optimizer, batch size, epochs, seed, threads;
-see their docstrings for what each measures and how), one after the other, never at once;
-round r starts with ae_jax when r is even and with pythae when it is odd, so a slow spell
-of the machine is shared out. Each prints one JSON record; this writes them to
-<out>/<timestamp>-vae_vs_pythae.jsonl and a markdown table (medians over the rounds) to
-<out>/<timestamp>-vae_vs_pythae.md (default out: benchmarks/results), and prints the table.
+Run it with a Python that has both ae_jax's requirements and pythae (the bench extra, or
+the peers' venv, e.g. /work/venv-bench/bin/python): both peers are started with this
+interpreter. One family per invocation (benchmarks/README.md loops over the six).
 
-The table: NLL (K-sample importance-sampled bound, nats per test image) +- its standard
-error over images, the one-draw -ELBO on the test split, PSNR of the posterior-mean
-reconstructions, seconds per epoch (training only, median of epochs 2..N), peak RSS after
-training and at the end of the process; then issue #22's three targets, each met or not:
-ae_jax's NLL at most 1 % above pythae's, its epoch at most 0.5x pythae's, its peak RSS
-(after training) no higher than pythae's.
+--family (FAMILIES; default vae) picks the pair of peers: vae is configs/vae.py
+(benchmarks/peers/ae_jax_vae.py) against pythae's VAE (peers/pythae_vae.py); iwae, vamp,
+beta_tc, wae, rae and aae are configs/iwae.py, vamp.py, beta_tc_vae.py, wae.py, rae.py and
+aae.py (ae_jax_vae.py --family F) against pythae's IWAE, VAMP, BetaTCVAE, WAE_MMD, RAE_L2
+and Adversarial_AE with its own trainers (peers/pythae_family.py --family F). Each
+framework trains in its own process (same architecture, data files, optimizer, batch size,
+epochs, seed, threads; see the peers' docstrings for what each measures and how), one
+after the other, never at once; round r starts with ae_jax when r is even and with pythae
+when it is odd, so a slow spell of the machine is shared out. Each prints one JSON record;
+this writes them to <out>/<timestamp>-<family>_vs_pythae.jsonl and a markdown table
+(medians over the rounds) to <out>/<timestamp>-<family>_vs_pythae.md (default out:
+benchmarks/results; the peers' stderr to .log), and prints the table.
+
+The table, vae: NLL (K-sample importance-sampled bound, nats per test image) +- its
+standard error over images, the one-draw -ELBO on the test split, PSNR of the
+posterior-mean reconstructions, seconds per epoch (training only, median of epochs 2..N),
+peak RSS after training and at the end of the process. A family's: the NLL where there is
+one (iwae, vamp, beta_tc), the reconstruction MSE (mean per pixel over the test images,
+from the posterior mean or the deterministic code) and PSNR, seconds per epoch, the two
+peak RSS. Then the three targets, each met or not: ae_jax's judged metric (METRICS: the NLL
+for vae, iwae, vamp and beta_tc, the MSE for wae, rae and aae: what pythae reports for
+each) at most 1 % above pythae's, its epoch at most 0.5x pythae's, its peak RSS (after
+training) no higher than pythae's.
 """
 from __future__ import annotations
 
@@ -33,23 +49,52 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, os.path.dirname(HERE))
 from benchmarks import run as bench_run  # noqa: E402  (peer_record: one peer process)
-SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}
+SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}  # --family vae
+FAMILY_SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_family.py"}  # with --family F
 FRAMEWORKS = ("ae_jax", "pythae")
+# --family -> the ae_jax config it trains (the peers' own names: beta_tc is beta_tc_vae.py)
+CONFIGS = {"vae": "configs/vae.py", "iwae": "configs/iwae.py", "vamp": "configs/vamp.py",
+           "beta_tc": "configs/beta_tc_vae.py", "wae": "configs/wae.py",
+           "rae": "configs/rae.py", "aae": "configs/aae.py"}
+FAMILIES = tuple(CONFIGS)
+# The metric judged: what pythae reports for the family (an NLL where the model has one)
+METRICS = {"vae": "nll", "iwae": "nll", "vamp": "nll", "beta_tc": "nll",
+           "wae": "mse", "rae": "mse", "aae": "mse"}
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "tensorflow-cpu", "torch", "pythae", "numpy")
-TARGETS = {"nll": 1.01, "seconds_per_epoch": 0.5, "peak_rss_train_mb": 1.0}  # ae_jax <= x * pythae
+TARGETS = {"nll": 1.01, "mse": 1.01, "seconds_per_epoch": 0.5,
+           "peak_rss_train_mb": 1.0}  # ae_jax <= x * pythae
+MEDIAN_KEYS = ("nll", "nll_se", "neg_elbo", "mse", "psnr_db", "seconds_per_epoch",
+               "peak_rss_train_mb", "peak_rss_mb", "process_seconds", "nll_seconds")
+
+
+def family_of(args: argparse.Namespace) -> str:
+  """The run's --family ('vae' where the namespace has none, as before issue #31)."""
+  return getattr(args, "family", "vae")
+
+
+def metric_text(family: str, record: dict) -> str:
+  """The judged metric of a record (or of medians), as 'NLL 238.65' or 'MSE 0.012986'."""
+  name = METRICS[family]
+  return f"NLL {record[name]:.2f}" if name == "nll" else f"MSE {record[name]:.6f}"
 
 
 def command(framework: str, args: argparse.Namespace, seed: int) -> list[str]:
-  """The peer's command line: the same epochs, seed, threads, K and test images for both;
-  a smoke run's --steps_per_epoch is, for pythae (whose trainer walks the whole loader),
-  that many batches' worth of train images."""
-  cmd = [sys.executable, os.path.join(PEERS, SCRIPTS[framework]), "--epochs", str(args.epochs),
-         "--seed", str(seed), "--num_samples", str(args.num_samples)]
+  """The peer's command line: the same epochs, seed, threads, K and test images for both
+  (and for a family, the same --family first); a smoke run's --steps_per_epoch is, for
+  pythae (whose trainer walks the whole loader), that many batches' worth of train images."""
+  family = family_of(args)
+  if family == "vae":
+    cmd = [sys.executable, os.path.join(PEERS, SCRIPTS[framework])]
+  else:
+    cmd = [sys.executable, os.path.join(PEERS, FAMILY_SCRIPTS[framework]), "--family", family]
+  cmd += ["--epochs", str(args.epochs), "--seed", str(seed), "--num_samples",
+          str(args.num_samples)]
   if args.threads:
     cmd += ["--threads", str(args.threads)]
   if args.test_images:
@@ -64,31 +109,43 @@ def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | 
   """Runs one peer process; returns its record (None if it failed: the log says why)."""
   cmd = command(framework, args, seed)
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  print(f"[{time.strftime('%H:%M:%S')}] {framework} seed {seed} ...", file=sys.stderr, flush=True)
+  print(f"[{time.strftime('%H:%M:%S')}] {framework} {family_of(args)} seed {seed} ...",
+        file=sys.stderr, flush=True)
   load = os.getloadavg()[0]
   record = bench_run.peer_record(cmd, framework, log, env=env, timeout=args.timeout)
   if record is None:
     return None
   record = {**record, "seed": seed, "load_before": load, "load_after": os.getloadavg()[0]}
-  print(f"  {record['seconds_per_epoch']:.3f} s/epoch, NLL {record['nll']:.2f}, "
+  print(f"  {record['seconds_per_epoch']:.3f} s/epoch, {metric_text(family_of(args), record)}, "
         f"peak RSS {record['peak_rss_train_mb']:.0f} MiB", file=sys.stderr, flush=True)
   return record
 
 
 def medians(records: list[dict]) -> dict:
-  keys = ("nll", "nll_se", "neg_elbo", "psnr_db", "seconds_per_epoch", "peak_rss_train_mb",
-          "peak_rss_mb", "process_seconds", "nll_seconds")
-  return {k: statistics.median(r[k] for r in records) for k in keys}
+  """The median of each of MEDIAN_KEYS that every record has (a family's records have no
+  -ELBO, wae's, rae's and aae's no NLL; the VAE's no MSE)."""
+  return {k: statistics.median(r[k] for r in records) for k in MEDIAN_KEYS
+          if all(k in r for r in records)}
 
 
-def targets(ours: dict, theirs: dict) -> list[tuple[str, bool, str]]:
-  """(what, met, the figures) for each of issue #22's targets, from the two medians."""
-  nll_ratio = ours["nll"] / theirs["nll"]
+def metric_target(family: str, ours: dict, theirs: dict) -> tuple[str, bool, str]:
+  """(what, met, the figures) of the judged metric: at most 1 % above pythae's."""
+  name = METRICS[family]
+  ratio = ours[name] / theirs[name]
+  if name == "nll":
+    return ("NLL at most 1 % above pythae's", ratio <= TARGETS["nll"],
+            f"{ours['nll']:.2f} vs {theirs['nll']:.2f} nats: {100 * (ratio - 1):+.2f} %")
+  return ("reconstruction MSE at most 1 % above pythae's", ratio <= TARGETS["mse"],
+          f"{ours['mse']:.6f} vs {theirs['mse']:.6f} per pixel: {100 * (ratio - 1):+.2f} %")
+
+
+def targets(ours: dict, theirs: dict, family: str = "vae") -> list[tuple[str, bool, str]]:
+  """(what, met, the figures) for each of issue #22's (#31's for a family) targets, from
+  the two medians."""
   epoch_ratio = ours["seconds_per_epoch"] / theirs["seconds_per_epoch"]
   rss_ratio = ours["peak_rss_train_mb"] / theirs["peak_rss_train_mb"]
   return [
-      ("NLL at most 1 % above pythae's", nll_ratio <= TARGETS["nll"],
-       f"{ours['nll']:.2f} vs {theirs['nll']:.2f} nats: {100 * (nll_ratio - 1):+.2f} %"),
+      metric_target(family, ours, theirs),
       ("epoch at most 0.5x pythae's", epoch_ratio <= TARGETS["seconds_per_epoch"],
        f"{ours['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} s: "
        f"{epoch_ratio:.2f}x"),
@@ -97,26 +154,39 @@ def targets(ours: dict, theirs: dict) -> list[tuple[str, bool, str]]:
        f"{rss_ratio:.2f}x")]
 
 
-def table(records: dict[str, list[dict]]) -> str:
+def columns(family: str) -> list[tuple[str, Callable[[dict], str]]]:
+  """The table's columns after `framework`: (heading, medians -> cell). The VAE's as in
+  issue #22; a family's: the NLL where it has one, the MSE and PSNR, the epoch, the RSS."""
+  nll = ("NLL (nats) ± s.e.", lambda m: f"{m['nll']:.2f} ± {m['nll_se']:.2f}")
+  psnr = ("PSNR (dB)", lambda m: f"{m['psnr_db']:.2f}")
+  speed_and_memory = [("s/epoch", lambda m: f"{m['seconds_per_epoch']:.2f}"),
+                      ("peak RSS, training (MiB)", lambda m: f"{m['peak_rss_train_mb']:.0f}")]
+  if family == "vae":
+    return [nll, ("−ELBO (nats)", lambda m: f"{m['neg_elbo']:.2f}"), psnr, *speed_and_memory,
+            ("peak RSS, with NLL (MiB)", lambda m: f"{m['peak_rss_mb']:.0f}")]
+  return [*([nll] if METRICS[family] == "nll" else []),
+          ("MSE (per pixel)", lambda m: f"{m['mse']:.6f}"), psnr, *speed_and_memory,
+          ("peak RSS, at the end (MiB)", lambda m: f"{m['peak_rss_mb']:.0f}")]
+
+
+def table(records: dict[str, list[dict]], family: str = "vae") -> str:
   """The markdown table of the medians and the targets."""
   med = {fw: medians(rs) for fw, rs in records.items() if rs}
-  lines = ["| framework | NLL (nats) ± s.e. | −ELBO (nats) | PSNR (dB) | s/epoch | "
-           "peak RSS, training (MiB) | peak RSS, with NLL (MiB) |",
-           "|---|---|---|---|---|---|---|"]
+  cols = columns(family)
+  lines = ["| framework | " + " | ".join(heading for heading, _ in cols) + " |",
+           "|---|" + "---|" * len(cols)]
   for fw, m in med.items():
-    lines.append(f"| {fw} | {m['nll']:.2f} ± {m['nll_se']:.2f} | {m['neg_elbo']:.2f} | "
-                 f"{m['psnr_db']:.2f} | {m['seconds_per_epoch']:.2f} | "
-                 f"{m['peak_rss_train_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
+    lines.append(f"| {fw} | " + " | ".join(cell(m) for _, cell in cols) + " |")
   if len(med) == 2:
     lines.append("")
-    for what, met, figures in targets(med["ae_jax"], med["pythae"]):
+    for what, met, figures in targets(med["ae_jax"], med["pythae"], family):
       lines.append(f"- ae_jax {what}: **{'met' if met else 'not met'}** ({figures})")
   return "\n".join(lines)
 
 
-def tabulate(paths: list[str]) -> str:
-  """The table of the medians over the records of earlier runs (their .jsonl files), and
-  one line per record: seed, first epoch (the compile, or a cache hit), s/epoch, peak RSS."""
+def read_records(paths: list[str]) -> tuple[str, dict[str, list[dict]]]:
+  """(the family, each framework's records) of earlier runs' .jsonl files; one family only
+  (a record's `model`: the peers write the family's name, the VAE's 'vae')."""
   records = {fw: [] for fw in FRAMEWORKS}
   for path in paths:
     with open(path) as f:
@@ -124,10 +194,22 @@ def tabulate(paths: list[str]) -> str:
         if line.strip():
           record = json.loads(line)
           records[record["framework"]].append(record)
+  families = {r.get("model", "vae") for rs in records.values() for r in rs} or {"vae"}
+  if len(families) > 1 or not families <= set(FAMILIES):
+    raise SystemExit(f"--tabulate: records of {sorted(families)}; one of {FAMILIES} per table")
+  return families.pop(), records
+
+
+def tabulate(paths: list[str]) -> str:
+  """The table of the medians over the records of earlier runs (their .jsonl files, all of
+  one family), and one line per record: seed, the judged metric, first epoch (the compile,
+  or a cache hit), s/epoch, peak RSS."""
+  family, records = read_records(paths)
   lines = [f"Medians over {', '.join(f'{len(rs)} {fw}' for fw, rs in records.items())} "
-           f"runs ({', '.join(os.path.basename(p) for p in paths)}):", "", table(records), ""]
+           f"runs ({', '.join(os.path.basename(p) for p in paths)}):", "",
+           table(records, family), ""]
   for fw, rs in records.items():
-    lines += [f"- {fw} seed {r['seed']}: NLL {r['nll']:.2f}, first epoch "
+    lines += [f"- {fw} seed {r['seed']}: {metric_text(family, r)}, first epoch "
               f"{r['epoch_seconds'][0]:.1f} s, {r['seconds_per_epoch']:.2f} s/epoch (fastest "
               f"{min(r['epoch_seconds'][1:] or r['epoch_seconds']):.2f}), peak RSS "
               f"{r['peak_rss_train_mb']:.0f} / {r['peak_rss_mb']:.0f} MiB" for r in rs]
@@ -159,20 +241,39 @@ def check_same_test_images(records: list[dict], args: argparse.Namespace) -> str
   version 1.1.0 tfds' copy was reordered, so only the whole split compared, and the first
   --test_images of the two peers were different images. The first run, 20261202-135728,
   compared float sums and warned of a float32 rounding.)"""
-  sums = {r["test_u8_sum"] for r in records}
+  sums = {r["test_u8_sum"] for r in records if "test_u8_sum" in r}
   if len(sums) > 1:
     return f"WARNING: the peers' test images differ (pixel sums {sorted(sums)})"
   return None
 
 
+def scores_line(args: argparse.Namespace, every: list[dict]) -> str:
+  """What the table's scores are, for the run's family."""
+  images = every[0]["test_images"] if every else "?"
+  if args.family == "vae":
+    return (f"NLL: K = {args.num_samples} importance samples per image, {images} test "
+            "images; −ELBO: one draw per image, KL in closed form; PSNR: "
+            "decoder(posterior mean).")
+  nll = (f"NLL: K = {args.num_samples} importance samples per image (pythae: its get_nll; "
+         "ae_jax: ae_jax.evaluation.likelihood, the encoder's own prior); "
+         if METRICS[args.family] == "nll" else "")
+  code = "the deterministic code" if args.family in ("wae", "rae") else "the posterior mean"
+  return (f"{nll}MSE (mean per pixel) and PSNR: decoder({code}), {images} test images. "
+          f"pythae: peers/pythae_family.py --family {args.family} (Flax's initialization).")
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--family", choices=FAMILIES, default="vae",
+                      help="vae (configs/vae.py vs pythae's VAE, the default) or a research "
+                           "family (configs/<family>.py vs pythae's; beta_tc: beta_tc_vae.py)")
   parser.add_argument("--epochs", type=int, default=30)
   parser.add_argument("--rounds", type=int, default=1)
   parser.add_argument("--seed", type=int, default=0, help="round r uses seed + r")
   parser.add_argument("--threads", type=int, default=None,
                       help="threads of both (1 or the default: each framework's own, the cores)")
-  parser.add_argument("--num_samples", type=int, default=200, help="K of the NLL (default 200)")
+  parser.add_argument("--num_samples", type=int, default=200,
+                      help="K of the NLL (default 200; wae, rae, aae have none)")
   parser.add_argument("--steps_per_epoch", type=int, default=None, help="smoke runs")
   parser.add_argument("--test_images", type=int, default=None, help="smoke runs")
   parser.add_argument("--timeout", type=int, default=7200, help="seconds per process")
@@ -186,7 +287,7 @@ def main() -> None:
 
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   os.makedirs(args.out, exist_ok=True)
-  base = os.path.join(args.out, f"{stamp}-vae_vs_pythae")
+  base = os.path.join(args.out, f"{stamp}-{args.family}_vs_pythae")
   records = {fw: [] for fw in FRAMEWORKS}
   with open(base + ".log", "w") as log, open(base + ".jsonl", "w") as jsonl:
     for r in range(args.rounds):
@@ -200,19 +301,17 @@ def main() -> None:
   loads = [r[k] for r in every for k in ("load_before", "load_after")]
   threads = ", ".join(sorted({f"{r['framework']} {r['threads']}" for r in every}))
   text = "\n".join(line for line in [
-      f"# ae_jax vs pythae: configs/vae.py, {args.epochs} epochs, {args.rounds} round(s), "
-      f"{stamp}",
+      f"# ae_jax vs pythae: {CONFIGS[args.family]}, {args.epochs} epochs, {args.rounds} "
+      f"round(s), {stamp}",
       "",
       f"Machine: {machine()}. Threads: "
       f"{threads}. "
       "Processes one after the other, alternating who goes first; "
       f"1-min load average {min(loads, default=0):.1f}–{max(loads, default=0):.1f} "
       "(other work on the machine slows both).",
-      f"NLL: K = {args.num_samples} importance samples per image, "
-      f"{every[0]['test_images'] if every else '?'} test images; −ELBO: one draw per image, "
-      "KL in closed form; PSNR: decoder(posterior mean).",
+      scores_line(args, every),
       "",
-      table(records),
+      table(records, args.family),
       check_same_test_images(every, args),
       "",
       f"Command: python benchmarks/vae_vs_pythae.py {' '.join(sys.argv[1:])}".rstrip()]

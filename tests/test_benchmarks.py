@@ -446,6 +446,90 @@ def test_vae_vs_pythae_runs_the_ae_jax_peer_and_tabulates_it(tiny_data, tmp_path
   assert "met" not in table
 
 
+# ---------------------------------------------------------------- the research families beside pythae's
+
+def test_family_vs_pythae_judges_the_mse_of_a_deterministic_family():
+  """wae, rae, aae: pythae reports the reconstruction MSE, so that is the metric judged
+  (at most 1 % above pythae's); iwae, vamp, beta_tc: the NLL, as for the VAE."""
+  ours = {"mse": 0.013000, "nll": 500.0, "seconds_per_epoch": 1.0, "peak_rss_train_mb": 500.0}
+  theirs = {"mse": 0.012900, "nll": 200.0, "seconds_per_epoch": 2.5, "peak_rss_train_mb": 900.0}
+  (what, met, figures), (_, met_epoch, _), (_, met_rss, _) = vae_vs_pythae.targets(
+      ours, theirs, "wae")
+  assert "MSE" in what and met and "0.013000 vs 0.012900 per pixel: +0.78 %" in figures
+  assert met_epoch and met_rss
+  assert not vae_vs_pythae.targets({**ours, "mse": 0.013030}, theirs, "rae")[0][1]  # +1.01 %
+  what, met, _ = vae_vs_pythae.targets(ours, theirs, "iwae")[0]
+  assert "NLL" in what and not met  # the likelihood families: the NLL, not the MSE
+
+
+def test_family_vs_pythae_gives_both_peers_the_same_run():
+  args = argparse.Namespace(family="rae", epochs=3, num_samples=50, threads=1, test_images=20,
+                            steps_per_epoch=4)
+  ours = vae_vs_pythae.command("ae_jax", args, seed=7)
+  theirs = vae_vs_pythae.command("pythae", args, seed=7)
+  assert ours[1].endswith("ae_jax_vae.py") and theirs[1].endswith("pythae_family.py")
+  shared = ["--family", "rae", "--epochs", "3", "--seed", "7", "--num_samples", "50",
+            "--threads", "1", "--test_images", "20"]
+  assert ours[2:-2] == theirs[2:-2] == shared
+  assert ours[-2:] == ["--steps_per_epoch", "4"]
+  assert theirs[-2:] == ["--train_images", "512"]  # 4 batches of 128
+  vae = vae_vs_pythae.command("pythae", argparse.Namespace(**{**vars(args), "family": "vae"}), 7)
+  assert vae[1].endswith("pythae_vae.py") and "--family" not in vae  # as before issue #31
+
+
+def test_family_vs_pythae_tabulates_a_familys_runs_and_no_mixture(tmp_path):
+  def record(fw, seed, mse, epoch, rss):
+    return {"framework": fw, "model": "wae", "seed": seed, "mse": mse, "psnr_db": 19.0,
+            "seconds_per_epoch": epoch, "epoch_seconds": [9.0, epoch],
+            "peak_rss_train_mb": rss, "peak_rss_mb": rss + 100, "process_seconds": 1.0}
+  path = tmp_path / "20261208-000000-wae_vs_pythae.jsonl"
+  rows = [record("ae_jax", 0, 0.0130, 1.0, 600), record("pythae", 0, 0.0129, 3.0, 900),
+          record("pythae", 1, 0.0131, 5.0, 1000), record("ae_jax", 1, 0.0132, 2.0, 700)]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  text = vae_vs_pythae.tabulate([str(path)])
+  assert ("| framework | MSE (per pixel) | PSNR (dB) | s/epoch | peak RSS, training (MiB) | "
+          "peak RSS, at the end (MiB) |") in text  # no NLL column: WAE_MMD has none
+  assert "| ae_jax | 0.013100 | 19.00 | 1.50 | 650 | 750 |" in text
+  assert "**met** (0.013100 vs 0.013000 per pixel: +0.77 %)" in text
+  assert "- pythae seed 1: MSE 0.013100, first epoch 9.0 s, 5.00 s/epoch" in text
+  other = tmp_path / "rae.jsonl"
+  other.write_text(json.dumps({**rows[0], "model": "rae"}) + "\n")
+  with pytest.raises(SystemExit, match="one of"):
+    vae_vs_pythae.tabulate([str(path), str(other)])
+
+
+@pytest.mark.parametrize("family", ["wae", "iwae"])
+def test_family_vs_pythae_runs_the_ae_jax_peer_and_tabulates_it(family, tiny_data, tmp_path,
+                                                                  monkeypatch):
+  """The driver's run of peers/ae_jax_vae.py --family (configs/wae.py: MSE only;
+  configs/iwae.py: the NLL with K=10 too), 2 epochs of 2 steps of the tiny dataset, 6 test
+  images: the record has pythae_family.py's keys, and the table reads it."""
+  for key, value in _bench_env(tiny_data).items():
+    monkeypatch.setenv(key, value)
+  from ae_jax.data import pipeline as data  # pylint: disable=import-outside-toplevel
+  source = data.Source("fashion_mnist", tiny_data[1], tiny_data[0], splits=("train", "test"))
+  for split in ("train", "test"):  # the .npy the peer reads (see the VAE's test above)
+    source.load_images(split)
+  args = argparse.Namespace(family=family, epochs=2, num_samples=10, threads=1, test_images=6,
+                            steps_per_epoch=2, timeout=600)
+  with open(tmp_path / "peers.log", "w") as log:
+    record = vae_vs_pythae.run_one("ae_jax", args, 0, log)
+  assert record is not None, (tmp_path / "peers.log").read_text()[-3000:]
+  assert (record["framework"], record["model"], record["epochs"], record["steps_per_epoch"],
+          record["test_images"], record["seed"]) == ("ae_jax", family, 2, 2, 6, 0)
+  # pythae_family.py's record has these too (its WAE_MMD 805,804 parameters, IWAE 815,824)
+  assert record["num_params"] == {"wae": 805_804, "iwae": 815_824}[family]
+  assert 0 < record["mse"] < 0.25 and record["psnr_db"] > 0 and "eval_loss" in record
+  assert record["test_u8_sum"] > 0 and 0 < record["peak_rss_train_mb"] <= record["peak_rss_mb"]
+  assert ("nll" in record) == (family == "iwae")
+  table = vae_vs_pythae.table({"ae_jax": [record], "pythae": []}, family)
+  first = (f"{record['nll']:.2f} ± " if family == "iwae" else f"{record['mse']:.6f} |")
+  assert table.splitlines()[2].startswith(f"| ae_jax | {first}") and "met" not in table
+  if family == "iwae":
+    assert record["num_samples"] == 10 and record["nll_se"] > 0
+    assert f"| {record['mse']:.6f} |" in table
+
+
 # ---------------------------------------------------------------- before_after.py
 
 def _stub_checkout(root, seconds_per_epoch: float, val_loss: float):

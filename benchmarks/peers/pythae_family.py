@@ -21,9 +21,10 @@ Flax's initialization (`--init torch`: PyTorch's nn.Linear default kept, as ae_j
              pythae's Discriminator_MLP (256)                        AdversarialTrainer
              (both learning rates 1e-3)
 The metric pythae reports for each: the importance-sampled NLL (K = --num_samples, its
-get_nll) for iwae, vamp and beta_tc; the reconstruction MSE (mean per pixel) for all, and
-PSNR from the posterior mean (the deterministic code). Prints one JSON line, as
-pythae_vae.py's (seconds per epoch: the train step alone, median after the first).
+get_nll) for iwae, vamp and beta_tc; the reconstruction MSE (mean per pixel, common.mse) for
+all, and PSNR from the posterior mean (the deterministic code). Prints one JSON line, as
+pythae_vae.py's (seconds per epoch: the train step alone, median after the first; the test
+images' uint8 sum, `test_u8_sum`, which benchmarks/vae_vs_pythae.py compares with ae_jax's).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (starts the process clock)
@@ -158,13 +160,16 @@ def main() -> None:
       "epoch_seconds": [round(s, 4) for s in timer.epoch_seconds],
       "seconds_per_epoch": statistics.median(timer.epoch_seconds[1:] or timer.epoch_seconds),
       "setup_seconds": setup_seconds, "eval_loss": timer.eval_losses[-1] if timer.eval_losses
-      else None, "mse": float(((restored - clean) ** 2).mean()),
+      else None, "mse": common.mse(restored, clean),
       "psnr_db": common.psnr_db(restored, clean), "test_images": len(x_test),
+      "test_u8_sum": int(np.rint(x_test * 255.0).astype(np.int64).sum()),
       "peak_rss_train_mb": peak_rss_train_mb}
   if args.family in LIKELIHOOD_FAMILIES:
+    t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # VAMP's get_nll prints its progress
       nll = pythae_vae.nll_per_image(trained, test, args.num_samples)
-    record.update(common.mean_and_se("nll", nll), num_samples=args.num_samples)
+    record.update(common.mean_and_se("nll", nll), num_samples=args.num_samples,
+                  nll_seconds=time.perf_counter() - t0)
   record.update(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 process_seconds=common.since_start())
   common.emit(record)
