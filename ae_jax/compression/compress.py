@@ -74,7 +74,7 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
   `Codes.estimated_bits` the model's own estimate per image; index for a VQ-VAE; else
   uint8). A hyperprior codec's run takes images of any sizes (an array, or a list of
   [H, W, C] arrays) and gives `HyperCodes` (format version 4: ae_jax/compression/hyper_codec.py)."""
-  import jax  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import compiled  # pylint: disable=import-outside-toplevel  (JAX)
   from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
   if quant is not None and quant not in ALL_QUANTS:
     raise UserError(f"unknown quantization {quant!r}: choose one of {', '.join(ALL_QUANTS)}")
@@ -103,9 +103,9 @@ def encode(workdir: str, images_u8: np.ndarray, quant: str | None = None, *,
     return _entropy_encode(encoder, variables, images, about, batch_size)
   if quant == INDEX:
     return _encode_indices(encoder, variables, images, about, batch_size)
-  apply = jax.jit(encoder.apply)
-  codes = _apply_batched(lambda x: apply(variables, x.astype(np.float32) / 255.0), images,
-                         batch_size)
+  apply = compiled.apply()
+  codes = _apply_batched(lambda x: apply(encoder, variables, x.astype(np.float32) / 255.0),
+                         images, batch_size)
   code_shape = codes.shape[1:]
   values, offset, scale = quantize(codes.reshape(len(images), -1), quant)
   return Codes(values=values, quant=quant, latent_dim=int(np.prod(code_shape)),
@@ -150,16 +150,11 @@ def _hyper_encode(workdir: str, images, run: dict, cfg: dict, names, batch_size:
 
 def _entropy_encode(encoder, variables, images_u8, about: dict, batch_size) -> Codes:
   """round(y) of the codec's analysis transform, range coded with its prior's tables."""
-  import jax  # pylint: disable=import-outside-toplevel
   from ae_jax.compression import entropy_coding  # pylint: disable=import-outside-toplevel
-  from ae_jax.models import codec  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import codec, compiled  # pylint: disable=import-outside-toplevel
 
-  @jax.jit
-  def apply(x):
-    y, reported = encoder.apply(variables, x, mutable=["losses"])
-    return y, reported["losses"]["rate"][0]  # by name: the analysis may report terms too
-
-  outputs = [apply(images_u8[i:i + batch_size].astype(np.float32) / 255.0)
+  apply = compiled.apply(reported=("losses", "rate"))  # by name: the analysis may report too
+  outputs = [apply(encoder, variables, images_u8[i:i + batch_size].astype(np.float32) / 255.0)
              for i in range(0, len(images_u8), batch_size)]
   y = check_finite(np.concatenate([np.asarray(o[0]) for o in outputs]))
   estimated = np.concatenate([np.asarray(o[1]) for o in outputs])
@@ -177,9 +172,9 @@ def _entropy_encode(encoder, variables, images_u8, about: dict, batch_size) -> C
 
 def _encode_indices(encoder, variables, images_u8, about: dict, batch_size) -> Codes:
   """A VQ-VAE's codes as packed codebook indices, with its codebook (ae_jax/compression/codes.py)."""
-  import jax  # pylint: disable=import-outside-toplevel
-  indices = jax.jit(lambda v, x: encoder.apply(v, x, method="indices"))
-  idx = _apply_batched(lambda x: indices(variables, x.astype(np.float32) / 255.0),
+  from ae_jax.models import compiled  # pylint: disable=import-outside-toplevel  (JAX)
+  indices = compiled.apply("indices")
+  idx = _apply_batched(lambda x: indices(encoder, variables, x.astype(np.float32) / 255.0),
                        images_u8, batch_size)
   codebook = np.asarray(encoder.apply(variables, method="get_codebook"), np.float32)
   code_shape = (*idx.shape[1:], codebook.shape[1])
@@ -253,13 +248,13 @@ def decode(codes: Codes | HyperCodes, workdir: str, batch_size: int = 1000
   """Images [N, H, W, C] in [0, 1] = sigmoid(decoder(codes)) (only the decoder is restored;
   for a hyperprior's codes the encoder's h_s too, and images of several sizes come back as
   a list of [H, W, C] arrays)."""
-  import jax  # pylint: disable=import-outside-toplevel
+  from ae_jax.models import compiled  # pylint: disable=import-outside-toplevel  (JAX)
   check_compatible(codes, workdir)
   if isinstance(codes, HyperCodes):
     return _hyper_decode(codes, workdir)
   decoder, variables = _for_codes(lambda ckpt: ckpt.restore_decoder(workdir, codes.run["step"]))
-  apply = jax.jit(lambda v, z: jax.nn.sigmoid(decoder.apply(v, z)))
-  return _apply_batched(lambda z: apply(variables, z), codes.dequantized(), batch_size)
+  apply = compiled.apply(sigmoid=True)
+  return _apply_batched(lambda z: apply(decoder, variables, z), codes.dequantized(), batch_size)
 
 
 def _hyper_decode(codes: HyperCodes, workdir: str) -> np.ndarray | list[np.ndarray]:

@@ -50,28 +50,25 @@ def _channel_groups(shape: Sequence[int]) -> np.ndarray:
 
 
 class _Functions:
-  """The jitted pieces of a restored encoder (and decoder) that coding calls."""
+  """The jitted pieces of a restored encoder (and decoder) that coding calls: one trace per
+  model and shape per process (ae_jax/models/compiled.py), the weights arguments."""
 
   def __init__(self, encoder, enc_vars, decoder=None, dec_vars=None):
-    import jax  # pylint: disable=import-outside-toplevel
-    self.latents = jax.jit(lambda x: encoder.apply(enc_vars, x, method="latents"))
-    self.rate = jax.jit(lambda x: encoder.apply(enc_vars, x, mutable=["losses"])[1]
-                        ["losses"]["rate"][0])
-    self.params = jax.jit(lambda z, y_shape: encoder.apply(enc_vars, z, y_shape,
-                                                           method="gaussian_params"),
-                          static_argnums=1)
-    self._decoder, self._dec_vars, self._synthesis = decoder, dec_vars, {}
+    from ae_jax.models import compiled  # pylint: disable=import-outside-toplevel  (JAX)
+    latents, params = compiled.apply("latents"), compiled.apply("gaussian_params", static=(1,))
+    rate = compiled.apply(reported=("losses", "rate"))
+    self.latents = lambda x: latents(encoder, enc_vars, x)
+    self.rate = lambda x: rate(encoder, enc_vars, x)[1]
+    self.params = lambda z, y_shape: params(encoder, enc_vars, z, y_shape)
+    self._decoder, self._dec_vars = decoder, dec_vars
+    self._synthesis = compiled.apply(sigmoid=True)
 
   def synthesis(self, image_shape: tuple[int, ...]):
     """sigmoid(g_s(ŷ)) at `image_shape` (g_s's image_shape field, where it has one)."""
-    import jax  # pylint: disable=import-outside-toplevel
-    if image_shape not in self._synthesis:
-      dec = self._decoder
-      if "image_shape" in type(dec).__dataclass_fields__:
-        dec = dec.clone(image_shape=tuple(image_shape))
-      v = self._dec_vars
-      self._synthesis[image_shape] = jax.jit(lambda y: jax.nn.sigmoid(dec.apply(v, y)))
-    return self._synthesis[image_shape]
+    dec = self._decoder
+    if "image_shape" in type(dec).__dataclass_fields__:
+      dec = dec.clone(image_shape=tuple(image_shape))
+    return lambda y: self._synthesis(dec, self._dec_vars, y)
 
 
 def z_tables(encoder, variables) -> entropy_coding.Tables:

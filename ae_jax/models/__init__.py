@@ -19,6 +19,7 @@
                  ParamGroup, parameters a module trains with an optimizer of their own
     registry.py  config group -> module ('dense', or 'my_models:WideEncoder'), shape checks;
                  checks.py the field checks a module runs
+    compiled.py  jitted applies of restored modules for the tools (one trace per model)
 
 Every decoder returns *logits*; `Autoencoder.decode` and `Autoencoder.reconstruct` apply
 the sigmoid at the edge so users get images in [0, 1], while the losses use the
