@@ -140,7 +140,8 @@ def four_devices(request, tiny_data, tmp_path_factory):
               if getattr(item, "originalname", None) == HARNESS]
   root = str(tmp_path_factory.mktemp("four_devices"))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-             XLA_FLAGS="--xla_force_host_platform_device_count=4")
+             XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
+             "--xla_force_host_platform_device_count=4")
   with open(os.path.join(root, "log.txt"), "w") as log:
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "four_devices.py"),
                              root, *tiny_data, *families], cwd=REPO, env=env, stdout=log,

@@ -155,15 +155,51 @@ def test_strided_layers_are_the_plain_flax_layers_values_and_gradients(forms, ke
   b, h, w, cin, cout = shape
   x = jax.random.normal(jax.random.key(0), (b, h, w, cin))
   fast, plain = forms(cout, kernel)
-  # Both sides jitted (eager, each operation compiles alone).
-  v = jax.jit(fast.init)(jax.random.key(1), x)
-  jax.tree.map(np.testing.assert_array_equal, v, jax.jit(plain.init)(jax.random.key(1), x))
-  v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape), v)
-  y = jax.jit(fast.apply)(v, x)
-  y_plain = jax.jit(plain.apply)(v, x)
+
+  @jax.jit  # one program for both sides (eagerly, each operation would compile alone)
+  def both(x):
+    inits = fast.init(jax.random.key(1), x), plain.init(jax.random.key(1), x)
+    v = jax.tree.map(lambda t: t + 0.1 * jax.random.normal(jax.random.key(2), t.shape),
+                     inits[0])
+    y = fast.apply(v, x), plain.apply(v, x)
+    r = jax.random.normal(jax.random.key(3), y[0].shape)
+    grads = [jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1))(v, x)
+             for m in (fast, plain)]
+    return inits, y, grads
+
+  inits, (y, y_plain), grads = both(x)
+  jax.tree.map(np.testing.assert_array_equal, *inits)
   assert y.shape == y_plain.shape
   np.testing.assert_allclose(y, y_plain, atol=1e-5, rtol=1e-5)
-  r = jax.random.normal(jax.random.key(3), y.shape)
-  grads = [jax.jit(jax.grad(lambda v, x, m=m: (m.apply(v, x) * r).sum(), argnums=(0, 1)))(v, x)
-           for m in (fast, plain)]
   jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, atol=1e-4, rtol=1e-5), *grads)
+
+
+def test_torch_init_draws_every_conv_as_pytorchs_conv_layers():
+  """kernel_init 'torch' (CompressAI's layers are PyTorch's Conv2d / ConvTranspose2d):
+  kernel and bias both U(+-1/sqrt(fan_in)), where a transposed conv's fan_in counts its
+  *output* channels (torch reads it off weight dim 1); in g_a, g_s, h_a and h_s. The
+  default stays Flax's (a zero bias)."""
+  import configs.hyperprior  # pylint: disable=import-outside-toplevel
+  config = configs.hyperprior.get_config()
+  for group in (config.encoder, config.encoder.analysis, config.decoder):
+    group.kernel_init = "torch"
+  model, _ = registry.checked_autoencoder(config, (28, 28, 1))
+  params = jax.jit(model.init)(registry.shape_rngs(), jnp.zeros((1, 28, 28, 1)))["params"]
+  layers = {jax.tree_util.keystr(path[:-1]): node for path, node in
+            jax.tree_util.tree_flatten_with_path(params)[0] if path[-1].key == "kernel"}
+  transposed = ("deconv",)
+  assert len(layers) == 3 + 3 + 3 + 3  # g_a, g_s, h_a (3x3 + 2 strided), h_s (2 + 3x3)
+  for name, kernel in layers.items():
+    k, _, cin, cout = kernel.shape
+    fan_in = k * k * (cout if any(t in name for t in transposed) else cin)
+    bound = 1 / np.sqrt(fan_in)
+    node = params
+    for key in name.strip("[]'").split("']['"):
+      node = node[key]
+    for values in (np.asarray(kernel), np.asarray(node["bias"])):
+      assert np.abs(values).max() <= bound and np.any(values), name
+      assert values.size < 16 or np.abs(values).max() > 0.5 * bound, name
+    assert np.asarray(kernel).std() == pytest.approx(bound / np.sqrt(3), rel=0.1), name
+  flax_init = jax.jit(GDNAnalysis(features=4, latent_channels=6, levels=2).init)(
+      jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+  assert not np.any(flax_init["conv0"]["bias"])
