@@ -29,18 +29,22 @@ from ae_jax.models import checks, layers
 from ae_jax.models.gdn import GDN
 
 
-def downsample(features: int, kernel: int, dtype, name: str) -> nn.Module:
+def downsample(features: int, kernel: int, dtype, name: str, kernel_init: str = "lecun_normal"
+               ) -> nn.Module:
   """A stride-2 conv, kernel x kernel, SAME padding: H x W -> ceil(H/2) x ceil(W/2).
   `nn.Conv`'s function and parameters, computed as a stride-1 conv of the input's
   space-to-depth (`layers.SpaceToDepthConv`: its input gradient is far faster on XLA:CPU)."""
-  return layers.SpaceToDepthConv(features, kernel, dtype=dtype, name=name)
+  return layers.SpaceToDepthConv(features, kernel, dtype=dtype, kernel_init=kernel_init,
+                                 name=name)
 
 
-def upsample(features: int, kernel: int, dtype, name: str) -> nn.Module:
+def upsample(features: int, kernel: int, dtype, name: str, kernel_init: str = "lecun_normal"
+             ) -> nn.Module:
   """A stride-2 transposed conv, kernel x kernel, SAME padding: H x W -> 2H x 2W.
   `nn.ConvTranspose`'s function and parameters, computed as a conv of the small image per
   output parity (`layers.SubpixelConvTranspose`: its gradient is ~7x faster on XLA:CPU)."""
-  return layers.SubpixelConvTranspose(features, kernel, dtype=dtype, name=name)
+  return layers.SubpixelConvTranspose(features, kernel, dtype=dtype, kernel_init=kernel_init,
+                                      name=name)
 
 
 def pad_to_multiple(x_BxHxWxC: jax.Array, multiple: int) -> jax.Array:
@@ -57,6 +61,7 @@ def _check(module: nn.Module) -> None:
   checks.positive_int(module, "features")
   checks.positive_int(module, "levels")
   checks.positive_int(module, "kernel_size")
+  checks.initializer(module)
 
 
 class GDNAnalysis(nn.Module):
@@ -65,6 +70,7 @@ class GDNAnalysis(nn.Module):
   latent_channels: int = 96  # M
   levels: int = 3  # L stride-2 convs
   kernel_size: int = 5
+  kernel_init: str = "lecun_normal"  # Flax's; 'torch': PyTorch's conv default (CompressAI's)
   dtype: Any = jnp.float32
 
   def __post_init__(self):
@@ -87,10 +93,11 @@ class GDNAnalysis(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     h = pad_to_multiple(x.astype(self.dtype), self.stride)
     for i in range(self.levels - 1):
-      h = downsample(self.features, self.kernel_size, self.dtype, f"conv{i}")(h)
+      h = downsample(self.features, self.kernel_size, self.dtype, f"conv{i}",
+                     self.kernel_init)(h)
       h = GDN(dtype=self.dtype, name=f"gdn{i}")(h)
     return downsample(self.latent_channels, self.kernel_size, self.dtype,
-                      f"conv{self.levels - 1}")(h)
+                      f"conv{self.levels - 1}", self.kernel_init)(h)
 
 
 class GDNSynthesis(nn.Module):
@@ -98,6 +105,7 @@ class GDNSynthesis(nn.Module):
   features: int = 64  # N
   levels: int = 3
   kernel_size: int = 5
+  kernel_init: str = "lecun_normal"  # Flax's; 'torch': PyTorch's conv default (CompressAI's)
   image_shape: Sequence[int] = (28, 28, 1)
   dtype: Any = jnp.float32
 
@@ -120,7 +128,9 @@ class GDNSynthesis(nn.Module):
                        f"pixels, not {height}x{width}")
     h = y.astype(self.dtype)
     for i in range(self.levels - 1):
-      h = upsample(self.features, self.kernel_size, self.dtype, f"deconv{i}")(h)
+      h = upsample(self.features, self.kernel_size, self.dtype, f"deconv{i}",
+                   self.kernel_init)(h)
       h = GDN(inverse=True, dtype=self.dtype, name=f"igdn{i}")(h)
-    h = upsample(channels, self.kernel_size, self.dtype, f"deconv{self.levels - 1}")(h)
+    h = upsample(channels, self.kernel_size, self.dtype, f"deconv{self.levels - 1}",
+                 self.kernel_init)(h)
     return h[:, :height, :width]

@@ -36,7 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ae_jax.models import checks
+from ae_jax.models import checks, linear
 from ae_jax.models.autoencoder import QUANTIZATION
 from ae_jax.models.entropy import (SCALE_BOUND, FactorizedDensity, bits, gaussian_likelihood,
                                    lower_bound, prior_pmf)
@@ -48,21 +48,33 @@ def _activation(mean_scale: bool):
   return nn.leaky_relu if mean_scale else nn.relu
 
 
+def _conv3x3(features: int, fan_in_channels: int, kernel_init: str, dtype, name: str):
+  """nn.Conv 3x3 'SAME' initialized as `kernel_init` names ('torch': kernel and bias
+  U(+-1/sqrt(9 * input channels)), PyTorch's Conv2d default; else Flax's zero bias)."""
+  if kernel_init == "torch":
+    init = linear.torch_uniform(9 * fan_in_channels)
+    return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype, kernel_init=init,
+                   bias_init=init, name=name)
+  return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype,
+                 kernel_init=checks.INITIALIZERS[kernel_init], name=name)
+
+
 class HyperAnalysis(nn.Module):
   """h_a: y -> z, `levels` times smaller per side (y padded to a multiple of 2^levels)."""
   features: int
   levels: int
   mean_scale: bool
   dtype: Any = jnp.float32
+  kernel_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, y: jax.Array) -> jax.Array:
     act = _activation(self.mean_scale)
     h = pad_to_multiple(y if self.mean_scale else jnp.abs(y), 2**self.levels)
-    h = nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype, name="conv0")(
+    h = _conv3x3(self.features, h.shape[-1], self.kernel_init, self.dtype, "conv0")(
         h.astype(self.dtype))
     for i in range(self.levels):
-      h = downsample(self.features, 5, self.dtype, f"conv{i + 1}")(act(h))
+      h = downsample(self.features, 5, self.dtype, f"conv{i + 1}", self.kernel_init)(act(h))
     return h
 
 
@@ -73,6 +85,7 @@ class HyperSynthesis(nn.Module):
   levels: int
   mean_scale: bool
   dtype: Any = jnp.float32
+  kernel_init: str = "lecun_normal"
 
   @nn.compact
   def __call__(self, z_hat: jax.Array, y_channels: int) -> jax.Array:
@@ -81,9 +94,9 @@ class HyperSynthesis(nn.Module):
     for i in range(self.levels):
       last = i == self.levels - 1
       width = (y_channels * 3 // 2 if last else y_channels) if self.mean_scale else self.features
-      h = act(upsample(width, 5, self.dtype, f"deconv{i}")(h))
-    out = nn.Conv(y_channels * (2 if self.mean_scale else 1), (3, 3), padding="SAME",
-                  dtype=self.dtype, name=f"conv{self.levels}")(h)
+      h = act(upsample(width, 5, self.dtype, f"deconv{i}", self.kernel_init)(h))
+    out = _conv3x3(y_channels * (2 if self.mean_scale else 1), h.shape[-1], self.kernel_init,
+                   self.dtype, f"conv{self.levels}")(h)
     return out if self.mean_scale else nn.relu(out)
 
 
@@ -95,6 +108,9 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
   mean_scale: bool = True
   filters: Sequence[int] = (3, 3, 3)  # z's density's CDF network (tfc's and CompressAI's)
   init_scale: float = 10.0
+  # h_a's and h_s's: Flax's, or 'torch' (PyTorch's conv default, CompressAI's layers); the
+  # analysis transform has its own field (analysis.kernel_init)
+  kernel_init: str = "lecun_normal"
   image_shape: Sequence[int] = (28, 28, 1)
   dtype: Any = jnp.float32
 
@@ -109,6 +125,7 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
     checks.positive_ints(self, "filters")
     if not (isinstance(self.init_scale, (int, float)) and self.init_scale > 0):
       raise checks.BadField("init_scale", "a positive number")
+    checks.initializer(self)
     checks.image_shape(self)
     self.build_inner(detached=True)  # a bad analysis group is refused at start-up
     super().__post_init__()
@@ -124,9 +141,9 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
   def setup(self):
     self.transform = self.build_inner()
     self.h_a = HyperAnalysis(self.hyper_features, self.hyper_levels, self.mean_scale,
-                             self.dtype)
+                             self.dtype, self.kernel_init)
     self.h_s = HyperSynthesis(self.hyper_features, self.hyper_levels, self.mean_scale,
-                              self.dtype)
+                              self.dtype, self.kernel_init)
     self.prior = FactorizedDensity(self.filters, float(self.init_scale))
 
   def latents(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:

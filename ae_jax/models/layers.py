@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ae_jax.models import checks, linear
+
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
   """2x2 max-pool, stride 2, Keras 'same' padding (odd sizes pad at the end).
@@ -196,12 +198,22 @@ class _Stride2Layer(nn.Module):
   features: int
   kernel_size: int = 5
   dtype: Any = None
+  # Flax's (lecun_normal kernel, zero bias), or 'torch': PyTorch's Conv2d / ConvTranspose2d
+  # default, kernel and bias U(+-1/sqrt(fan_in)) (CompressAI's layers; `_torch_fan_in`).
+  kernel_init: str = "lecun_normal"
+  _transposed = False  # torch counts a transposed conv's fan_in over its outputs
 
   def _params(self, x_BxHxWxC: jax.Array):
     """(x, kernel, bias) in the compute dtype."""
     k, cin = self.kernel_size, x_BxHxWxC.shape[-1]
-    kernel = self.param("kernel", nn.linear.default_kernel_init, (k, k, cin, self.features))
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    if self.kernel_init == "torch":
+      init = linear.torch_uniform(k * k * (self.features if self._transposed else cin))
+      kernel = self.param("kernel", init, (k, k, cin, self.features))
+      bias = self.param("bias", init, (self.features,))
+    else:
+      kernel = self.param("kernel", checks.INITIALIZERS[self.kernel_init],
+                          (k, k, cin, self.features))
+      bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
     return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
 
   @nn.compact
@@ -288,6 +300,8 @@ class SubpixelConvTranspose(_Stride2Layer):
   2.51 s backward, 26x its forward (benchmarks/results/
   20261207-xeon-profile_step-hyperprior-1thread.md).
   """
+  _transposed = True
+
   def _min_pixels(self) -> int:
     return SUBPIXEL_MIN_PIXELS
 
