@@ -33,6 +33,15 @@ SUITE_XLA_FLAGS = " ".join(f"--{k}={str(v).lower()}"
 if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SUITE_XLA_FLAGS}".strip()
 
+
+def real_run_env(**extra) -> dict:
+  """os.environ for a subprocess that must compile as real runs do: without the suite's
+  JAX_DISABLE_MOST_OPTIMIZATIONS and quicker emitters (the persistent cache stays)."""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
+  flags = env.get("XLA_FLAGS", "").replace(SUITE_XLA_FLAGS, "").strip() if SUITE_XLA_FLAGS \
+      else env.get("XLA_FLAGS", "")
+  return {**env, "XLA_FLAGS": flags, **extra}
+
 import jax  # pylint: disable=wrong-import-position
 
 # Ctrl-C is Python's KeyboardInterrupt in every test however pytest was started: a shell's

@@ -11,7 +11,7 @@ version 1.0.0); today's splits keep the IDX files' order. The runs here are fed 
 (`shuffled_1_0_0`: the same images in the order the old version stored them).
 
 The fixtures were made on a 2-core Intel Xeon (AVX-512) with XLA's default optimizations,
-so the runs here use them too (no JAX_DISABLE_MOST_OPTIMIZATIONS), and values are compared
+so the runs here use them too (not the suite's quicker settings: conftest.real_run_env), and values are compared
 to 1e-5: bit for bit on that machine, within float rounding on CPUs that vectorize
 differently.
 """
@@ -28,7 +28,7 @@ import pytest
 from ae_jax.training import checkpoint
 from ae_jax.compression import compress
 from ae_jax.core import quality
-from conftest import FASHION_DIR, REPO
+from conftest import FASHION_DIR, REPO, real_run_env
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "legacy_main")
 TIMING = ("seconds", "images_per_sec")
@@ -43,8 +43,7 @@ def _launch(model, workdir, data_dir, epochs):
           f"--config.idx_dir={FASHION_DIR}"]
   if model == "dense":
     args.append("--config.encoder.latent_dim=8")
-  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
-  return subprocess.Popen(args, cwd=REPO, env=dict(env, TF_CPP_MIN_LOG_LEVEL="2"),
+  return subprocess.Popen(args, cwd=REPO, env=real_run_env(TF_CPP_MIN_LOG_LEVEL="2"),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import set_model
+from conftest import real_run_env, set_model
 from ae_jax.training import checkpoint, train
 from ae_jax import models
 from ae_jax.core.errors import UserError
@@ -220,7 +220,7 @@ train.train_and_evaluate(config, {str(tmp_path / "second")!r})
 def test_quick_compiled_init_gives_the_same_parameters():
   """steps.initial_state (train.py's init) compiles with steps.QUICK_COMPILE (~6x faster):
   same parameters as the default compile, for both models and three seeds. Run without the
-  test suite's JAX_DISABLE_MOST_OPTIMIZATIONS, as real runs are."""
+  test suite's quicker compile settings (conftest.real_run_env), as real runs are."""
   code = """
 import jax, numpy as np
 from ae_jax import models
@@ -237,10 +237,9 @@ for module in (dense, conv):
     jax.tree.map(np.testing.assert_array_equal, quick, init(jax.random.key(seed)))
 print("same")
 """
-  env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True,
-                        text=True)
+  done = subprocess.run([sys.executable, "-c", code], cwd=repo, env=real_run_env(),
+                        capture_output=True, text=True)
   assert done.stdout.strip() == "same", done.stderr[-1500:]
 
 
