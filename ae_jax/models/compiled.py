@@ -17,8 +17,7 @@ import functools
 import jax
 
 
-def _call(module, variables, *args, method, sigmoid, reported, static):
-  del static  # only for jit's static_argnums (a shape tuple, say)
+def _call(module, variables, *args, method, sigmoid, reported):
   if reported:
     out, state = module.apply(variables, *args, method=method, mutable=[reported[0]])
     return out, state[reported[0]][reported[1]][0]
@@ -33,6 +32,5 @@ def apply(method: str | None = None, *, sigmoid: bool = False,
   its sigmoid (`sigmoid`: a decoder's logits as images), or (output, the value it sowed in
   collection/name `reported`, e.g. ('losses', 'rate')); `static`: indices of *args (from
   0) that are static (hashable) arguments."""
-  fn = functools.partial(_call, method=method, sigmoid=sigmoid, reported=reported,
-                         static=static)
+  fn = functools.partial(_call, method=method, sigmoid=sigmoid, reported=reported)
   return jax.jit(fn, static_argnums=(0, *(2 + i for i in static)))

@@ -49,14 +49,11 @@ def _activation(mean_scale: bool):
 
 
 def _conv3x3(features: int, fan_in_channels: int, kernel_init: str, dtype, name: str):
-  """nn.Conv 3x3 'SAME' initialized as `kernel_init` names ('torch': kernel and bias
-  U(+-1/sqrt(9 * input channels)), PyTorch's Conv2d default; else Flax's zero bias)."""
-  if kernel_init == "torch":
-    init = linear.torch_uniform(9 * fan_in_channels)
-    return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype, kernel_init=init,
-                   bias_init=init, name=name)
-  return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype,
-                 kernel_init=checks.INITIALIZERS[kernel_init], name=name)
+  """nn.Conv 3x3 'SAME' initialized as `kernel_init` names (linear.inits: 'torch' is
+  PyTorch's Conv2d default, kernel and bias U(+-1/sqrt(9 * input channels)))."""
+  kernel, bias = linear.inits(kernel_init, 9 * fan_in_channels)
+  return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype, kernel_init=kernel,
+                 bias_init=bias, name=name)
 
 
 class HyperAnalysis(nn.Module):

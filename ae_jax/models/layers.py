@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ae_jax.models import checks, linear
+from ae_jax.models import linear
 
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
@@ -199,21 +199,17 @@ class _Stride2Layer(nn.Module):
   kernel_size: int = 5
   dtype: Any = None
   # Flax's (lecun_normal kernel, zero bias), or 'torch': PyTorch's Conv2d / ConvTranspose2d
-  # default, kernel and bias U(+-1/sqrt(fan_in)) (CompressAI's layers; `_torch_fan_in`).
+  # default, kernel and bias U(+-1/sqrt(fan_in)) (CompressAI's layers; linear.inits).
   kernel_init: str = "lecun_normal"
   _transposed = False  # torch counts a transposed conv's fan_in over its outputs
 
   def _params(self, x_BxHxWxC: jax.Array):
     """(x, kernel, bias) in the compute dtype."""
     k, cin = self.kernel_size, x_BxHxWxC.shape[-1]
-    if self.kernel_init == "torch":
-      init = linear.torch_uniform(k * k * (self.features if self._transposed else cin))
-      kernel = self.param("kernel", init, (k, k, cin, self.features))
-      bias = self.param("bias", init, (self.features,))
-    else:
-      kernel = self.param("kernel", checks.INITIALIZERS[self.kernel_init],
-                          (k, k, cin, self.features))
-      bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    kernel_init, bias_init = linear.inits(
+        self.kernel_init, k * k * (self.features if self._transposed else cin))
+    kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))
+    bias = self.param("bias", bias_init, (self.features,))
     return nn.dtypes.promote_dtype(x_BxHxWxC, kernel, bias, dtype=self.dtype)
 
   @nn.compact

@@ -30,6 +30,15 @@ def torch_uniform(fan_in: int):
   return init
 
 
+def inits(kernel_init: str, fan_in: int):
+  """(kernel initializer, bias initializer) a `kernel_init` name gives a layer of `fan_in`
+  inputs per output: 'torch' both U(+-1/sqrt(fan_in)) (PyTorch's Linear and Conv layers),
+  any other name that kernel initializer and Flax's zero bias."""
+  if kernel_init == "torch":
+    return torch_uniform(fan_in), torch_uniform(fan_in)
+  return checks.INITIALIZERS[kernel_init], nn.initializers.zeros_init()
+
+
 class TorchDense(nn.Module):
   """`nn.Dense(features)` initialized as PyTorch's `nn.Linear` (kernel 'torch', bias
   `torch_uniform`): params `kernel` [fan_in, features] and `bias` [features]."""
