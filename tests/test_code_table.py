@@ -43,14 +43,21 @@ def test_pca_at_full_rank_reconstructs_and_its_codes_are_decorrelated():
 
 def test_the_command_prints_a_row_per_run_and_the_baselines(tiny_data, tmp_path, capsys):
   run = saved_run(str(tmp_path), "dense", latent_dim=8)
+  small = saved_run(str(tmp_path), "dense", latent_dim=3)
   idx_dir, _ = tiny_data
-  assert code_table.main(["--workdir", run, "--idx_dir", idx_dir, "--bytes_images", "10"]) == 0
+  assert code_table.main(["--workdir", run, "--workdir", small, "--workdir", run,
+                          "--idx_dir", idx_dir, "--bytes_images", "10"]) == 0
   out = capsys.readouterr().out.strip().splitlines()
   assert out[0].startswith("| code | numbers | linear probe")
   rows = [line.split(" | ") for line in out[2:]]
-  assert [r[0].lstrip("| ") for r in rows] == ["dense-K8-seed0 (dense)", "raw pixels", "PCA 8"]
-  assert rows[0][1] == "8" and rows[0][5] == "8.0 (uint8)" and rows[1][1] == "784"
-  assert float(rows[2][4]) > float(rows[0][4])  # PCA beats an untrained autoencoder
+  # PCA once per code size the runs have, smallest first.
+  assert [r[0].lstrip("| ") for r in rows] == [
+      "dense-K8-seed0 (dense)", "dense-K3-seed0 (dense)", "dense-K8-seed0 (dense)",
+      "raw pixels", "PCA 3", "PCA 8"]
+  assert rows[0][1] == "8" and rows[0][5] == "8.0 (uint8)" and rows[3][1] == "784"
+  assert rows[4][1] == "3" and rows[5][1] == "8"
+  assert float(rows[5][4]) > float(rows[4][4])  # 8 components reconstruct more than 3
+  assert float(rows[5][4]) > float(rows[0][4])  # PCA beats an untrained autoencoder
 
 
 def test_without_labels_it_is_one_line(tmp_path, capsys):

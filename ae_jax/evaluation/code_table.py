@@ -15,8 +15,8 @@ labels, in the files' order), then:
     (entropy coded for a learned codec, codebook indices for a VQ-VAE, else uint8), on the
     first `--bytes_images` test images;
   * seconds to train: the sum of metrics.jsonl's epoch `seconds`.
-Raw pixels (784 numbers) and PCA (fitted on the train split, as many components as the
-first run's code has numbers) give the same columns where they apply.
+Raw pixels (784 numbers) and PCA (fitted on the train split, once for each code size the
+runs have below the pixels') give the same columns where they apply.
 """
 from __future__ import annotations
 
@@ -145,22 +145,25 @@ def run_row(workdir: str, data: dict, bytes_images: int = 1000) -> dict:
           "seconds": _train_seconds(workdir)}
 
 
-def baseline_rows(data: dict, code_size: int) -> list[dict]:
-  """Raw pixels, and PCA with `code_size` components."""
+def baseline_rows(data: dict, code_sizes: Sequence[int]) -> list[dict]:
+  """Raw pixels, and PCA with each of `code_sizes` components (the sizes below the
+  pixels', each once, smallest first)."""
   (train_im, train_y), (test_im, test_y) = data["train"], data["test"]
   train_x = train_im.reshape(len(train_im), -1) / 255.0
   test_x = test_im.reshape(len(test_im), -1) / 255.0
-  encode, decode = pca(train_x, code_size)
-  train_c, test_c = encode(train_x), encode(test_x)
-  return [
-      {"method": "raw pixels", "code_size": train_x.shape[1],
-       "probe": probe_accuracy(train_x, train_y, test_x, test_y),
-       "knn": knn_accuracy(train_x, train_y, test_x, test_y), "psnr": None, "bytes": None,
-       "seconds": None},
-      {"method": f"PCA {code_size}", "code_size": code_size,
-       "probe": probe_accuracy(train_c, train_y, test_c, test_y),
-       "knn": knn_accuracy(train_c, train_y, test_c, test_y),
-       "psnr": _psnr(np.clip(decode(test_c), 0, 1), test_x), "bytes": None, "seconds": None}]
+  rows = [{"method": "raw pixels", "code_size": train_x.shape[1],
+           "probe": probe_accuracy(train_x, train_y, test_x, test_y),
+           "knn": knn_accuracy(train_x, train_y, test_x, test_y), "psnr": None,
+           "bytes": None, "seconds": None}]
+  for code_size in sorted({k for k in code_sizes if k < train_x.shape[1]}):
+    encode, decode = pca(train_x, code_size)
+    train_c, test_c = encode(train_x), encode(test_x)
+    rows.append({"method": f"PCA {code_size}", "code_size": code_size,
+                 "probe": probe_accuracy(train_c, train_y, test_c, test_y),
+                 "knn": knn_accuracy(train_c, train_y, test_c, test_y),
+                 "psnr": _psnr(np.clip(decode(test_c), 0, 1), test_x), "bytes": None,
+                 "seconds": None})
+  return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -177,7 +180,7 @@ def table(rows: list[dict]) -> str:
 def build(workdirs: Sequence[str], idx_dir: str | None = None, max_train: int | None = None,
           max_test: int | None = None, baselines: bool = True,
           bytes_images: int = 1000) -> list[dict]:
-  """The rows: each run's, then raw pixels and PCA at the first run's code size."""
+  """The rows: each run's, then raw pixels and PCA at each of the runs' code sizes."""
   if not workdirs:
     raise UserError("give at least one --workdir (a trained run)")
   from ae_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
@@ -187,7 +190,7 @@ def build(workdirs: Sequence[str], idx_dir: str | None = None, max_train: int | 
           "test": tuple(a[:max_test] for a in data["test"])}
   rows = [run_row(w, data, bytes_images) for w in workdirs]
   if baselines:
-    rows += baseline_rows(data, rows[0]["code_size"])
+    rows += baseline_rows(data, [r["code_size"] for r in rows])
   return rows
 
 
