@@ -112,8 +112,9 @@ case $COMMAND in
     done
     # Two workers pay on 2 cores (compiles and tfds are largely single-threaded); a file
     # stays on one worker so its module fixtures (trained runs) are made once (with
-    # --dist loadgroup, xdist made some of them twice: 16-24 s each).
+    # --dist loadgroup, xdist made some of them twice: 16-24 s each). The files go out
+    # longest first, in tests/conftest.py's order (--no-loadscope-reorder keeps it).
     exec "$VENV/bin/python" -m pytest -q -n "${AE_JAX_TEST_WORKERS:-2}" --dist loadfile \
-      ${args[@]+"${args[@]}"} ;;
+      --no-loadscope-reorder ${args[@]+"${args[@]}"} ;;
   setup) echo "Set up: run '$VENV/bin/python launch.py ...', or 'source $VENV/bin/activate'." >&2 ;;
 esac

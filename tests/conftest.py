@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny real IDX dataset prepared by the project's own tfds builder."""
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -255,11 +256,54 @@ SLOW_TESTS = {
 
 
 
+# Longest files first. `./run.sh test` keeps a file on one worker (--dist loadfile), and
+# xdist by default hands out the files with the most tests first, so the long files of few
+# tests (test_resume, test_parallel, test_real_data, ...) came last and one worker ran on
+# alone while the other had finished. tests/file_seconds.json holds each file's seconds in
+# a full run (setup, call and teardown; only their order counts), rewritten by
+# `./run.sh test --file_seconds tests/file_seconds.json`; run.sh turns xdist's own order
+# off (--no-loadscope-reorder); files not listed go last.
+FILE_SECONDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "file_seconds.json")
+_SECONDS: dict[str, float] = {}
+
+
+def _file_of(nodeid: str) -> str:
+  return os.path.basename(nodeid.split("::")[0])
+
+
+def pytest_addoption(parser):
+  parser.addoption("--file_seconds", metavar="PATH",
+                   help="write each test file's seconds in this run as JSON (ordering)")
+
+
 def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argument
   for item in items:
     module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
     if module in SLOW_MODULES or item.originalname in SLOW_TESTS:
       item.add_marker(pytest.mark.slow)
+  try:
+    with open(FILE_SECONDS) as f:
+      seconds = json.load(f)
+  except (OSError, ValueError):
+    seconds = {}
+  items.sort(key=lambda item: -seconds.get(_file_of(item.nodeid), 0.0))  # stable
+
+
+def pytest_runtest_logreport(report):
+  _SECONDS[_file_of(report.nodeid)] = _SECONDS.get(_file_of(report.nodeid), 0.0) + \
+      report.duration
+
+
+def pytest_sessionfinish(session):
+  """Writes --file_seconds (on xdist's controller, which sees every worker's reports)."""
+  path = session.config.getoption("file_seconds")
+  if not path or hasattr(session.config, "workerinput") or not _SECONDS:
+    return
+  ranked = dict(sorted(((k, round(v, 1)) for k, v in _SECONDS.items()), key=lambda kv: -kv[1]))
+  with open(path + ".tmp", "w") as f:
+    json.dump(ranked, f, indent=1)
+    f.write("\n")
+  os.replace(path + ".tmp", path)
 
 
 def pytest_unconfigure(config):  # pylint: disable=unused-argument

@@ -50,9 +50,9 @@ def test_pip_runs_once_until_pyproject_changes_and_commands_get_their_arguments(
         hashlib.sha256(f.read()).hexdigest())
   done, log = env("test", "-k", "resume")  # the rerun skips pip
   assert done.returncode == 0, done.stderr
-  assert log[1:] == ["python -m pytest -q -n 2 --dist loadfile -k resume"]
+  assert log[1:] == ["python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -k resume"]
   done, log = env("test", "--fast", "-x")  # the edit loop's tier
-  assert log[2:] == ["python -m pytest -q -n 2 --dist loadfile -m not slow -x"]
+  assert log[2:] == ["python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m not slow -x"]
   done, log = env("train", "--config.num_epochs=1")
   assert log[3:] == ["python launch.py --config configs/denoise.py --config.num_epochs=1"]
   done, log = env("train", "--config", "configs/dense.py", "--config.num_epochs=1")
