@@ -58,6 +58,7 @@ from benchmarks import run as bench_run  # noqa: E402  (peer_record: one peer pr
 SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}  # --family vae
 FAMILY_SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_family.py"}  # with --family F
 FRAMEWORKS = ("ae_jax", "pythae")
+IDX_DIR = "/usr/share/datasets/fashion-mnist"  # as peers/common.py (FASHION_MNIST_IDX wins)
 # --family -> the ae_jax config it trains (the peers' own names: beta_tc is beta_tc_vae.py)
 CONFIGS = {"vae": "configs/vae.py", "iwae": "configs/iwae.py", "vamp": "configs/vamp.py",
            "beta_tc": "configs/beta_tc_vae.py", "wae": "configs/wae.py",
@@ -68,9 +69,11 @@ METRICS = {"vae": "nll", "iwae": "nll", "vamp": "nll", "beta_tc": "nll",
            "wae": "mse", "rae": "mse", "aae": "mse"}
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "tensorflow-cpu", "torch", "pythae", "numpy")
 TARGETS = {"nll": 1.01, "mse": 1.01, "seconds_per_epoch": 0.5,
-           "peak_rss_train_mb": 1.0}  # ae_jax <= x * pythae
+           "peak_rss_train_mb": 1.0, "fd_classifier_samples": 1.01}  # ae_jax <= x * pythae
 MEDIAN_KEYS = ("nll", "nll_se", "neg_elbo", "mse", "psnr_db", "seconds_per_epoch",
-               "peak_rss_train_mb", "peak_rss_mb", "process_seconds", "nll_seconds")
+               "peak_rss_train_mb", "peak_rss_mb", "process_seconds", "nll_seconds",
+               "fd_classifier_samples")
+FD = "fd_classifier_samples"  # with --classifier: the Fréchet distance of the prior samples
 
 
 def family_of(args: argparse.Namespace) -> str:
@@ -102,7 +105,28 @@ def command(framework: str, args: argparse.Namespace, seed: int) -> list[str]:
   if args.steps_per_epoch:
     cmd += (["--steps_per_epoch", str(args.steps_per_epoch)] if framework == "ae_jax" else
             ["--train_images", str(128 * args.steps_per_epoch)])
+  if getattr(args, "classifier", None):
+    cmd += ["--samples_out", samples_path(framework, args, seed),
+            "--sample_count", str(args.sample_count)]
   return cmd
+
+
+def samples_path(framework: str, args: argparse.Namespace, seed: int) -> str:
+  """Where a peer writes its prior samples for the FD (removed once scored)."""
+  return os.path.join(args.out, f".{framework}-{family_of(args)}-seed{seed}.samples.npy")
+
+
+def fd_of_samples(path: str, classifier_dir: str, test_images: int | None) -> float:
+  """The FD (Fashion-MNIST classifier features; ae_jax.evaluation.frechet) of the samples
+  at `path` to the test images both peers score (the IDX file's first `test_images`), with
+  one classifier for both peers."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from ae_jax.data import idx  # pylint: disable=import-outside-toplevel
+  from ae_jax.evaluation import classifier, frechet  # pylint: disable=import-outside-toplevel
+  params, _ = classifier.load(classifier_dir)
+  test = idx.load_images(os.environ.get("FASHION_MNIST_IDX", IDX_DIR), "test")[:test_images]
+  return frechet.frechet_distance(classifier.features(params, np.load(path)),
+                                  classifier.features(params, test))
 
 
 def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | None:
@@ -116,6 +140,10 @@ def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | 
   if record is None:
     return None
   record = {**record, "seed": seed, "load_before": load, "load_after": os.getloadavg()[0]}
+  if getattr(args, "classifier", None):
+    path = samples_path(framework, args, seed)
+    record[FD] = fd_of_samples(path, args.classifier, args.test_images)
+    os.remove(path)
   print(f"  {record['seconds_per_epoch']:.3f} s/epoch, {metric_text(family_of(args), record)}, "
         f"peak RSS {record['peak_rss_train_mb']:.0f} MiB", file=sys.stderr, flush=True)
   return record
@@ -144,7 +172,12 @@ def targets(ours: dict, theirs: dict, family: str = "vae") -> list[tuple[str, bo
   the two medians."""
   epoch_ratio = ours["seconds_per_epoch"] / theirs["seconds_per_epoch"]
   rss_ratio = ours["peak_rss_train_mb"] / theirs["peak_rss_train_mb"]
-  return [
+  fd = []
+  if FD in ours and FD in theirs:
+    fd_ratio = ours[FD] / theirs[FD]
+    fd = [("samples' FD at most 1 % above pythae's", fd_ratio <= TARGETS[FD],
+           f"{ours[FD]:.2f} vs {theirs[FD]:.2f}: {100 * (fd_ratio - 1):+.2f} %")]
+  return [*fd,
       metric_target(family, ours, theirs),
       ("epoch at most 0.5x pythae's", epoch_ratio <= TARGETS["seconds_per_epoch"],
        f"{ours['seconds_per_epoch']:.2f} vs {theirs['seconds_per_epoch']:.2f} s: "
@@ -154,7 +187,7 @@ def targets(ours: dict, theirs: dict, family: str = "vae") -> list[tuple[str, bo
        f"{rss_ratio:.2f}x")]
 
 
-def columns(family: str) -> list[tuple[str, Callable[[dict], str]]]:
+def columns(family: str, fd: bool = False) -> list[tuple[str, Callable[[dict], str]]]:
   """The table's columns after `framework`: (heading, medians -> cell). The VAE's as in
   issue #22; a family's: the NLL where it has one, the MSE and PSNR, the epoch, the RSS."""
   nll = ("NLL (nats) ± s.e.", lambda m: f"{m['nll']:.2f} ± {m['nll_se']:.2f}")
@@ -165,14 +198,16 @@ def columns(family: str) -> list[tuple[str, Callable[[dict], str]]]:
     return [nll, ("−ELBO (nats)", lambda m: f"{m['neg_elbo']:.2f}"), psnr, *speed_and_memory,
             ("peak RSS, with NLL (MiB)", lambda m: f"{m['peak_rss_mb']:.0f}")]
   return [*([nll] if METRICS[family] == "nll" else []),
-          ("MSE (per pixel)", lambda m: f"{m['mse']:.6f}"), psnr, *speed_and_memory,
+          ("MSE (per pixel)", lambda m: f"{m['mse']:.6f}"), psnr,
+          *([("FD, prior samples (classifier)", lambda m: f"{m[FD]:.2f}")] if fd else []),
+          *speed_and_memory,
           ("peak RSS, at the end (MiB)", lambda m: f"{m['peak_rss_mb']:.0f}")]
 
 
 def table(records: dict[str, list[dict]], family: str = "vae") -> str:
   """The markdown table of the medians and the targets."""
   med = {fw: medians(rs) for fw, rs in records.items() if rs}
-  cols = columns(family)
+  cols = columns(family, bool(med) and all(FD in m for m in med.values()))
   lines = ["| framework | " + " | ".join(heading for heading, _ in cols) + " |",
            "|---|" + "---|" * len(cols)]
   for fw, m in med.items():
@@ -278,9 +313,16 @@ def main() -> None:
   parser.add_argument("--test_images", type=int, default=None, help="smoke runs")
   parser.add_argument("--timeout", type=int, default=7200, help="seconds per process")
   parser.add_argument("--out", default=os.path.join(HERE, "results"))
+  parser.add_argument("--classifier", help="a folder of `python -m ae_jax.classifier`: both "
+                      "peers write --sample_count prior samples, scored here by their FD "
+                      "(a family's; the sample metric of issue #31)")
+  parser.add_argument("--sample_count", type=int, default=10_000)
   parser.add_argument("--tabulate", nargs="+", metavar="JSONL",
                       help="run nothing: the table of the medians over these runs' records")
   args = parser.parse_args()
+  if args.classifier and args.family == "vae":
+    parser.error("--classifier scores a research family's samples (--family F); the VAE's "
+                 "peers write none")
   if args.tabulate:
     print(tabulate(args.tabulate))
     return

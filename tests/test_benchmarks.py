@@ -511,10 +511,26 @@ def test_family_vs_pythae_runs_the_ae_jax_peer_and_tabulates_it(family, tiny_dat
   for split in ("train", "test"):  # the .npy the peer reads (see the VAE's test above)
     source.load_images(split)
   args = argparse.Namespace(family=family, epochs=2, num_samples=10, threads=1, test_images=6,
-                            steps_per_epoch=2, timeout=600)
+                            steps_per_epoch=2, timeout=600, classifier=None, sample_count=5,
+                            out=str(tmp_path))
+  if family == "wae":  # --classifier: the peer writes prior samples, the driver scores them
+    from ae_jax.evaluation import classifier  # pylint: disable=import-outside-toplevel
+    args.classifier = str(tmp_path / "classifier")
+    classifier.save(args.classifier, classifier.init_params(0),
+                    {"architecture": classifier.ARCHITECTURE, "test_accuracy": 0.1,
+                     "fd_classifier_train_vs_test": 0.0})
   with open(tmp_path / "peers.log", "w") as log:
     record = vae_vs_pythae.run_one("ae_jax", args, 0, log)
   assert record is not None, (tmp_path / "peers.log").read_text()[-3000:]
+  assert ("fd_classifier_samples" in record) == (family == "wae")
+  if family == "wae":
+    assert record["fd_classifier_samples"] > 0
+    assert not list(tmp_path.glob("*.samples.npy*"))  # scored, then removed
+    fd_table = vae_vs_pythae.table({"ae_jax": [record], "pythae": [dict(
+        record, framework="pythae", fd_classifier_samples=record["fd_classifier_samples"] / 2)]},
+        family)
+    assert "| FD, prior samples (classifier) |" in fd_table
+    assert "samples' FD at most 1 % above pythae's: **not met**" in fd_table
   assert (record["framework"], record["model"], record["epochs"], record["steps_per_epoch"],
           record["test_images"], record["seed"]) == ("ae_jax", family, 2, 2, 6, 0)
   # pythae_family.py's record has these too (its WAE_MMD 805,804 parameters, IWAE 815,824)

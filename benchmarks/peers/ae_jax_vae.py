@@ -63,6 +63,9 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--steps_per_epoch", type=int, default=None, help="smoke runs")
   parser.add_argument("--test_images", type=int, default=None,
                       help="only the first N test images (smoke runs)")
+  parser.add_argument("--samples_out", help="write --sample_count images decoded from the "
+                      "run's prior (what `python -m ae_jax.sample` draws) as .npy")
+  parser.add_argument("--sample_count", type=int, default=10_000)
   return parser.parse_args()
 
 
@@ -163,6 +166,10 @@ def main() -> None:
                          splits=(config.eval_split,))
     images = source.load_images(config.eval_split, ARGS.test_images)
     scores = score(family, workdir, images)
+    if ARGS.samples_out:
+      from ae_jax.evaluation import sample  # pylint: disable=import-outside-toplevel
+      common.save_samples(ARGS.samples_out,
+                          sample.generate(workdir, num=ARGS.sample_count, seed=ARGS.seed))
   seconds = [r["seconds"] for r in rows]
   later = seconds[1:] or seconds
   common.emit({

@@ -161,6 +161,17 @@ def mean_and_se(name: str, values: np.ndarray) -> dict:
   return {name: float(values.mean()), f"{name}_se": float(se)}
 
 
+SAMPLE_COUNT = 10_000  # prior draws a peer writes with --samples_out (the FD's)
+
+
+def save_samples(path: str, images_NHWC: np.ndarray) -> None:
+  """Writes a peer's prior samples (float32 [N, 28, 28, 1] in [0, 1]) as .npy, whole or not
+  at all: vae_vs_pythae.py --classifier scores both peers' with one classifier."""
+  tmp = path + ".tmp.npy"
+  np.save(tmp, np.clip(np.asarray(images_NHWC, np.float32), 0.0, 1.0))
+  os.replace(tmp, path)
+
+
 def emit(record: dict) -> None:
   """Prints the result as the last line of stdout."""
   print(json.dumps(record), flush=True)

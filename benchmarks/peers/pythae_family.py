@@ -125,7 +125,31 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--num_samples", type=int, default=pythae_vae.NUM_SAMPLES)
   parser.add_argument("--train_images", type=int, default=None)
   parser.add_argument("--test_images", type=int, default=None)
+  parser.add_argument("--samples_out", help="write --sample_count images from the model's "
+                      "prior (pythae's sampler for it) as .npy")
+  parser.add_argument("--sample_count", type=int, default=10_000)
   return parser.parse_args()
+
+
+@torch.no_grad()
+def prior_samples(family: str, model, x_train: np.ndarray, count: int, seed: int) -> np.ndarray:
+  """[N, 28, 28, 1] in [0, 1] from pythae's sampler for the family, as ae_jax's `sample`
+  draws: rae from a 10-component Gaussian mixture fitted to its train codes
+  (GaussianMixtureSampler), vamp from its pseudo-inputs' mixture (VAMPSampler), the others
+  from N(0, I) (NormalSampler)."""
+  from pythae import samplers  # pylint: disable=import-outside-toplevel
+  model.eval()
+  torch.manual_seed(seed)
+  if family == "rae":
+    sampler = samplers.GaussianMixtureSampler(
+        model=model, sampler_config=samplers.GaussianMixtureSamplerConfig(n_components=10))
+    sampler.fit(train_data=torch.from_numpy(np.ascontiguousarray(x_train)))
+  elif family == "vamp":
+    sampler = samplers.VAMPSampler(model=model)
+  else:
+    sampler = samplers.NormalSampler(model=model)
+  out = sampler.sample(num_samples=count, batch_size=1000)
+  return out.numpy().transpose(0, 2, 3, 1)
 
 
 def main() -> None:
@@ -170,6 +194,9 @@ def main() -> None:
       nll = pythae_vae.nll_per_image(trained, test, args.num_samples)
     record.update(common.mean_and_se("nll", nll), num_samples=args.num_samples,
                   nll_seconds=time.perf_counter() - t0)
+  if args.samples_out:
+    common.save_samples(args.samples_out, prior_samples(args.family, trained, x_train,
+                                                        args.sample_count, args.seed))
   record.update(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 process_seconds=common.since_start())
   common.emit(record)
