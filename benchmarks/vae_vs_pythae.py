@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -55,10 +56,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, os.path.dirname(HERE))
 from benchmarks import run as bench_run  # noqa: E402  (peer_record: one peer process)
+import common  # noqa: E402  (peers/common.py, on sys.path through benchmarks/run.py)
 SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_vae.py"}  # --family vae
 FAMILY_SCRIPTS = {"ae_jax": "ae_jax_vae.py", "pythae": "pythae_family.py"}  # with --family F
 FRAMEWORKS = ("ae_jax", "pythae")
-IDX_DIR = "/usr/share/datasets/fashion-mnist"  # as peers/common.py (FASHION_MNIST_IDX wins)
 # --family -> the ae_jax config it trains (the peers' own names: beta_tc is beta_tc_vae.py)
 CONFIGS = {"vae": "configs/vae.py", "iwae": "configs/iwae.py", "vamp": "configs/vamp.py",
            "beta_tc": "configs/beta_tc_vae.py", "wae": "configs/wae.py",
@@ -116,17 +117,24 @@ def samples_path(framework: str, args: argparse.Namespace, seed: int) -> str:
   return os.path.join(args.out, f".{framework}-{family_of(args)}-seed{seed}.samples.npy")
 
 
+@functools.cache
+def _classifier_and_test_features(classifier_dir: str, test_images: int | None, idx_dir: str):
+  """(the classifier's params, its features of the test images both peers score: the IDX
+  file's first `test_images`), once per run of the driver."""
+  from ae_jax.data import idx  # pylint: disable=import-outside-toplevel
+  from ae_jax.evaluation import classifier  # pylint: disable=import-outside-toplevel
+  params, _ = classifier.load(classifier_dir)
+  return params, classifier.features(params, idx.load_images(idx_dir, "test")[:test_images])
+
+
 def fd_of_samples(path: str, classifier_dir: str, test_images: int | None) -> float:
   """The FD (Fashion-MNIST classifier features; ae_jax.evaluation.frechet) of the samples
-  at `path` to the test images both peers score (the IDX file's first `test_images`), with
-  one classifier for both peers."""
+  at `path` to the test images, with one classifier for both peers."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from ae_jax.data import idx  # pylint: disable=import-outside-toplevel
   from ae_jax.evaluation import classifier, frechet  # pylint: disable=import-outside-toplevel
-  params, _ = classifier.load(classifier_dir)
-  test = idx.load_images(os.environ.get("FASHION_MNIST_IDX", IDX_DIR), "test")[:test_images]
-  return frechet.frechet_distance(classifier.features(params, np.load(path)),
-                                  classifier.features(params, test))
+  params, test_features = _classifier_and_test_features(
+      classifier_dir, test_images, os.environ.get("FASHION_MNIST_IDX", common.IDX_DIR))
+  return frechet.frechet_distance(classifier.features(params, np.load(path)), test_features)
 
 
 def run_one(framework: str, args: argparse.Namespace, seed: int, log) -> dict | None:
@@ -316,7 +324,7 @@ def main() -> None:
   parser.add_argument("--classifier", help="a folder of `python -m ae_jax.classifier`: both "
                       "peers write --sample_count prior samples, scored here by their FD "
                       "(a family's; the sample metric of issue #31)")
-  parser.add_argument("--sample_count", type=int, default=10_000)
+  parser.add_argument("--sample_count", type=int, default=common.SAMPLE_COUNT)
   parser.add_argument("--tabulate", nargs="+", metavar="JSONL",
                       help="run nothing: the table of the medians over these runs' records")
   args = parser.parse_args()

@@ -3,8 +3,8 @@
 # family's config trained at its default epochs into $OUT/<name> (reused when already
 # trained; logs with /usr/bin/time -v's peak RSS in $OUT/<name>.log), the Fashion-MNIST
 # classifier, the Fréchet distance in its features for every family with a prior to sample
-# (rae draws from its ex-post mixture, as `sample` does), and one code table over all the runs with raw pixels and
-# PCA at each code size. Run from the repo root:
+# (rae draws from its ex-post mixture, as `sample` does), and one code table over all the
+# runs with raw pixels and PCA at each code size. Run from the repo root:
 #   bash scripts/families_results.sh
 # OUT=DIR (default runs/families); EPOCHS=N shortens every run (a smoke pass);
 # WIDE_EPOCHS=N for conv_wide (default 5 of its config's 30: ~50 min at full length here);
@@ -56,7 +56,7 @@ for name in vae iwae vamp beta_tc_vae wae rae aae; do
   python -m ae_jax.frechet --workdir "$OUT/$name" --classifier "$OUT/classifier" \
     --out "$OUT/$name.fd.json" --overwrite > "$OUT/$name.fd.log" 2>&1 \
     || { echo "frechet $name failed: $OUT/$name.fd.log"; exit 1; }
-  echo "$name: $(tail -n 2 "$OUT/$name.fd.log" | tr '\n' ' ')"
+  echo "$name: $(head -n 2 "$OUT/$name.fd.log" | tr '\n' ' ')"  # the two distances
 done
 /usr/bin/time -v python -m ae_jax.code_table "${runs[@]}" > "$OUT/code_table.md.tmp" \
   2> "$OUT/code_table.log" && mv "$OUT/code_table.md.tmp" "$OUT/code_table.md" \

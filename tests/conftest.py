@@ -290,8 +290,8 @@ def pytest_collection_modifyitems(config, items):  # pylint: disable=unused-argu
 
 
 def pytest_runtest_logreport(report):
-  _SECONDS[_file_of(report.nodeid)] = _SECONDS.get(_file_of(report.nodeid), 0.0) + \
-      report.duration
+  name = _file_of(report.nodeid)
+  _SECONDS[name] = _SECONDS.get(name, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session):

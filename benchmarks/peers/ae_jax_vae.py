@@ -65,6 +65,7 @@ def parse_args() -> argparse.Namespace:
                       help="only the first N test images (smoke runs)")
   parser.add_argument("--samples_out", help="write --sample_count images decoded from the "
                       "run's prior (what `python -m ae_jax.sample` draws) as .npy")
+  # common.SAMPLE_COUNT: the arguments are parsed before common (the process clock) is imported
   parser.add_argument("--sample_count", type=int, default=10_000)
   return parser.parse_args()
 

@@ -127,7 +127,7 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--test_images", type=int, default=None)
   parser.add_argument("--samples_out", help="write --sample_count images from the model's "
                       "prior (pythae's sampler for it) as .npy")
-  parser.add_argument("--sample_count", type=int, default=10_000)
+  parser.add_argument("--sample_count", type=int, default=common.SAMPLE_COUNT)
   return parser.parse_args()
 
 
