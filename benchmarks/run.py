@@ -49,12 +49,19 @@ FRAMEWORKS = {
     # keeps busy, its default 2 threads wait on each other (the deep step here: 4 ms with
     # 1 thread, 280 ms with 2, 2026-12-02), so this row shows it at its best there.
     "torch-1thread": ("torch_ae.py", {"OMP_NUM_THREADS": "1"}),
+    # Not in the default set: Keras/TF with the denoising noise added to the train split once
+    # before fit, as the lecture's code does (the keras-tensorflow row draws it per step in
+    # the model, as ae_jax does): the denoising models only.
+    "keras-tensorflow-noise-once": ("keras_ae.py", {"KERAS_BACKEND": "tensorflow"}),
 }
+FRAMEWORK_ARGS = {"keras-tensorflow-noise-once": ["--noise", "once"]}
 DEFAULT_FRAMEWORKS = ("ae_jax", "keras-tensorflow", "keras-jax", "torch")
 # A model a framework's script above does not train: its own script, or no peer at all
 # (the table says so instead of "failed").
 MODEL_SCRIPTS = {"vqvae": {"torch": "torch_vqvae.py", "torch-1thread": "torch_vqvae.py"}}
-NO_PEER = {"vqvae": ("keras-tensorflow", "keras-jax")}
+NO_PEER = {"vqvae": ("keras-tensorflow", "keras-jax", "keras-tensorflow-noise-once"),
+           **{m: ("keras-tensorflow-noise-once",) for m in common.MODELS
+              if m not in common.NOISY and m != "vqvae"}}
 NUMERIC = ("train_seconds", "seconds_per_epoch", "first_epoch_seconds", "total_train_seconds",
            "setup_seconds", "first_step_seconds", "compile_seconds", "process_seconds",
            "peak_rss_mb",
@@ -93,7 +100,7 @@ def run_one(framework: str, model: str, seed: int, args: argparse.Namespace,
   script, env = FRAMEWORKS[framework]
   script = MODEL_SCRIPTS.get(model, {}).get(framework, script)
   cmd = [sys.executable, os.path.join(PEERS, script), "--model", model,
-         "--epochs", str(args.epochs), "--seed", str(seed)]
+         "--epochs", str(args.epochs), "--seed", str(seed), *FRAMEWORK_ARGS.get(framework, [])]
   if args.steps_per_epoch:
     cmd += ["--steps_per_epoch", str(args.steps_per_epoch)]
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}

@@ -56,6 +56,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
+def run_compress(argv, own_process: bool = True):
+  """`python -m ae_jax.compress ARGV` as a subprocess.CompletedProcess: in a process of its
+  own, or (own_process False) through the same entry point, `compress_cli.main`, in this
+  one, which spares the imports."""
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  argv = [str(a) for a in argv]
+  if own_process:
+    return subprocess.run([sys.executable, "-m", "ae_jax.compress", *argv], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  from ae_jax.compression import compress_cli  # pylint: disable=import-outside-toplevel
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      rc = compress_cli.main(argv)
+    except SystemExit as e:  # argparse's way out
+      rc = e.code
+  return subprocess.CompletedProcess(argv, rc, out.getvalue(), err.getvalue())
+
+
 def write_idx(path: str, array: np.ndarray) -> None:
   """Writes a uint8 array as a gzipped IDX file (the MNIST format)."""
   header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + b"".join(

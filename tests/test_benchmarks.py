@@ -85,17 +85,21 @@ def test_run_py_trains_ae_jax_and_tabulates_it_with_the_matmul_peak(tiny_data, t
   assert "--frameworks ae_jax --models dense" in table  # the command that made it
 
 
-# The peers' frameworks (the bench extra), by run.py's framework name. keras-jax runs the
-# same peers/keras_ae.py as keras-tensorflow, with KERAS_BACKEND=jax: not run twice here.
-PEER_NEEDS = {"keras-tensorflow": ("keras", "tensorflow"), "torch": ("torch",)}
+# The peers' frameworks (the bench extra), by run.py's framework name, and the model each
+# trains here. keras-jax and keras-tensorflow run the same peers/keras_ae.py (KERAS_BACKEND
+# alone differs) as the noise-once row does with --noise once: the denoising model through
+# that row covers the Keras script's models, its noise option and run.py's extra flags.
+PEER_NEEDS = {"keras-tensorflow-noise-once": (("keras", "tensorflow"), "denoise", 4_385),
+              "torch": (("torch",), "dense", 101_200)}
 
 
 @pytest.mark.parametrize("framework", sorted(PEER_NEEDS))
-def test_each_peer_trains_the_dense_model_as_run_py_starts_it(framework, tiny_data, tmp_path,
-                                                              monkeypatch):
+def test_each_peer_trains_its_model_as_run_py_starts_it(framework, tiny_data, tmp_path,
+                                                        monkeypatch):
   """peers/keras_ae.py and peers/torch_ae.py through run.run_one, on the tiny dataset's IDX
   files: the record run.py tabulates, of the same model as ae_jax's."""
-  missing = [m for m in PEER_NEEDS[framework] if importlib.util.find_spec(m) is None]
+  needs, model, num_params = PEER_NEEDS[framework]
+  missing = [m for m in needs if importlib.util.find_spec(m) is None]
   if missing:
     pytest.skip(f"{framework} needs {', '.join(missing)} (pip install -e '.[bench]')")
   for key, value in _bench_env(tiny_data).items():
@@ -103,11 +107,18 @@ def test_each_peer_trains_the_dense_model_as_run_py_starts_it(framework, tiny_da
   args = argparse.Namespace(epochs=2, steps_per_epoch=2, cold=False, timeout=600,
                             ae_jax_cache_dir=str(tmp_path / "cache"))
   with open(tmp_path / "peers.log", "w") as log:
-    record = run.run_one(framework, "dense", 0, args, log)
+    record = run.run_one(framework, model, 0, args, log)
   assert record is not None, (tmp_path / "peers.log").read_text()[-3000:]
   assert (record["framework"], record["model"], record["epochs"], record["steps_per_epoch"],
-          record["num_params"]) == (framework, "dense", 2, 2, 101_200)
+          record["num_params"]) == (framework, model, 2, 2, num_params)
   assert 0 < record["final_val_loss"] < 1 and record["peak_rss_mb"] > 0
+
+
+def test_the_noise_once_row_is_the_denoising_models_only():
+  assert all("keras-tensorflow-noise-once" in run.NO_PEER[m]
+             for m in run.MODELS if m not in ("denoise", "conv_wide"))
+  assert not any("keras-tensorflow-noise-once" in run.NO_PEER.get(m, ())
+                 for m in ("denoise", "conv_wide"))
 
 
 def _torch_vqvae_peer():

@@ -23,7 +23,7 @@ from ae_jax.compression import codes as codes_file
 from ae_jax.core.errors import UserError
 from ae_jax.models import entropy, registry
 from ae_jax.training import checkpoint, objectives
-from conftest import REPO
+from conftest import REPO, run_compress
 
 RECORD = {"encoder": {"name": "hyperprior",
                       "analysis": {"name": "gdn", "features": 8, "latent_channels": 12,
@@ -281,8 +281,8 @@ def test_decode_is_bit_exact_in_another_process_after_the_run_is_copied(hyper_ru
     Image.fromarray(im[..., 0]).save(folder / f"im{i:02d}.png")
   copy = str(tmp_path / "copied_run")
   shutil.copytree(hyper_run, copy)
-  run = lambda *a: subprocess.run([sys.executable, "-m", "ae_jax.compress", *a], cwd=REPO,
-                                  capture_output=True, text=True, timeout=300)
+  # Encoded and decoded here, decoded again from the copy in a process of its own.
+  run = lambda *a: run_compress(a, own_process=a[2] == copy)
   enc = run("encode", "--workdir", hyper_run, "--images", str(folder),
             "--out", str(tmp_path / "x.aec"))
   assert enc.returncode == 0 and "as entropy" in enc.stdout, enc.stderr

@@ -16,6 +16,7 @@ out, which the commands then report in one line (`errors.out_of_memory`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import flax.linen as nn
@@ -76,7 +77,17 @@ def _largest_array(jaxpr) -> tuple[int, tuple[int, ...]]:
 
 
 def footprint(model: nn.Module, image_shape, batch: int) -> Footprint:
-  """The `Footprint` of `model` on `batch` images of `image_shape`, traced from shapes."""
+  """The `Footprint` of `model` on `batch` images of `image_shape`, traced from shapes
+  (once per equal model, shape and batch in a process: a resumed run, a sweep)."""
+  key = (model, tuple(image_shape), int(batch))
+  try:
+    return _footprint(*key)
+  except TypeError:  # an unhashable field in a user's module
+    return _footprint.__wrapped__(*key)
+
+
+@functools.lru_cache(maxsize=32)
+def _footprint(model: nn.Module, image_shape: tuple, batch: int) -> Footprint:
   rngs = {"params": jax.random.key(0), "sample": jax.random.key(1)}
   x = jax.ShapeDtypeStruct((batch, *image_shape), jnp.float32)
   one = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)

@@ -44,11 +44,16 @@ def create_train_state(model: models.Autoencoder, config: ml_collections.ConfigD
   and XLA folds the model's forward pass at compile time (the conv model: ~6 s here).
   """
   rng = jax.random.key(config.seed) if rng is None else rng
+  return _train_state(model, _optimizer_key(config), image_shape, rng)
+
+
+def _train_state(model: models.Autoencoder, optimizer_key: tuple, image_shape, rng: jax.Array
+                 ) -> TrainState:
   # A model that samples draws from 'sample' at init too; `rng` alone is the 'params' key.
   rngs = {"params": rng, "sample": jax.random.fold_in(rng, objectives.SAMPLE_STREAM)}
   params = model.init(rngs, jnp.zeros((1, *image_shape)))["params"]
   groups = models.autoencoder.param_groups(model)
-  tx = _transformation(*_optimizer_key(config), groups)
+  tx = _transformation(*optimizer_key, groups)
   return TrainState.create(apply_fn=ModelApply(model), params=params, tx=tx, groups=groups)
 
 
@@ -126,9 +131,22 @@ def initial_state(model: models.Autoencoder, config: ml_collections.ConfigDict, 
   6.2 -> ~1 s, benchmarks/init_compile.py, removed, read it at commit 83c9b83; the
   random-number kernels are the cost), the older CPU loop emitters ~0.2 s faster still,
   with bit-identical parameters (tests/test_train.py)."""
-  init = jax.jit(lambda rng: create_train_state(model, config, image_shape, rng),
-                 out_shardings=out_shardings, compiler_options=QUICK_COMPILE)
+  key = (model, _optimizer_key(config), tuple(image_shape), out_shardings)
+  try:
+    init = _jitted_init(*key)
+  except TypeError:  # an unhashable field in a user's module: traced for this run alone
+    init = _jitted_init.__wrapped__(*key)
   return init(jax.random.key(config.seed))
+
+
+# One jitted init per (model, optimizer, shape, sharding), as the steps: a second equal run
+# in the process (a stopped run resumed, a sweep, the tests) does not trace it again.
+@functools.lru_cache(maxsize=32)
+def _jitted_init(model: models.Autoencoder, optimizer_key: tuple, image_shape: tuple,
+                 out_shardings):
+  def init(rng):
+    return _train_state(model, optimizer_key, image_shape, rng)
+  return jax.jit(init, out_shardings=out_shardings, compiler_options=QUICK_COMPILE)
 
 
 def train_step(state: TrainState, noisy: jax.Array, clean: jax.Array, loss_kind: str,

@@ -88,8 +88,14 @@ def noisy_copy(images: np.ndarray, seed: int = 0) -> np.ndarray:
   return np.clip(images + noise, 0.0, 1.0)
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str, noise_option: bool = False) -> argparse.Namespace:
+  """The peers' flags; `noise_option`: also --noise (the Keras peer's, for NOISY models)."""
   parser = argparse.ArgumentParser(description=description)
+  if noise_option:
+    parser.add_argument("--noise", choices=("per_step", "once"), default="per_step",
+                        help="the denoising models' training noise: drawn in the model for "
+                        "every batch (per_step), or added to the train split once before "
+                        "fit, as the lecture's code does (once)")
   parser.add_argument("--model", choices=MODELS, required=True)
   parser.add_argument("--epochs", type=int, default=10)
   parser.add_argument("--steps_per_epoch", type=int, default=None,

@@ -3,6 +3,12 @@ trained with model.fit (the peer baseline).
 
   KERAS_BACKEND=tensorflow python benchmarks/peers/keras_ae.py --model conv --epochs 1
   KERAS_BACKEND=jax        python benchmarks/peers/keras_ae.py --model dense --epochs 10
+  KERAS_BACKEND=tensorflow python benchmarks/peers/keras_ae.py --model denoise --noise once
+
+The denoising models (denoise, conv_wide) draw their training noise in the model, fresh for
+every batch (`AddNoise`, as ae_jax does); `--noise once` adds it to the train split once
+before fit instead, as the lecture's code does (`x_train_noisy = ...`, then
+`fit(x_train_noisy, x_train)`): no noise work in the step, the same noise every epoch.
 
 Adam 1e-3, binary cross-entropy on sigmoid outputs, the model's batch size (128; deep and
 sparse 256, common.BATCH_SIZES), validation on the test split. Prints one JSON line (see
@@ -93,13 +99,14 @@ def sparse_autoencoder() -> keras.Model:
   return keras.Model(x, layers.Dense(784, activation="sigmoid")(code), name="sparse_ae")
 
 
-def conv_wide_autoencoder(seed: int = 0) -> keras.Model:
+def conv_wide_autoencoder(seed: int = 0, noise: bool = True) -> keras.Model:
   """configs/conv_wide.py (ae_jax/models/convnet.py): noise, 3 stride-2 'same' convs
   16-32-64 + relu, a linear conv to 8 channels (code 4x4x8); 3 stages of 2x nearest
   upsampling + conv 64-32-16 + relu, each cropped to the encoder's size at that depth
   (8 -> 7, 14, 28), then a conv to 1 channel, sigmoid; 55,817 params."""
   x = inputs = keras.Input((28, 28, 1))
-  x = AddNoise(common.NOISE_LOC, common.NOISE_SCALE, seed)(x)
+  if noise:
+    x = AddNoise(common.NOISE_LOC, common.NOISE_SCALE, seed)(x)
   sizes = [28]
   for f in (16, 32, 64):
     x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu")(x)
@@ -114,13 +121,15 @@ def conv_wide_autoencoder(seed: int = 0) -> keras.Model:
                      name="conv_wide_ae")
 
 
-def build(model: str, seed: int) -> keras.Model:
+def build(model: str, seed: int, noise_in_model: bool = True) -> keras.Model:
+  """`model`'s Keras network; a NOISY model draws its training noise in it unless
+  `noise_in_model` is False (the noise is then in its training inputs: --noise once)."""
   if model == "dense":
     return dense_autoencoder()
   if model in ("conv", "denoise"):
-    return conv_autoencoder(noise=model == "denoise", seed=seed)
+    return conv_autoencoder(noise=model == "denoise" and noise_in_model, seed=seed)
   return {"deep": deep_autoencoder, "sparse": sparse_autoencoder,
-          "conv_wide": lambda: conv_wide_autoencoder(seed)}[model]()
+          "conv_wide": lambda: conv_wide_autoencoder(seed, noise_in_model)}[model]()
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -146,21 +155,24 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def main() -> None:
-  args = common.parse_args(__doc__.splitlines()[0])
+  args = common.parse_args(__doc__.splitlines()[0], noise_option=True)
   keras.utils.set_random_seed(args.seed)
   data = common.load_fashion_mnist()
   batch = common.batch_size(args.model)
   steps = common.steps_per_epoch(len(data["x_train"]), args.steps_per_epoch, batch)
   x_train = data["x_train"][:steps * batch]  # whole batches only, as ae_jax
   x_test = data["x_test"]
-  model = build(args.model, args.seed)
+  once = args.noise == "once" and args.model in common.NOISY
+  model = build(args.model, args.seed, noise_in_model=not once)
   if len(model.inputs[0].shape) == 2:  # the dense models
     x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
+  # --noise once: the lecture's noisy copy of the train split, drawn before fit (not timed)
+  x_input = common.noisy_copy(x_train, args.seed + 1) if once else x_train
   x_val = common.noisy_copy(x_test, args.seed) if args.model in common.NOISY else x_test
   model.compile(optimizer=keras.optimizers.Adam(common.LEARNING_RATE),
                 loss="binary_crossentropy")
   timer = EpochTimer()
-  history = model.fit(x_train, x_train, batch_size=batch, epochs=args.epochs,
+  history = model.fit(x_input, x_train, batch_size=batch, epochs=args.epochs,
                       shuffle=True, validation_data=(x_val, x_test),
                       validation_batch_size=common.EVAL_BATCH_SIZE, callbacks=[timer],
                       verbose=0)
@@ -171,7 +183,8 @@ def main() -> None:
     val_loss = float(ops.mean(keras.losses.binary_crossentropy(x_test, restored)))
   num_params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
   common.emit(common.result(
-      framework=f"keras-{keras.backend.backend()}", model=args.model,
+      framework=f"keras-{keras.backend.backend()}" + ("-noise-once" if once else ""),
+      model=args.model,
       epoch_seconds=timer.seconds, final_val_loss=val_loss, final_val_objective=objective,
       num_params=num_params, steps=steps, setup_seconds=timer.setup_seconds))
 
