@@ -26,5 +26,7 @@ def get_config(lmbda: str = "0.025"):
       "name": "factorized",
       "analysis": {"name": "gdn", "features": 64, "latent_channels": 96, "levels": 3},
       "filters": (3, 3, 3), "init_scale": 10.0})
-  config.loss_weights.rate = codec.rate_weight(codec.parse_lambda(lmbda, "codec_conv"))
+  lam = codec.parse_lambda(lmbda, "codec_conv")
+  config.loss_weights.rate = codec.rate_weight(lam)
+  codec.compressai_optimizer(config, lam)
   return config

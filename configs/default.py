@@ -53,6 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Clip each gradient to this global norm before Adam (optax.clip_by_global_norm; torch's
   # clip_grad_norm_, CompressAI's example trainer's 1.0). None = no clipping.
   config.grad_clip_norm = config_dict.placeholder(float)
+  # Adam's epsilon, added to the root of its second moment: it matters where gradients are
+  # tiny, as for a loss divided by a large constant (the codecs' loss is CompressAI's over
+  # lambda 255^2: configs/hyperprior.py scales both this and the clip by that factor).
+  config.adam_eps = 1e-8
   config.num_epochs = 10
   config.batch_size = 128
   config.eval_batch_size = 1000

@@ -38,7 +38,9 @@ def get_config(lmbda: str = "0.025"):
       "filters": (3, 3, 3), "init_scale": 10.0})  # z's density (tfc's defaults)
   config.decoder = ml_collections.ConfigDict({"name": "gdn", "features": 64, "levels": 3})
   config.loss = "mse"
-  config.loss_weights.rate = codec.rate_weight(codec.parse_lambda(lmbda, "hyperprior"))
+  lam = codec.parse_lambda(lmbda, "hyperprior")
+  config.loss_weights.rate = codec.rate_weight(lam)
+  codec.compressai_optimizer(config, lam)  # Adam's epsilon and the clip on this loss's scale
   config.num_epochs = 8
   config.batch_size = 128
   return config

@@ -24,8 +24,9 @@ def get_config(lmbda: str = "0.0067"):
   config.crop_size = CROP
   config.encoder.analysis.levels = 4
   config.decoder.levels = 4
-  config.loss_weights.rate = codec.rate_weight(codec.parse_lambda(lmbda, "hyperprior_photo"),
-                                               CROP * CROP)
+  lam = codec.parse_lambda(lmbda, "hyperprior_photo")
+  config.loss_weights.rate = codec.rate_weight(lam, CROP * CROP)
+  codec.compressai_optimizer(config, lam)
   config.batch_size = 8
   config.num_epochs = 40  # of 43 steps (350 tiles / 8)
   config.eval_examples = 2  # astronaut, chelsea each epoch; the curve: rate_distortion --whole

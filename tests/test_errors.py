@@ -154,6 +154,8 @@ CASES = [
     ("negative gradient clip", ["--config", "configs/dense.py",
                                 "--config.grad_clip_norm=-1.0"], None,
      "grad_clip_norm=-1.0: it must be a number > 0, or None (no clipping)"),
+    ("Adam's epsilon 0", ["--config", "configs/dense.py", "--config.adam_eps=0.0"], None,
+     "adam_eps=0.0: it must be a number > 0 (Adam's epsilon; 1e-8 is optax's default)"),
     ("adversarial autoencoder: unknown net", ["--config", "configs/aae.py",
                                               "--config.encoder.net.name=nope"], None,
      "unknown encoder 'nope' (config field encoder.net.name)"),

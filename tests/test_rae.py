@@ -120,3 +120,24 @@ def test_configs_rae():
   config_lib.validate(config)
   assert config.loss == "sse" and config.loss_weights.code_l2 == 1e-4
   assert dict(config.weight_decay) == {"decoder": 1e-7}
+
+
+def test_adam_eps_is_the_configs_and_the_codecs_put_compressais_on_their_loss_scale():
+  """config.adam_eps reaches Adam (its first step is g / (|g| + eps) times the learning
+  rate), and the codecs' configs set it and the clip to CompressAI's 1e-8 and 1.0 over
+  lambda 255^2, the factor their loss is CompressAI's over (each at its own lambda)."""
+  from configs import codec_conv, hyperprior, hyperprior_photo  # pylint: disable=import-outside-toplevel
+  config, model = _model()
+  config.weight_decay = {}
+  params = model.init(models.shape_rngs(), np.zeros((1, 28, 28, 1), np.float32))["params"]
+  tiny = jax.tree.map(lambda p: np.full_like(p, 1e-9), params)
+  for eps in (1e-8, 1e-12):
+    config.adam_eps = eps
+    tx = steps.optimizer(config)
+    first = jax.tree.leaves(tx.update(tiny, tx.init(params), params)[0])[0].ravel()[0]
+    assert first == pytest.approx(-config.learning_rate * 1e-9 / (1e-9 + eps), rel=1e-3)
+  for module, lmbda in ((hyperprior, "0.4"), (codec_conv, "0.025"), (hyperprior_photo, "0.1")):
+    c = module.get_config(lmbda)
+    scale = float(lmbda) * 255.0**2
+    assert c.adam_eps == pytest.approx(1e-8 / scale) and c.grad_clip_norm == pytest.approx(
+        1.0 / scale)

@@ -117,6 +117,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   need(clip is None or (isinstance(clip, (int, float)) and not isinstance(clip, bool)
                         and math.isfinite(clip) and clip > 0), "grad_clip_norm",
        "a number > 0, or None (no clipping)")
+  eps = config.get("adam_eps", 1e-8)
+  need(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps)
+       and eps > 0, "adam_eps", "a number > 0 (Adam's epsilon; 1e-8 is optax's default)")
   need(config.input_pipeline in PIPELINES, "input_pipeline", f"one of {PIPELINES}")
   need(isinstance(config.dataset, str) and bool(config.dataset.strip()), "dataset",
        "a tfds dataset name, or folder:DIR for a folder of images")
@@ -306,7 +309,8 @@ def differences(old: dict, new: dict, prefix: str = "", resumable: bool = False)
 # an older config.json reads as if it held them (`upgrade_record`), and the hash of a run's
 # config leaves them out at that value (runs.config_hash), so its codes files still decode.
 LATER_FIELDS = {"loss_warmup_steps": 0, "importance_samples": 1, "weight_decay": {},
-                "crop_size": None, "test_fraction": 0.1, "grad_clip_norm": None}
+                "crop_size": None, "test_fraction": 0.1, "grad_clip_norm": None,
+                "adam_eps": 1e-8}
 
 
 def upgrade_record(record: dict) -> dict:

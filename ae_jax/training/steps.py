@@ -84,7 +84,8 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
   """Adam at config.learning_rate, after the weight decay of config.weight_decay (by half of
   the model: wd * params added to the gradient, as torch's Adam(weight_decay=wd)), the
   gradient first clipped to a global norm of config.grad_clip_norm where one is set
-  (torch's clip_grad_norm_, as CompressAI's example trainer)."""
+  (torch's clip_grad_norm_, as CompressAI's example trainer), with Adam's ε
+  config.adam_eps (optax's and torch's 1e-8 by default)."""
   return _optimizer(*_optimizer_key(config))
 
 
@@ -92,29 +93,32 @@ def _optimizer_key(config: ml_collections.ConfigDict) -> tuple:
   clip = config.get("grad_clip_norm")
   return float(config.learning_rate), tuple(sorted(
       (half, float(wd)) for half, wd in config.get("weight_decay", {}).items() if wd)), (
-          None if clip is None else float(clip))
+          None if clip is None else float(clip)), float(config.get("adam_eps", ADAM_EPS))
+
+
+ADAM_EPS = 1e-8  # optax.adam's and torch.optim.Adam's default
 
 
 # One transformation object per setting: the state's `tx` is static, so a second run in
 # the same process (a notebook, a sweep, a stopped run resumed, the tests) finds its train
 # and eval steps already traced instead of tracing them again for a new, equal optimizer.
 @functools.lru_cache(maxsize=None)
-def _transformation(learning_rate: float, decays: tuple, clip: float | None, groups: tuple
-                    ) -> optax.GradientTransformation:
+def _transformation(learning_rate: float, decays: tuple, clip: float | None, eps: float,
+                    groups: tuple) -> optax.GradientTransformation:
   """The optimizer of `create_train_state`: `_optimizer`'s, and with parameter groups one
   Adam per group beside it (optax.multi_transform)."""
   if not groups:
-    return _optimizer(learning_rate, decays, clip)
+    return _optimizer(learning_rate, decays, clip, eps)
   return optax.multi_transform(
-      {"model": _optimizer(learning_rate, decays, clip),
-       **{g.name: optax.adam(g.learning_rate or learning_rate) for g in groups}},
+      {"model": _optimizer(learning_rate, decays, clip, eps),
+       **{g.name: optax.adam(g.learning_rate or learning_rate, eps=eps) for g in groups}},
       functools.partial(group_labels, groups))
 
 
 @functools.lru_cache(maxsize=None)
-def _optimizer(learning_rate: float, decays: tuple, clip: float | None = None
-               ) -> optax.GradientTransformation:
-  adam = optax.adam(learning_rate)
+def _optimizer(learning_rate: float, decays: tuple, clip: float | None = None,
+               eps: float = ADAM_EPS) -> optax.GradientTransformation:
+  adam = optax.adam(learning_rate, eps=eps)
   if decays:
     def only(half):
       return lambda params: {k: jax.tree.map(lambda _: k == half, v) for k, v in params.items()}
