@@ -56,6 +56,28 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
+def config_from_flags(config_file: str, flags) -> "ml_collections.ConfigDict":
+  """The config `python launch.py --config CONFIG_FILE[:arg] FLAGS...` trains (flags
+  --config.a.b=value, a Python literal or else a string), for runs a test trains in its own
+  process: the same run without a process's start and imports."""
+  import ast  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  path, _, arg = config_file.partition(":")
+  module = importlib.import_module(path[:-3].replace("/", "."))
+  config = module.get_config(arg) if arg else module.get_config()
+  for flag in flags:
+    name, value = flag[len("--config."):].split("=", 1)
+    *groups, leaf = name.split(".")
+    node = config
+    for g in groups:
+      node = node[g]
+    try:
+      node[leaf] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      node[leaf] = value  # a path
+  return config
+
+
 def run_compress(argv, own_process: bool = True):
   """`python -m ae_jax.compress ARGV` as a subprocess.CompletedProcess: in a process of its
   own, or (own_process False) through the same entry point, `compress_cli.main`, in this

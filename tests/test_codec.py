@@ -4,22 +4,19 @@ guarantee that a decode gives the encoded symbols exactly or fails loudly.
 
 The family guarantees (resume, devices, restore apart, codes round trip) are in
 tests/test_families.py ('codec'); its bad field values in tests/test_errors.py."""
-import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax.training import checkpoint, objectives
+from ae_jax.training import checkpoint, objectives, train
 from ae_jax.compression import compress, entropy_coding
 from ae_jax.compression import codes as codes_file
 from ae_jax.core.errors import UserError
 from ae_jax.models import codec, entropy, registry
-from conftest import REPO, run_compress
+from conftest import config_from_flags, run_compress
 
 RECORD = {"encoder": {"name": "factorized",
                       "analysis": {"name": "mlp", "hidden": (32,), "latent_dim": 6}},
@@ -166,15 +163,12 @@ def codec_run(tiny_data, tmp_path_factory):
   """A tiny codec trained for a few steps on the real tfds builder's tiny data."""
   workdir = str(tmp_path_factory.mktemp("codec") / "run")
   idx_dir, data_dir = tiny_data
-  cmd = [sys.executable, os.path.join(REPO, "launch.py"), "--config", "configs/codec.py:0.01",
-         "--workdir", workdir, f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
-         "--config.encoder.analysis.hidden=(32,)", "--config.encoder.analysis.latent_dim=12",
-         "--config.decoder.hidden=(32,)", "--config.batch_size=32", "--config.num_epochs=2",
-         "--config.steps_per_epoch=4", "--config.eval_examples=64",
-         "--config.progress_bar=False"]
-  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert done.returncode == 0, done.stderr[-3000:]
+  train.train_and_evaluate(config_from_flags("configs/codec.py:0.01", [
+      f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}",
+      "--config.encoder.analysis.hidden=(32,)", "--config.encoder.analysis.latent_dim=12",
+      "--config.decoder.hidden=(32,)", "--config.batch_size=32", "--config.num_epochs=2",
+      "--config.steps_per_epoch=4", "--config.eval_examples=64",
+      "--config.progress_bar=False"]), workdir)
   return workdir
 
 

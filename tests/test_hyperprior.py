@@ -8,10 +8,7 @@ The family guarantees (resume, devices, restore apart, codes round trip) are in
 tests/test_families.py ('hyperprior', 'codec_conv')."""
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +19,8 @@ from ae_jax.compression import compress, entropy_coding, hyper_codec, latent_cod
 from ae_jax.compression import codes as codes_file
 from ae_jax.core.errors import UserError
 from ae_jax.models import entropy, registry
-from ae_jax.training import checkpoint, objectives
-from conftest import REPO, run_compress
+from ae_jax.training import checkpoint, objectives, train
+from conftest import config_from_flags, run_compress
 
 RECORD = {"encoder": {"name": "hyperprior",
                       "analysis": {"name": "gdn", "features": 8, "latent_channels": 12,
@@ -199,14 +196,10 @@ def hyper_run(tiny_data, tmp_path_factory):
   """A tiny mean-scale hyperprior trained for 48 steps on the tiny dataset."""
   workdir = str(tmp_path_factory.mktemp("hyperprior") / "run")
   idx_dir, data_dir = tiny_data
-  cmd = [sys.executable, os.path.join(REPO, "launch.py"), "--config",
-         "configs/hyperprior.py:0.01", "--workdir", workdir, f"--config.data_dir={data_dir}",
-         f"--config.idx_dir={idx_dir}", *TINY_MODEL, "--config.batch_size=32",
-         "--config.num_epochs=3", "--config.steps_per_epoch=16", "--config.eval_examples=64",
-         "--config.progress_bar=False"]
-  done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert done.returncode == 0, done.stderr[-3000:]
+  train.train_and_evaluate(config_from_flags("configs/hyperprior.py:0.01", [
+      f"--config.data_dir={data_dir}", f"--config.idx_dir={idx_dir}", *TINY_MODEL,
+      "--config.batch_size=32", "--config.num_epochs=3", "--config.steps_per_epoch=16",
+      "--config.eval_examples=64", "--config.progress_bar=False"]), workdir)
   return workdir
 
 
