@@ -103,7 +103,7 @@ class HyperpriorEncoder(WrapsEncoder, nn.Module):
   hyper_features: int = 64  # N of h_a and h_s: z's channels
   hyper_levels: int = 2
   mean_scale: bool = True
-  filters: Sequence[int] = (3, 3, 3)  # z's density's CDF network (tfc's and CompressAI's)
+  filters: Sequence[int] = (3, 3, 3)  # z's density's CDF net (tfc's; CompressAI's 3,3,3,3)
   init_scale: float = 10.0
   # h_a's and h_s's: Flax's, or 'torch' (PyTorch's conv default, CompressAI's layers); the
   # analysis transform has its own field (analysis.kernel_init)
