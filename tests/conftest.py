@@ -57,15 +57,21 @@ FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def config_from_flags(config_file: str, flags) -> "ml_collections.ConfigDict":
-  """The config `python launch.py --config CONFIG_FILE[:arg] FLAGS...` trains (flags
-  --config.a.b=value, a Python literal or else a string), for runs a test trains in its own
-  process: the same run without a process's start and imports."""
-  import ast  # pylint: disable=import-outside-toplevel
+  """The config `python launch.py --config CONFIG_FILE[:arg] FLAGS...` trains, for runs a
+  test trains in its own process: the same run without a process's start and imports."""
   import importlib  # pylint: disable=import-outside-toplevel
   path, _, arg = config_file.partition(":")
   module = importlib.import_module(path[:-3].replace("/", "."))
-  config = module.get_config(arg) if arg else module.get_config()
+  return apply_flags(module.get_config(arg) if arg else module.get_config(), flags)
+
+
+def apply_flags(config, flags):
+  """`config` with each flag --config.a.b=value set (a Python literal, or else a string);
+  other flags (--config FILE, --workdir DIR) are skipped."""
+  import ast  # pylint: disable=import-outside-toplevel
   for flag in flags:
+    if not flag.startswith("--config."):
+      continue
     name, value = flag[len("--config."):].split("=", 1)
     *groups, leaf = name.split(".")
     node = config
@@ -74,7 +80,7 @@ def config_from_flags(config_file: str, flags) -> "ml_collections.ConfigDict":
     try:
       node[leaf] = ast.literal_eval(value)
     except (ValueError, SyntaxError):
-      node[leaf] = value  # a path
+      node[leaf] = value  # a path, a name
   return config
 
 

@@ -28,7 +28,7 @@ import pytest
 from ae_jax.training import checkpoint, train, workdir as workdir_lib
 from ae_jax.compression import compress
 from ae_jax import models
-from conftest import REPO, scripted_stop
+from conftest import REPO, apply_flags, config_from_flags, scripted_stop
 
 # family -> (config file, overrides that shrink it)
 FAMILIES = {
@@ -172,22 +172,7 @@ def _rows(workdir):
 
 def _config(family, tiny_data, workdir):
   """The family's config with the same overrides as its command line."""
-  import ast  # pylint: disable=import-outside-toplevel
-  import importlib  # pylint: disable=import-outside-toplevel
-  path = FAMILIES[family][0]
-  config = importlib.import_module(path[:-3].replace("/", ".")).get_config()
-  for arg in _args(family, tiny_data, workdir):
-    if arg.startswith("--config."):
-      name, value = arg[len("--config."):].split("=", 1)
-      *groups, leaf = name.split(".")
-      node = config
-      for g in groups:
-        node = node[g]
-      try:
-        node[leaf] = ast.literal_eval(value)
-      except (ValueError, SyntaxError):
-        node[leaf] = value  # a path
-  return config
+  return config_from_flags(FAMILIES[family][0], _args(family, tiny_data, workdir))
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -341,18 +326,9 @@ def test_every_family_resumes_shards_restores_apart_and_compresses(family, tiny_
                          [(f, o, m) for f, rows in BAD_INPUTS.items() for o, m in rows])
 def test_every_familys_bad_values_are_one_line(family, overrides, message, tiny_data,
                                                tmp_path):
-  import ast  # pylint: disable=import-outside-toplevel
   from ae_jax.core.errors import UserError  # pylint: disable=import-outside-toplevel
   workdir = str(tmp_path / "run")
-  config = _config(family, tiny_data, workdir)
-  for arg in overrides:
-    name, value = arg[len("--config."):].split("=", 1)
-    *groups, leaf = name.split(".")
-    node = config
-    for g in groups:
-      node = node[g]
-    node[leaf] = ast.literal_eval(value) if value[:1] not in "abcdefghijklmnopqrstuvwxyz" \
-        else value
+  config = apply_flags(_config(family, tiny_data, workdir), overrides)
   with pytest.raises(UserError) as caught:
     train.train_and_evaluate(config, workdir)
   assert message in str(caught.value) and "\n" not in str(caught.value)

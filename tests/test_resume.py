@@ -15,7 +15,7 @@ import pytest
 
 from ae_jax.training import checkpoint, signals, train
 from ae_jax.core.errors import UserError
-from conftest import REPO, read_tensorboard, scripted_stop
+from conftest import REPO, config_from_flags, read_tensorboard, scripted_stop
 
 TIMING = ("seconds", "images_per_sec")
 
@@ -48,14 +48,8 @@ def _launch_args(tiny_data, workdir):
 
 
 def _launch_config(tiny_data):
-  """`_launch_args`' config, built as launch.py builds it from those flags."""
-  from configs import denoise  # pylint: disable=import-outside-toplevel
-  idx_dir, data_dir = tiny_data
-  config = denoise.get_config()
-  config.update({"data_dir": data_dir, "idx_dir": idx_dir, "batch_size": 32,
-                 "steps_per_epoch": 6, "num_epochs": 3, "eval_examples": 64,
-                 "checkpoint_every_steps": 2, "progress_bar": False})
-  return config
+  """`_launch_args`' config, built from those flags as launch.py builds it."""
+  return config_from_flags("configs/denoise.py", _launch_args(tiny_data, "unused"))
 
 
 def _start(args):
